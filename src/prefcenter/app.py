@@ -1,0 +1,104 @@
+"""The app factory: every route, plugin and the lifespan are wired here and only here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Response
+from litestar.config.cors import CORSConfig
+from litestar.di import Provide
+from strawberry.litestar import make_graphql_controller
+
+from prefcenter import db
+from prefcenter.features import load_features
+from prefcenter.graphql.context import Context
+from prefcenter.graphql.schema import build_schema
+from prefcenter.http import graphiql, ratelimit
+from prefcenter.http.health import healthz
+from prefcenter.settings import Settings, get_settings
+
+log = logging.getLogger("prefcenter")
+
+
+def _no_thread_response() -> Response[Any]:
+    from litestar.background_tasks import BackgroundTasks
+
+    return Response({}, background=BackgroundTasks([]))
+
+
+def graphql_controller(settings: Settings) -> type:
+    schema = build_schema(settings)
+
+    async def context_getter() -> Context:
+        return Context(settings=settings)
+
+    base = make_graphql_controller(
+        schema,
+        path="/graphql",
+        context_getter=context_getter,
+        allowed_origins=settings.cors_origins,
+        keep_alive=True,
+        keep_alive_interval=15,
+    )
+
+    class GraphQLController(base):  # type: ignore[misc, valid-type]
+        # The stock dependency builds an empty Response in a worker thread on every request;
+        # building it on the loop is cheaper (STACK-NOTES: ~2x throughput on small queries).
+        dependencies = {
+            **base.dependencies,
+            "response": Provide(_no_thread_response, sync_to_thread=False),
+        }
+
+        async def render_graphql_ide(self, request: Any) -> Response[str]:
+            return graphiql.page_response()  # vendored assets, no CDN
+
+    return GraphQLController
+
+
+def create_app(settings: Settings | None = None, *, generate_schemas: bool = False,
+               init_database: bool = True) -> Litestar:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level)
+
+    @asynccontextmanager
+    async def database(app: Litestar) -> AsyncIterator[None]:
+        if init_database:
+            if generate_schemas:
+                await db.init_db(settings, generate_schemas=True)
+            else:
+                await db.prepare_database(settings)
+        try:
+            yield
+        finally:
+            if init_database:
+                await db.close_db()
+
+    route_handlers: list[Any] = [healthz, graphql_controller(settings), graphiql.assets_router()]
+    limiter = ratelimit.limiter_for(settings)
+    lifespans: list[Any] = [database, ratelimit.lifespan(limiter)]
+    plugins: list[Any] = []
+    state: dict[str, Any] = {}
+    for feature in load_features():
+        route_handlers.extend(feature.routes(settings))
+        plugins.extend(feature.plugins(settings))
+        lifespans.extend(feature.lifespans(settings))
+        state.update(feature.state)
+
+    cors = CORSConfig(allow_origins=list(settings.cors_origins), allow_credentials=False,
+                      allow_headers=["authorization", "content-type"]) \
+        if settings.cors_origins else None
+    app = Litestar(
+        route_handlers=route_handlers,
+        lifespan=lifespans,
+        plugins=plugins,
+        cors_config=cors,
+        middleware=[ratelimit.RateLimitMiddleware(settings, limiter)],
+        debug=False,
+    )
+    app.state.settings = settings
+    for key, value in state.items():
+        setattr(app.state, key, value)
+    return app

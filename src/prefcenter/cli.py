@@ -1,0 +1,303 @@
+"""``prefcenter serve | demo | tenant create | api-key create | export-schema | migrate``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from prefcenter.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("database_url", "host", "port"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    if overrides.get("port") is not None or overrides.get("host") is not None:
+        host = overrides.get("host") or Settings.from_env().host
+        port = overrides.get("port") or Settings.from_env().port
+        env_public = Settings.from_env().public_url
+        if env_public == Settings().public_url:
+            overrides["public_url"] = f"http://{host}:{port}"
+    return Settings.from_env(**overrides)
+
+
+def _fail(message: str) -> int:
+    print(f"prefcenter: {message}", file=sys.stderr)
+    return 2
+
+
+async def _with_db(settings: Settings, fn: Callable[[], Awaitable[Any]]) -> Any:
+    from prefcenter import db
+
+    await db.prepare_database(settings)
+    try:
+        return await fn()
+    finally:
+        await db.close_db()
+
+
+async def _nothing() -> None:
+    return None
+
+
+def cmd_serve(args: argparse.Namespace, *, banner: Callable[[Settings], None] | None = None
+              ) -> int:
+    import uvicorn
+
+    from prefcenter.app import create_app
+
+    settings = _settings(args)
+    # Migrate (or refuse) before uvicorn starts, so a database problem is one line, not a
+    # lifespan traceback; the app's own start-up then finds the schema current.
+    asyncio.run(_with_db(settings, _nothing))
+    app = create_app(settings)
+    if banner is not None:
+        banner(settings)
+    print(f"prefcenter: serving on http://{settings.host}:{settings.port} "
+          f"(GraphiQL at /graphql)", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from prefcenter.services.demo import ensure_demo
+
+    settings = _settings(args)
+
+    async def run() -> Any:
+        return await ensure_demo(timedelta(days=settings.link_ttl_days))
+
+    info = asyncio.run(_with_db(settings, run))
+    base = settings.public_url.rstrip("/")
+    print(f"""
+prefcenter demo tenant: {info.tenant.name} ({'created' if info.created else 'already there'})
+  tenant id:          {info.tenant.id}
+  root scope id:      {info.root.id}
+  owner API key:      {info.owner_key}
+  GraphiQL:           {base}/graphql   (header: {{"Authorization": "Bearer {info.owner_key}"}})
+  preference page for {info.contact.email}:
+                      {base}/p/{info.preference_token}
+""", flush=True)
+    if args.no_serve:
+        return 0
+    return cmd_serve(args)
+
+
+def cmd_tenant_create(args: argparse.Namespace) -> int:
+    from prefcenter.models.enums import Role
+    from prefcenter.services import auth, scopes
+
+    settings = _settings(args)
+
+    async def run() -> Any:
+        tenant, root = await scopes.create_tenant(args.name, root_kind=args.root_kind)
+        issued = await auth.create_api_key(root, Role.OWNER, "owner key (CLI)")
+        return tenant, root, issued
+
+    tenant, root, issued = asyncio.run(_with_db(settings, run))
+    print(f"tenant id:     {tenant.id}\nroot scope id: {root.id}\nowner API key: {issued.secret}")
+    print("(the key is shown once; only its hash is stored)", file=sys.stderr)
+    return 0
+
+
+def cmd_api_key_create(args: argparse.Namespace) -> int:
+    from prefcenter.errors import DomainError
+    from prefcenter.models import Scope
+    from prefcenter.models.enums import Role
+    from prefcenter.services import auth
+    from prefcenter.services.common import parse_uuid
+
+    settings = _settings(args)
+    try:
+        role = Role(args.role.upper())
+    except ValueError:
+        return _fail(f"unknown role {args.role!r}; use one of {', '.join(r.value for r in Role)}")
+
+    async def run() -> Any:
+        scope = await Scope.get_or_none(id=parse_uuid(args.scope, "scope", "scope"))
+        if scope is None:
+            raise DomainError(f"no scope {args.scope}")
+        return await auth.create_api_key(scope, role, args.name or f"{role.value} key (CLI)")
+
+    try:
+        issued = asyncio.run(_with_db(settings, run))
+    except DomainError as exc:
+        return _fail(exc.message)
+    print(issued.secret)
+    return 0
+
+
+def cmd_api_key_list(args: argparse.Namespace) -> int:
+    from prefcenter.models import ApiKey
+
+    settings = _settings(args)
+
+    async def run() -> Any:
+        return await ApiKey.all().order_by("created_at")
+
+    for key in asyncio.run(_with_db(settings, run)):
+        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        print(f"{key.id}  pc_{key.prefix}_…  {key.role.value:8} scope={key.scope_id}  "
+              f"{state}  last used={key.last_used_at or 'never'}  {key.name}")
+    return 0
+
+
+def cmd_api_key_revoke(args: argparse.Namespace) -> int:
+    from prefcenter.models import ApiKey
+    from prefcenter.services.common import parse_uuid, utcnow
+
+    settings = _settings(args)
+
+    async def run() -> int:
+        return await ApiKey.filter(id=parse_uuid(args.key_id, "key", "key"),
+                                   revoked_at=None).update(revoked_at=utcnow())
+
+    try:
+        n = asyncio.run(_with_db(settings, run))
+    except Exception as exc:
+        return _fail(str(exc))
+    if not n:
+        return _fail(f"no active key {args.key_id}")
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def cmd_export_schema(args: argparse.Namespace) -> int:
+    from prefcenter.graphql.schema import export_sdl
+
+    sys.stdout.write(export_sdl())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from prefcenter import db
+
+    settings = _settings(args)
+
+    async def run() -> int:
+        await db.open_database(settings)
+        try:
+            if args.plan:
+                status = await db.migration_status()
+                for name in status.applied:
+                    print(f"  applied   {name}")
+                for name in status.pending:
+                    print(f"  pending   {name}")
+                for name in status.unknown:
+                    print(f"  unknown   {name}  (applied by a newer prefcenter)")
+                return 0
+            done = await db.apply_migrations(fake_initial=args.fake_initial)
+        finally:
+            await db.close_db()
+        for name in done:
+            print(f"applied {name}")
+        print("database schema is up to date" if done else "nothing to migrate: up to date")
+        return 0
+
+    result: int = asyncio.run(run())
+    return result
+
+
+def cmd_makemigrations(args: argparse.Namespace) -> int:
+    from prefcenter import db
+
+    if args.check:
+        changes = asyncio.run(db.model_changes())
+        if not changes:
+            print("models and migrations agree")
+            return 0
+        for line in db.describe_changes(changes):
+            print(f"  {line}")
+        return _fail("the models differ from the migrations; run `prefcenter makemigrations "
+                     "--name WHAT_CHANGED` and commit the new file")
+    paths = asyncio.run(db.make_migrations(args.name))
+    if not paths:
+        print("no changes: the migrations already produce the models")
+    for path in paths:
+        print(f"created {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prefcenter", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def server_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", default=None)
+        p.add_argument("--port", type=int, default=None)
+        p.add_argument("--database-url", default=None,
+                       help="sqlite://FILE (default) or postgres://...; "
+                       "or PREFCENTER_DATABASE_URL")
+
+    p = sub.add_parser("serve", help="run the server")
+    server_args(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="create the demo tenant once, print a key and a link, serve")
+    server_args(p)
+    p.add_argument("--no-serve", action="store_true", help="print and exit")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("tenant", help="tenants")
+    tsub = p.add_subparsers(dest="tenant_command", required=True)
+    tc = tsub.add_parser("create", help="create a tenant and print an owner key once")
+    tc.add_argument("name")
+    tc.add_argument("--root-kind", default="Organisation")
+    tc.add_argument("--database-url", default=None)
+    tc.set_defaults(func=cmd_tenant_create)
+
+    p = sub.add_parser("api-key", help="API keys")
+    ksub = p.add_subparsers(dest="key_command", required=True)
+    kc = ksub.add_parser("create", help="print a new key for a subtree")
+    kc.add_argument("--scope", required=True, help="scope id the key is bound to")
+    kc.add_argument("--role", required=True, help="OWNER, ADMIN, VIEWER or PARTNER")
+    kc.add_argument("--name", default="")
+    kc.add_argument("--database-url", default=None)
+    kc.set_defaults(func=cmd_api_key_create)
+    kl = ksub.add_parser("list", help="list keys (never their secrets)")
+    kl.add_argument("--database-url", default=None)
+    kl.set_defaults(func=cmd_api_key_list)
+    kr = ksub.add_parser("revoke", help="revoke a key by id")
+    kr.add_argument("key_id")
+    kr.add_argument("--database-url", default=None)
+    kr.set_defaults(func=cmd_api_key_revoke)
+
+    p = sub.add_parser("export-schema", help="print the GraphQL SDL (schema.graphql)")
+    p.set_defaults(func=cmd_export_schema)
+
+    p = sub.add_parser("migrate", help="apply pending schema migrations (serve and demo do "
+                       "it too unless PREFCENTER_AUTO_MIGRATE=false)")
+    p.add_argument("--database-url", default=None)
+    p.add_argument("--plan", action="store_true",
+                   help="list applied and pending migrations; change nothing")
+    p.add_argument("--fake-initial", action="store_true",
+                   help="adopt a database created before migrations: record the first "
+                   "migration as applied instead of running it")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("makemigrations", help="developers: write the migration the model "
+                       "changes need into prefcenter/migrations/")
+    p.add_argument("--name", default=None, help="what changed, e.g. add_webhooks")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; fail when the models differ from the migrations")
+    p.set_defaults(func=cmd_makemigrations)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from prefcenter.db import DatabaseError
+
+    try:
+        result: int = args.func(args)
+    except DatabaseError as exc:
+        print(f"prefcenter: {exc}", file=sys.stderr)
+        return 1
+    return result

@@ -1,0 +1,481 @@
+"""Tortoise configuration, start-up, migrations and the one transaction helper.
+
+``transaction()`` opens a database transaction and a unit of work; callbacks registered
+with ``UnitOfWork.after_commit`` run only once the transaction has committed, so an
+event is never published for a change that rolled back.
+
+The schema is versioned with Tortoise's own migrations (``prefcenter/migrations/``):
+``prepare_database`` applies them at start-up (unless ``PREFCENTER_AUTO_MIGRATE=false``)
+and refuses, with a one-line :class:`DatabaseError`, a bad URL, an unreachable database
+or a database migrated by a newer prefcenter. ``generate_schemas`` is for tests only.
+
+``TORTOISE_ORM`` (read from the environment on access) lets Tortoise's own CLI work too:
+``tortoise -c prefcenter.db.TORTOISE_ORM history``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise, connections
+from tortoise.transactions import in_transaction
+
+from prefcenter.models import MODEL_MODULES
+from prefcenter.settings import Settings
+
+
+def normalize_db_url(url: str) -> str:
+    """Accept the common spellings and add the durability options we rely on."""
+    if url.startswith("postgresql://"):
+        url = "postgres://" + url[len("postgresql://") :]
+    # WAL is Tortoise's default; FULL makes an acknowledged commit survive power loss.
+    if url.startswith("sqlite://") and url != "sqlite://:memory:" and "synchronous=" not in url:
+        url += ("&" if "?" in url else "?") + "synchronous=FULL"
+    # An unreachable server should fail start-up in seconds, not asyncpg's default minute.
+    if url.startswith("postgres://") and "timeout=" not in url:
+        url += ("&" if "?" in url else "?") + "timeout=10"
+    return url
+
+
+def tortoise_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "connections": {"default": normalize_db_url(settings.database_url)},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "prefcenter.migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def init_db(settings: Settings, *, generate_schemas: bool = False) -> None:
+    await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
+    if generate_schemas:
+        await Tortoise.generate_schemas(safe=True)
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
+
+
+@dataclass
+class UnitOfWork:
+    """What one transaction did, and what to run once it has committed."""
+
+    callbacks: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    items: dict[str, Any] = field(default_factory=dict)
+
+    def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        self.callbacks.append(callback)
+
+
+_current: contextvars.ContextVar[UnitOfWork | None] = contextvars.ContextVar(
+    "prefcenter_uow", default=None
+)
+
+
+def current_unit_of_work() -> UnitOfWork:
+    uow = _current.get()
+    if uow is None:
+        raise RuntimeError("no transaction is open; wrap the change in db.transaction()")
+    return uow
+
+
+@asynccontextmanager
+async def transaction() -> AsyncIterator[UnitOfWork]:
+    """One transaction; nested calls join the outer one."""
+    outer = _current.get()
+    if outer is not None:
+        yield outer
+        return
+    uow = UnitOfWork()
+    token = _current.set(uow)
+    try:
+        async with in_transaction() as conn:
+            await _take_write_lock(conn)
+            yield uow
+    finally:
+        _current.reset(token)
+    for callback in uow.callbacks:
+        await callback()
+
+
+# --- migrations and start-up ------------------------------------------------------------
+
+#: The Tortoise app every model belongs to, and the package holding its migrations.
+APP_LABEL = "models"
+MIGRATIONS_MODULE = "prefcenter.migrations"
+
+
+class DatabaseError(Exception):
+    """The database cannot be used as configured. ``str(exc)`` is one line for the operator."""
+
+
+def __getattr__(name: str) -> Any:
+    """``TORTOISE_ORM``: the configuration for Tortoise's CLI, read from the environment."""
+    if name == "TORTOISE_ORM":
+        return tortoise_config(Settings.from_env())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text or type(exc).__name__)[:300]
+
+
+def check_db_url(url: str) -> str:
+    """The normalised URL, or a :class:`DatabaseError` saying what is wrong with it."""
+    from tortoise.backends.base.config_generator import expand_db_url
+
+    normalized = normalize_db_url(url.strip())
+    scheme = normalized.partition("://")[0] if "://" in normalized else ""
+    if scheme not in ("sqlite", "postgres"):
+        raise DatabaseError(
+            f"unsupported database URL {redact_url(url)!r}: use sqlite://FILE or "
+            "postgres://USER@HOST:PORT/DATABASE")
+    try:
+        expanded = expand_db_url(normalized)
+    except Exception as exc:
+        raise DatabaseError(f"bad database URL {redact_url(url)!r}: {_one_line(exc)}") from None
+    path = expanded["credentials"].get("file_path")
+    if scheme == "sqlite" and path != ":memory:":
+        # Opened here first: aiosqlite's own failure leaves a worker thread that prints a
+        # traceback at exit instead of our one line.
+        import sqlite3
+
+        try:
+            sqlite3.connect(path).close()
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot open the database file {path!r}: "
+                                f"{_one_line(exc)}") from None
+    return normalized
+
+
+def _apps_config(modules: Sequence[str]) -> dict[str, dict[str, Any]]:
+    return {APP_LABEL: {"models": list(modules), "default_connection": "default",
+                        "migrations": MIGRATIONS_MODULE}}
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    """Where a database stands against the migrations this code ships."""
+
+    applied: tuple[str, ...]
+    pending: tuple[str, ...]
+    #: Recorded in the database but unknown here: a newer prefcenter migrated it.
+    unknown: tuple[str, ...]
+
+
+def _executor(connection: Any) -> Any:
+    return _executor_class()(connection, _apps_config(MODEL_MODULES))
+
+
+async def migration_status() -> MigrationStatus:
+    """Compare the database's migration history with the migrations on disk."""
+    executor = _executor(connections.get("default"))
+    steps = await executor.plan()
+    known = set(executor.loader.graph.nodes)
+    recorded = [k for k in executor.loader.applied_migrations if k.app_label == APP_LABEL]
+    return MigrationStatus(
+        applied=tuple(sorted(k.name for k in recorded if k in known)),
+        pending=tuple(s.migration.name for s in steps if not s.backward),
+        unknown=tuple(sorted(k.name for k in recorded if k not in known)),
+    )
+
+
+def _refuse_newer(status: MigrationStatus) -> None:
+    if status.unknown:
+        raise DatabaseError(
+            "the database was migrated by a newer prefcenter (unknown migrations: "
+            f"{', '.join(status.unknown)}); run that version or a later one")
+
+
+async def _has_unmigrated_tables(status: MigrationStatus) -> bool:
+    """Tables made without migrations (by ``generate_schemas``): no history, yet a tenant table."""
+    if status.applied:
+        return False
+    try:
+        await connections.get("default").execute_query('SELECT 1 FROM "tenant" WHERE 1 = 0')
+    except Exception:
+        return False
+    return True
+
+
+async def apply_migrations(*, fake_initial: bool = False, target: str | None = None
+                           ) -> list[str]:
+    """Apply every pending migration in one transaction; returns the names applied.
+
+    With ``fake_initial``, a database whose tables were created without migrations (by an
+    earlier prefcenter) has its first migration recorded as applied instead of run. With
+    ``target`` (a migration name), stop after that one.
+    """
+    from tortoise.migrations.executor import MigrationTarget
+
+    status = await migration_status()
+    _refuse_newer(status)
+    if not status.pending:
+        return []
+    adopt = await _has_unmigrated_tables(status)
+    if adopt and not fake_initial:
+        raise DatabaseError(
+            "the database has prefcenter tables but no migration history (it was created "
+            "before migrations); run `prefcenter migrate --fake-initial` once to adopt it")
+    done: list[str] = []
+    current = [status.pending[0]]
+
+    def progress(event: str, _app: str, name: str) -> None:
+        if event == "apply_start":
+            current[0] = name
+        elif event == "apply_done":
+            done.append(name)
+
+    try:
+        await _before_migrating(_executor(connections.get("default")))
+        async with in_transaction() as conn:
+            await _lock_for_migrations(conn)
+            executor = _executor(conn)
+            # Before Tortoise reads the history: on PostgreSQL a failed read of a missing
+            # history table would abort the whole migration transaction.
+            await executor.recorder.ensure_schema(executor._schema_editor(atomic=False))
+            if adopt:
+                await executor.migrate([MigrationTarget(APP_LABEL, status.pending[0])],
+                                       fake=True)
+                done.append(f"{status.pending[0]} (recorded, not run)")
+            targets = [MigrationTarget(APP_LABEL, target)] if target else None
+            await executor.migrate(targets, progress=progress, direction="forward")
+    except Exception as exc:
+        raise DatabaseError(f"migration {current[0]} failed and nothing was changed: "
+                            f"{_one_line(exc)}") from exc
+    return done
+
+
+async def _probe(settings: Settings) -> None:
+    try:
+        await connections.get("default").execute_query("SELECT 1")
+    except Exception as exc:
+        raise DatabaseError(f"cannot connect to the database {redact_url(settings.database_url)}: "
+                            f"{_one_line(exc)}") from None
+
+
+async def open_database(settings: Settings) -> None:
+    """Connect and check the database answers, without touching its schema.
+
+    A bad URL or an unreachable database is a :class:`DatabaseError` with a one-line
+    message, and leaves no connection open.
+    """
+    check_db_url(settings.database_url)
+    try:
+        await init_db(settings)
+    except Exception as exc:
+        raise DatabaseError(f"bad database URL {redact_url(settings.database_url)!r}: "
+                            f"{_one_line(exc)}") from None
+    try:
+        await _probe(settings)
+    except BaseException:
+        await close_db()
+        raise
+
+
+async def prepare_database(settings: Settings, *, migrate: bool | None = None) -> None:
+    """Connect, check, and bring the schema up to date.
+
+    Pending migrations are applied when ``migrate`` (default: ``settings.auto_migrate``);
+    otherwise an out-of-date database is refused. Every refusal is a :class:`DatabaseError`
+    with a one-line message, and leaves no connection open.
+    """
+    await open_database(settings)
+    try:
+        status = await migration_status()
+        _refuse_newer(status)
+        if status.pending:
+            if not (settings.auto_migrate if migrate is None else migrate):
+                raise DatabaseError(
+                    f"the database needs {len(status.pending)} migration(s) "
+                    f"({', '.join(status.pending)}) and PREFCENTER_AUTO_MIGRATE is off; "
+                    "run `prefcenter migrate`")
+            await apply_migrations()
+    except BaseException:
+        await close_db()
+        raise
+
+
+async def model_changes(modules: Sequence[str] | None = None) -> list[Any]:
+    """The migrations the models need beyond those on disk (Tortoise ``MigrationWriter``s).
+
+    Nothing is written and no database is touched; an empty list means the migrations
+    produce exactly the models.
+    """
+    from tortoise.context import TortoiseContext
+    from tortoise.migrations.autodetector import MigrationAutodetector
+
+    apps = _apps_config(modules or MODEL_MODULES)
+    config = {"connections": {"default": "sqlite://:memory:"}, "apps": apps,
+              "use_tz": True, "timezone": "UTC"}
+    async with TortoiseContext() as ctx:
+        await ctx.init(config=config, init_connections=False)
+        assert ctx.apps is not None
+        detector = MigrationAutodetector(ctx.apps, apps)
+        writers: list[Any] = await detector.changes()
+    return writers
+
+
+def describe_changes(writers: Sequence[Any]) -> list[str]:
+    """One line per operation a new migration would hold (``AddField Contact email``)."""
+    def text(op: Any) -> str:
+        names = [getattr(op, a, None) for a in ("model_name", "name", "field_name")]
+        return " ".join([type(op).__name__, *(n for n in names if isinstance(n, str))])
+
+    return [f"{writer.name}: {text(op)}" for writer in writers for op in writer.operations]
+
+
+async def make_migrations(name: str | None = None,
+                          modules: Sequence[str] | None = None) -> list[Path]:
+    """Write the migration the models need into ``prefcenter/migrations/``; returns the files."""
+    from tortoise.migrations.writer import format_migration_name
+
+    paths: list[Path] = []
+    for writer in await model_changes(modules):
+        if name:
+            writer.name = format_migration_name(int(writer.name.split("_", 1)[0]), name)
+        paths.append(writer.write())
+    return paths
+
+
+# --- Dialect-specific SQL: the only place prefcenter speaks one database's own SQL -----------
+
+#: Any constant works; it names prefcenter's migration lock among PostgreSQL advisory locks.
+_PG_MIGRATION_LOCK = 0x70636D67  # "pcmg"
+
+
+async def _take_write_lock(conn: Any) -> None:
+    """SQLite: take the write lock first, as ``BEGIN IMMEDIATE`` would.
+
+    Several processes may share one SQLite file. A deferred transaction that reads and
+    then writes fails at once with "database is locked" when another process wrote in
+    between; taking the write lock up front waits (busy timeout) and then reads fresh data.
+    A statement that writes nothing is enough to take it. (PostgreSQL: nothing to do; rows
+    are locked where needed, ``services.contacts.lock_contact``.)
+    """
+    if conn.capabilities.dialect == "sqlite":
+        await conn.execute_query('DELETE FROM "tenant" WHERE 0')
+
+
+async def _before_migrating(executor: Any) -> None:
+    """SQLite: make sure the history table exists, so the migration lock can write to it."""
+    if executor.connection.capabilities.dialect == "sqlite":
+        await executor.recorder.ensure_schema(executor._schema_editor(atomic=False))
+
+
+async def _lock_for_migrations(conn: Any) -> None:
+    """Serialise migrators: several servers may start against one database at once.
+
+    Taken first thing in the migration transaction and held until it ends: a PostgreSQL
+    advisory lock; on SQLite the write lock (see ``_take_write_lock``).
+    """
+    if conn.capabilities.dialect == "postgres":
+        await conn.execute_query(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
+    else:
+        await conn.execute_query('DELETE FROM "tortoise_migrations" WHERE 0')
+
+
+def _split_sqlite_script(script: str) -> list[str]:
+    """Split on the semicolons that end statements, not on those inside comments or strings."""
+    import sqlite3
+
+    statements: list[str] = []
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n\t;"):
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip(" \n\t;"):
+        statements.append(buffer.strip().rstrip(";"))
+    return statements
+
+
+def _index_column(model: Any, name: str) -> str:
+    field = model._meta.fields_map.get(name)
+    return getattr(field, "source_field", None) or name
+
+
+def _executor_class() -> type[Any]:
+    """Tortoise 1.1.9's migration executor, with three of its bugs worked around.
+
+    - ``Meta.indexes`` naming a foreign key (``("tenant", "scope_path")``) become indexes on
+      a column ``tenant`` that does not exist: PostgreSQL refuses the migration and SQLite
+      silently indexes a string constant. ``generate_schemas`` maps the name to its column
+      (``tenant_id``); so do we.
+    - An atomic SQLite migration is run statement by statement, split on every ``;``, so a
+      model or field description (a ``/* comment */`` in SQLite DDL) holding a semicolon
+      breaks it. We split on statement ends only.
+    - On SQLite, creating the history table commits the migration transaction half-way
+      (``executescript``); we run it as plain statements inside the transaction.
+    """
+    from tortoise.migrations.executor import MigrationExecutor
+    from tortoise.migrations.recorder import MigrationRecorder
+    from tortoise.migrations.schema_editor import SqliteSchemaEditor
+
+    editors: dict[type[Any], type[Any]] = {}
+
+    class Recorder(MigrationRecorder):
+        async def ensure_schema(self, schema_editor: Any) -> None:
+            # Tortoise runs this through executescript, which on SQLite first COMMITs the
+            # migration transaction (and so lets a second migrator in half-way).
+            if schema_editor.DIALECT != "sqlite":
+                await super().ensure_schema(schema_editor)
+                return
+            table_sql = schema_editor._get_model_sql_data(self.model).table_sql
+            script = table_sql.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1)
+            for statement in _split_sqlite_script(script):
+                await schema_editor.client.execute_query(statement)
+
+    class Fixes:
+        def _get_index_sql(self, model: Any, field_names: list[str], *args: Any,
+                           **kwargs: Any) -> str:
+            columns = [_index_column(model, name) for name in field_names]
+            sql: str = super()._get_index_sql(  # type: ignore[misc]
+                model, columns, *args, **kwargs)
+            return sql
+
+        async def _run_sql(self, sql: str) -> None:
+            me: Any = self
+            if not isinstance(me, SqliteSchemaEditor) or me.collect_sql \
+                    or not me.atomic_migration:
+                await super()._run_sql(sql)  # type: ignore[misc]
+                return
+            for statement in _split_sqlite_script(sql):
+                await me.client.execute_query(statement)
+
+    class Executor(MigrationExecutor):
+        def __init__(self, connection: Any, apps_config: dict[str, dict[str, Any]]) -> None:
+            super().__init__(connection, apps_config)
+            self.recorder = self.loader.recorder = Recorder(connection)
+
+        def _schema_editor(self, atomic: bool = True, collect_sql: bool = False) -> Any:
+            editor = super()._schema_editor(atomic=atomic, collect_sql=collect_sql)
+            kind = type(editor)
+            if kind not in editors:
+                editors[kind] = type(f"Prefcenter{kind.__name__}", (Fixes, kind), {})
+            return editors[kind](self.connection, atomic=atomic, collect_sql=collect_sql)
+
+    return Executor

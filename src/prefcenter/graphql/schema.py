@@ -1,0 +1,139 @@
+"""The schema: every domain module's Query and Mutation merged, plus the extensions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import strawberry
+from graphql import ExecutionResult, GraphQLError
+from graphql.language import FieldNode
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.tools import merge_types
+
+from prefcenter.errors import DomainError, ErrorCode
+from prefcenter.graphql import consent, contacts, frontend, keys, scopes, sms, stream
+from prefcenter.graphql import links as links_graphql
+from prefcenter.graphql.base import GraphQLDomainError
+from prefcenter.graphql.context import Context
+from prefcenter.http.ratelimit import note_auth_failure
+from prefcenter.services.auth import principal_from_bearer
+from prefcenter.services.principals import Principal
+from prefcenter.settings import Settings
+
+log = logging.getLogger("prefcenter.graphql")
+
+QUERY_MODULES: list[Any] = [scopes, contacts, consent, keys, frontend, sms, stream, links_graphql]
+
+
+def _introspects(execution_context: Any) -> bool:
+    """Does the document select ``__schema`` or ``__type`` anywhere, fragments included?"""
+    doc = execution_context.graphql_document
+    if doc is None:
+        return False
+    # Every definition, not only operations: a named fragment spread from the operation
+    # (``{ ...F } fragment F on Query { __schema { ... } }``) must not slip through.
+    stack: list[Any] = list(doc.definitions)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, FieldNode) and node.name.value in ("__schema", "__type"):
+            return True
+        selection_set = getattr(node, "selection_set", None)
+        if selection_set is not None:
+            stack.extend(selection_set.selections)
+    return False
+
+
+async def _authenticate(ctx: Context) -> tuple[Principal | None, DomainError | None]:
+    """The caller behind the request's credential: (principal, None), (None, why not), or
+    (None, None) for an anonymous request."""
+    credential = ctx.bearer()
+    if credential is None:
+        return None, None
+    if credential == "":
+        return None, DomainError("Malformed Authorization header; use 'Bearer <credential>'.",
+                                 code=ErrorCode.UNAUTHENTICATED)
+    try:
+        return await principal_from_bearer(credential), None
+    except DomainError as exc:
+        return None, exc
+
+
+class AuthExtension(SchemaExtension):
+    """Authenticate once per operation; refuse introspection to anonymous callers."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        ctx = self.execution_context.context
+        # Over HTTP the context is new per request. One context serves every operation of a
+        # WebSocket connection, so authenticate each of its operations again (a key revoked
+        # meanwhile stops working); assign once, never leaving a gap with no principal.
+        if isinstance(ctx, Context) and (ctx.websocket is not None or (
+                ctx.principal is None and ctx.auth_error is None)):
+            ctx.principal, ctx.auth_error = await _authenticate(ctx)
+            if ctx.auth_error is not None and ctx.request is not None:
+                note_auth_failure(ctx.request.scope)  # rate-limits guessing (http/ratelimit)
+        yield
+
+    def on_execute(self) -> Iterator[None]:
+        ctx = self.execution_context.context
+        if isinstance(ctx, Context) and ctx.principal is None and _introspects(
+            self.execution_context
+        ):
+            error = ctx.auth_error or DomainError(
+                "Introspection needs an API key: set 'Authorization: Bearer <key>' in the "
+                "headers.", code=ErrorCode.UNAUTHENTICATED)
+            self.execution_context.result = ExecutionResult(
+                data=None, errors=[GraphQLDomainError(error)])
+        yield
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    """Show expected failures and GraphQL's own errors; hide everything unexpected."""
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError | DomainError):
+        return False
+    log.error("unexpected error in %s", error.path, exc_info=original)
+    return True
+
+
+def build_schema(settings: Settings | None = None, subscription: Any = None) -> strawberry.Schema:
+    settings = settings or Settings()
+    query = merge_types("Query", tuple(m.Query for m in QUERY_MODULES if hasattr(m, "Query")))
+    mutation = merge_types("Mutation",
+                           tuple(m.Mutation for m in QUERY_MODULES if hasattr(m, "Mutation")))
+    if subscription is None:
+        subscription = _subscription_type()
+    return strawberry.Schema(
+        query=query,
+        mutation=mutation,
+        subscription=subscription,
+        extensions=[
+            AuthExtension,
+            lambda: ParserCache(maxsize=1000),
+            lambda: ValidationCache(maxsize=1000),
+            lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+            lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+            lambda: MaskErrors(should_mask_error=_should_mask,
+                               error_message="Unexpected error; it has been logged."),
+        ],
+    )
+
+
+def _subscription_type() -> Any:
+    """Modules that stream changes contribute a ``Subscription`` class."""
+    subs = tuple(m.Subscription for m in QUERY_MODULES if hasattr(m, "Subscription"))
+    return merge_types("Subscription", subs) if subs else None
+
+
+def export_sdl() -> str:
+    return build_schema().as_str() + "\n"

@@ -1,0 +1,1 @@
+"""Non-GraphQL routes: health, contact link pages, one-click, SMS webhook, preference page."""

@@ -1,0 +1,158 @@
+"""``GET /p/{token}``: the preference-centre page (``frontend-stub/``) and its assets.
+
+The page is static: it reads the token from its own address and talks GraphQL with it.
+Opening the link only reads: a live link gets the page, an unknown one a 404 page and an
+expired one a 410 page that says what to do next. Nothing here changes any state.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from litestar import HttpMethod, Request, Response, get, route
+from litestar.response import File
+
+from prefcenter.features import Feature
+from prefcenter.services import overview
+from prefcenter.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Files the page may load from ``/p/static/``: flat names with these endings only.
+ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*\.(css|js|svg|png|ico|woff2)$")
+MEDIA_TYPES = {"css": "text/css", "js": "text/javascript",
+               "svg": "image/svg+xml", "png": "image/png", "ico": "image/x-icon",
+               "woff2": "font/woff2"}
+
+#: The page talks only to this server; the token in its address never leaves it.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex, nofollow",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+}
+ASSET_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+
+
+def candidate_dirs(settings: Settings) -> list[Path]:
+    """Where the page may be: the setting, the source checkout, an installed copy."""
+    if settings.frontend_dir:
+        return [Path(settings.frontend_dir).expanduser()]
+    package = Path(__file__).resolve().parent.parent  # src/prefcenter
+    return [
+        package.parent.parent / "frontend-stub",  # a source checkout or editable install
+        Path(sys.prefix) / "share" / "prefcenter" / "frontend-stub",  # a data-files install
+    ]
+
+
+def find_frontend_dir(settings: Settings) -> Path | None:
+    for folder in candidate_dirs(settings):
+        if (folder / "index.html").is_file():
+            return folder.resolve()
+    return None
+
+
+def _error_page(status: int, title: str, paragraphs: list[str]) -> Response[str]:
+    body = "\n".join(f"      <p>{html.escape(p)}</p>" for p in paragraphs)
+    page = f"""<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <meta name="referrer" content="no-referrer">
+  <title>{html.escape(title)} · Your preferences</title>
+  <link rel="icon" href="static/icon.svg" type="image/svg+xml">
+  <link rel="stylesheet" href="static/app.css">
+</head>
+<body>
+  <header class="masthead"><div class="wrap"><h1>Your email and text preferences</h1></div>
+  </header>
+  <main id="main" class="wrap">
+    <section class="problem" data-kind="{status}" aria-labelledby="problem-title">
+      <h2 id="problem-title">{html.escape(title)}</h2>
+{body}
+    </section>
+  </main>
+</body>
+</html>
+"""
+    return Response(page, status_code=status, media_type="text/html",
+                    headers=PAGE_HEADERS)
+
+
+def expired_page(organisation: str) -> Response[str]:
+    org = organisation or "us"
+    return _error_page(410, "This link has expired", [
+        "For your security, links to this page only work for a limited time.",
+        f"To get a fresh link, open the most recent email from {org} and choose "
+        "“Manage preferences” at the bottom.",
+        f"To stop our emails straight away, use the “Unsubscribe” link in any email from "
+        f"{org}. To stop text messages, reply STOP to any of them.",
+    ])
+
+
+def invalid_page() -> Response[str]:
+    return _error_page(404, "This link doesn't work", [
+        "It may have been copied only in part, or it has been replaced by a newer link.",
+        "Open the most recent email from us and choose “Manage preferences” at the bottom.",
+        "To stop our emails straight away, use the “Unsubscribe” link in any of our emails. "
+        "To stop text messages, reply STOP to any of them.",
+    ])
+
+
+def missing_page() -> Response[str]:
+    return _error_page(503, "This page is not available right now", [
+        "Please try again later. To stop our emails straight away, use the “Unsubscribe” "
+        "link in any of our emails.",
+    ])
+
+
+def routes(settings: Settings) -> list[Any]:
+    folder = find_frontend_dir(settings)
+    if folder is None:
+        log.error("preference page: no index.html in %s; set PREFCENTER_FRONTEND_DIR",
+                  ", ".join(str(p) for p in candidate_dirs(settings)))
+
+    @get("/p/static/{name:str}", opt={"anonymous": True}, include_in_schema=False)
+    async def preference_asset(name: str) -> Response[Any]:
+        match = ASSET_NAME.match(name)
+        path = folder / name if folder is not None and match else None
+        if path is None or not path.is_file():
+            return Response("Not found", status_code=404, media_type="text/plain")
+        return File(path, filename=name, content_disposition_type="inline",
+                    media_type=MEDIA_TYPES[match.group(1)] if match else None,
+                    headers=ASSET_HEADERS)
+
+    @route("/p/{token:str}", http_method=[HttpMethod.GET, HttpMethod.HEAD],
+           opt={"anonymous": True}, include_in_schema=False)
+    async def preference_page(request: Request[Any, Any, Any], token: str) -> Response[Any]:
+        raw_path = request.scope.get("raw_path") or b""
+        if raw_path.endswith(b"/"):
+            # The page loads its assets relative to /p/<token>: drop the trailing slash
+            # (relative, so a proxy's path prefix is kept).
+            return Response("", status_code=308, headers={"Location": f"../{token}",
+                                                          **PAGE_HEADERS})
+        if folder is None:
+            return missing_page()
+        check = await overview.check_preference_link(token)
+        if check.state == "expired":
+            return expired_page(check.organisation)
+        if check.state != "ok":
+            return invalid_page()
+        return File(folder / "index.html", filename="index.html",
+                    content_disposition_type="inline", media_type="text/html",
+                    headers=PAGE_HEADERS)
+
+    return [preference_asset, preference_page]
+
+
+feature = Feature(name=__name__, routes=routes)

@@ -1,0 +1,1 @@
+"""Versioned schema migrations (Tortoise). Create new ones with ``prefcenter makemigrations``."""

@@ -1,0 +1,70 @@
+"""Contacts and the link tokens that let a contact act on its own preferences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import fields
+from tortoise.models import Model
+
+from prefcenter.models.enums import TokenPurpose
+from prefcenter.models.tenancy import Scope, Tenant
+
+
+class Contact(Model):
+    """A person. Unique per tenant by email, by phone and by external id.
+
+    ``home_path`` is the path of the scope the contact belongs to: principals bound to
+    that scope, an ancestor or a descendant of it may see the contact.
+    """
+
+    id = fields.UUIDField(primary_key=True)
+    tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
+        "models.Tenant", related_name="contacts", on_delete=fields.CASCADE
+    )
+    home_scope: fields.ForeignKeyRelation[Scope] = fields.ForeignKeyField(
+        "models.Scope", related_name="home_contacts", on_delete=fields.RESTRICT
+    )
+    home_path = fields.CharField(max_length=2000)
+    email = fields.CharField(max_length=320, null=True)
+    phone = fields.CharField(max_length=20, null=True)
+    external_id = fields.CharField(max_length=200, null=True)
+    locale = fields.CharField(max_length=35, default="en")
+    name = fields.CharField(max_length=200, default="")
+    suppressed_at = fields.DatetimeField(null=True)
+    suppression_reason = fields.CharField(max_length=200, null=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    tenant_id: str
+    home_scope_id: str
+
+    class Meta:
+        table = "contact"
+        unique_together = (("tenant", "email"), ("tenant", "phone"), ("tenant", "external_id"))
+
+
+class ContactToken(Model):
+    """A link token: bound to contact, purpose and scope, expiring, stored only as a hash."""
+
+    id = fields.UUIDField(primary_key=True)
+    token_hash = fields.CharField(max_length=128, unique=True)
+    contact: fields.ForeignKeyRelation[Contact] = fields.ForeignKeyField(
+        "models.Contact", related_name="tokens", on_delete=fields.CASCADE
+    )
+    scope: fields.ForeignKeyRelation[Scope] = fields.ForeignKeyField(
+        "models.Scope", related_name="tokens", on_delete=fields.CASCADE
+    )
+    purpose = fields.CharEnumField(TokenPurpose, max_length=32)
+    channel = fields.CharField(max_length=8, default="ALL")
+    expires_at = fields.DatetimeField()
+    created_at = fields.DatetimeField(auto_now_add=True)
+    revoked_at = fields.DatetimeField(null=True)
+    #: Purpose-specific data (for a confirmation: the pending request id).
+    data: dict[str, Any] = fields.JSONField(default=dict)
+
+    contact_id: str
+    scope_id: str
+
+    class Meta:
+        table = "contact_token"

@@ -1,0 +1,151 @@
+"""Credentials: API keys bound to a role and a subtree, and contact link tokens.
+
+Secrets are 32 random bytes; only their SHA-256 is stored (a secret of that entropy
+needs no slow hash). API keys read ``pc_<prefix>_<secret>``; link tokens are opaque.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from prefcenter.errors import ErrorCode, Forbidden, Invalid, NotFound, Unauthenticated
+from prefcenter.models import ApiKey, Contact, ContactToken, Scope
+from prefcenter.models.enums import Channel, Role, TokenPurpose
+from prefcenter.services import authz
+from prefcenter.services.common import parse_uuid, utcnow
+from prefcenter.services.principals import Capability, Principal
+
+API_KEY_PREFIX = "pc_"
+#: Longer credentials are refused before any lookup (ours are about 60 characters).
+MAX_CREDENTIAL_LENGTH = 200
+#: Don't write ``last_used_at`` more often than this per key.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key: ApiKey
+    secret: str
+
+
+async def create_api_key(scope: Scope, role: Role, name: str = "") -> IssuedKey:
+    """Issue a key for a subtree. The secret is returned once and never stored."""
+    if role == Role.OWNER and scope.parent_id is not None:
+        raise Invalid("An OWNER key is bound to the tenant's root scope.", field="role")
+    prefix = secrets.token_hex(4)
+    secret = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    key = await ApiKey.create(tenant_id=scope.tenant_id, scope=scope, role=role,
+                              name=name.strip()[:200], prefix=prefix,
+                              secret_hash=hash_secret(secret))
+    return IssuedKey(key=key, secret=secret)
+
+
+async def issue_api_key(principal: Principal, scope_id: str, role: Role, name: str) -> IssuedKey:
+    """OWNER keys manage keys: any subtree of their tenant, any role."""
+    authz.require(principal, Capability.MANAGE_KEYS)
+    from prefcenter.services.scopes import get_scope
+
+    scope = await get_scope(principal, scope_id)
+    return await create_api_key(scope, role, name)
+
+
+async def list_api_keys(principal: Principal) -> list[ApiKey]:
+    authz.require(principal, Capability.MANAGE_KEYS)
+    return list(await ApiKey.filter(tenant_id=principal.tenant_id).order_by("created_at"))
+
+
+async def revoke_api_key(principal: Principal, key_id: str) -> ApiKey:
+    authz.require(principal, Capability.MANAGE_KEYS)
+    kid = parse_uuid(key_id, "keyId", "API key")
+    key = await ApiKey.get_or_none(id=kid, tenant_id=principal.tenant_id)
+    if key is None:
+        raise NotFound("No such API key.", field="keyId")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await key.save(update_fields=["revoked_at"])
+    return key
+
+
+async def principal_from_api_key(secret: str) -> Principal:
+    if len(secret) > MAX_CREDENTIAL_LENGTH:
+        raise Unauthenticated("Unknown or revoked API key.")
+    key = await ApiKey.get_or_none(secret_hash=hash_secret(secret)).select_related("scope")
+    if key is None or key.revoked_at is not None:
+        raise Unauthenticated("Unknown or revoked API key.")
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        await ApiKey.filter(id=key.id).update(last_used_at=now)
+    return Principal(kind="api_key", tenant_id=str(key.tenant_id), scope_id=str(key.scope_id),
+                     scope_path=key.scope.path, role=Role(key.role), key_id=str(key.id),
+                     label=key.name)
+
+
+# --- contact link tokens -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ContactToken
+    secret: str
+
+
+async def issue_contact_token(
+    contact: Contact, scope: Scope, purpose: TokenPurpose, ttl: timedelta,
+    *, channel: Channel = Channel.ALL, data: dict[str, str] | None = None,
+) -> IssuedToken:
+    if str(scope.tenant_id) != str(contact.tenant_id):
+        raise Invalid("A link binds a contact to a scope of its own tenant.", field="scopeId")
+    secret = secrets.token_urlsafe(32)
+    token = await ContactToken.create(
+        token_hash=hash_secret(secret), contact=contact, scope=scope, purpose=purpose,
+        channel=channel.value, expires_at=utcnow() + ttl, data=dict(data or {}))
+    return IssuedToken(token=token, secret=secret)
+
+
+class TokenError(Unauthenticated):
+    """Why a link does not work: ``UNAUTHENTICATED`` (unknown/tampered) or ``EXPIRED``."""
+
+
+async def resolve_contact_token(
+    secret: str, purposes: set[TokenPurpose] | None = None, *, now: datetime | None = None,
+) -> ContactToken:
+    """The live token for a secret, with contact and scope loaded; else ``TokenError``."""
+    if not secret or len(secret) > 128:
+        raise TokenError("This link is not valid.")
+    token = await ContactToken.get_or_none(token_hash=hash_secret(secret)).select_related(
+        "contact", "scope")
+    if token is None or token.revoked_at is not None:
+        raise TokenError("This link is not valid.")
+    if purposes is not None and token.purpose not in purposes:
+        raise TokenError("This link is not valid.")
+    if token.expires_at <= (now or utcnow()):
+        raise TokenError("This link has expired.", code=ErrorCode.EXPIRED)
+    return token
+
+
+def principal_from_token(token: ContactToken) -> Principal:
+    return Principal(kind="contact", tenant_id=str(token.contact.tenant_id),
+                     scope_id=str(token.scope_id), scope_path=token.scope.path,
+                     contact_id=str(token.contact_id), token_id=str(token.id),
+                     purpose=TokenPurpose(token.purpose))
+
+
+async def principal_from_bearer(credential: str) -> Principal:
+    """``Authorization: Bearer`` value -> principal. Contact tokens must be PREFERENCES."""
+    credential = credential.strip()
+    if credential.startswith(API_KEY_PREFIX):
+        return await principal_from_api_key(credential)
+    token = await resolve_contact_token(credential, {TokenPurpose.PREFERENCES})
+    return principal_from_token(token)
+
+
+def require_owner_scope(principal: Principal, scope: Scope) -> None:
+    if not authz.path_is_within(scope.path, principal.scope_path):
+        raise Forbidden("Outside this key's subtree.")

@@ -1,0 +1,91 @@
+"""Object-level access: the one place that says which scope or contact a principal may see.
+
+A principal outside a subtree gets ``NotFound``, exactly as for an object that does not
+exist, so nothing leaks across tenants or subtrees.
+"""
+
+from __future__ import annotations
+
+from prefcenter.errors import Forbidden, NotFound
+from prefcenter.models import Contact, Scope
+from prefcenter.services.principals import Capability, Principal
+
+
+def require(principal: Principal | None, capability: Capability) -> Principal:
+    from prefcenter.errors import Unauthenticated
+
+    if principal is None:
+        raise Unauthenticated("Authentication required: send 'Authorization: Bearer <key>'.")
+    if not principal.can(capability):
+        raise Forbidden(f"This credential may not do that (needs {capability.value}).")
+    return principal
+
+
+def path_is_within(path: str, root_path: str) -> bool:
+    return path.startswith(root_path)
+
+
+def scope_readable(principal: Principal, scope: Scope) -> bool:
+    """API keys: their subtree. Contacts: the token's subtree and the path above it."""
+    if str(scope.tenant_id) != principal.tenant_id:
+        return False
+    if path_is_within(scope.path, principal.scope_path):
+        return True
+    # A contact may act on the levels above its link's scope ("all studies of the account").
+    return principal.is_contact and path_is_within(principal.scope_path, scope.path)
+
+
+def scope_writable(principal: Principal, scope: Scope) -> bool:
+    return scope_readable(principal, scope)
+
+
+def check_scope(principal: Principal, scope: Scope | None) -> Scope:
+    if scope is None or not scope_readable(principal, scope):
+        raise NotFound("No such scope.", field="scopeId")
+    return scope
+
+
+def contact_visible(principal: Principal, contact: Contact) -> bool:
+    if str(contact.tenant_id) != principal.tenant_id:
+        return False
+    if principal.is_contact:
+        return str(contact.id) == principal.contact_id
+    # Contacts belong to a scope; keys above or below that scope may see them.
+    return path_is_within(contact.home_path, principal.scope_path) or path_is_within(
+        principal.scope_path, contact.home_path
+    )
+
+
+def contact_details_writable(principal: Principal, contact: Contact) -> bool:
+    """Who may change a contact's details (email, phone, external id, name, language).
+
+    The contact itself, and keys whose subtree holds the contact's home scope. A key below
+    the home scope sees the contact (and may record its decisions inside its own subtree)
+    but must not re-address a contact that the levels above and beside it share.
+    """
+    if not contact_visible(principal, contact):
+        return False
+    return principal.is_contact or path_is_within(contact.home_path, principal.scope_path)
+
+
+def check_contact(principal: Principal, contact: Contact | None) -> Contact:
+    if contact is None or not contact_visible(principal, contact):
+        raise NotFound("No such contact.", field="contactId")
+    return contact
+
+
+def contact_filter_paths(principal: Principal) -> tuple[str, list[str]]:
+    """(subtree prefix, ancestor paths) that a contact list query must be limited to."""
+    parts = [p for p in principal.scope_path.split("/") if p]
+    ancestors = ["/" + "/".join(parts[:i]) + "/" for i in range(1, len(parts))]
+    return principal.scope_path, ancestors
+
+
+def require_any(principal: Principal | None, *capabilities: Capability) -> Principal:
+    from prefcenter.errors import Unauthenticated
+
+    if principal is None:
+        raise Unauthenticated("Authentication required: send 'Authorization: Bearer <key>'.")
+    if not any(principal.can(c) for c in capabilities):
+        raise Forbidden("This credential may not do that.")
+    return principal

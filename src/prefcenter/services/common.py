@@ -1,0 +1,58 @@
+"""Small helpers shared by services: ids, time, pagination."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Generic, TypeVar
+
+from prefcenter.errors import Invalid, NotFound
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_uuid(value: str, field: str, what: str = "object") -> str:
+    """A well-formed id, or the same NotFound an unknown id gets."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except (ValueError, AttributeError, TypeError):
+        raise NotFound(f"No such {what}.", field=field) from None
+
+
+def encode_cursor(value: str | int) -> str:
+    return base64.urlsafe_b64encode(f"c:{value}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, field: str = "after") -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.urlsafe_b64decode(padded.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid("Malformed cursor.", field=field) from None
+    if not raw.startswith("c:"):
+        raise Invalid("Malformed cursor.", field=field)
+    return raw[2:]
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a keyset-paginated list."""
+
+    items: list[T]
+    cursors: list[str]
+    has_next: bool
+    total: int | None = None
+
+
+def clamp_first(first: int | None, maximum: int, default: int = 50) -> int:
+    if first is None:
+        return min(default, maximum)
+    if first < 1 or first > maximum:
+        raise Invalid(f"'first' must be between 1 and {maximum}.", field="first")
+    return first

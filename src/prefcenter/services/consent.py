@@ -1,0 +1,435 @@
+"""Changing consent: every change writes its new state and its ledger event together.
+
+A change that makes no difference writes nothing and says so (``changed=False``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from prefcenter import db
+from prefcenter.errors import Blocked, DomainError, ErrorCode, Invalid, NotFound
+from prefcenter.models import (
+    ConsentEvent,
+    ConsentState,
+    Contact,
+    FrequencyPreference,
+    NotInterested,
+    Scope,
+    SendRecord,
+)
+from prefcenter.models.enums import Action, Channel, ConsentStatus, Period, Source
+from prefcenter.services import authz, ledger
+from prefcenter.services.common import utcnow
+from prefcenter.services.contacts import get_contact, lock_contact
+from prefcenter.services.principals import Capability, Principal
+from prefcenter.services.resolution import Decision, check_channel, decide_for
+from prefcenter.services.scopes import get_scope, path_of
+
+
+@dataclass
+class Change:
+    """What a change did: whether anything changed, and the events it wrote."""
+
+    contact: Contact
+    scope: Scope
+    changed: bool
+    events: list[ConsentEvent] = field(default_factory=list)
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Request:
+    """Where a change came from (the transports fill this in)."""
+
+    source: Source
+    evidence: Mapping[str, Any] | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+#: Sources a contact may use for itself; anything else needs a key with WRITE.
+CONTACT_SOURCES = {Source.PREFERENCE_CENTER, Source.EMAIL_LINK, Source.ONE_CLICK,
+                   Source.PARTICIPATION_FORM}
+
+
+def _check_source(principal: Principal, source: Source) -> None:
+    if principal.is_contact:
+        if source not in CONTACT_SOURCES:
+            raise Invalid("A contact's own change comes from the preference centre or a link.",
+                          field="source")
+    elif principal.kind == "api_key":
+        authz.require(principal, Capability.WRITE)
+        if source in (Source.ONE_CLICK, Source.EMAIL_LINK, Source.SMS_KEYWORD):
+            raise Invalid(f"Source {source.value} is recorded by prefcenter's own routes.",
+                          field="source")
+
+
+async def _target(
+    principal: Principal, contact_id: str, scope_id: str
+) -> tuple[Contact, Scope]:
+    scope = await get_scope(principal, scope_id)
+    if not principal.is_contact and not authz.path_is_within(scope.path, principal.scope_path):
+        raise NotFound("No such scope.", field="scopeId")
+    contact = await get_contact(principal, contact_id)
+    return contact, scope
+
+
+async def _write_state(
+    principal: Principal, contact: Contact, scope: Scope, channel: Channel,
+    status: ConsentStatus, request: Request, data: Mapping[str, Any] | None = None,
+) -> ConsentEvent:
+    now = utcnow()
+    event = await ledger.append(
+        contact=contact, scope=scope, channel=channel, action=Action(status.value),
+        source=request.source, actor=principal.actor,
+        evidence=ledger.clean_evidence(request.evidence), ip=request.ip,
+        user_agent=request.user_agent, data=data, at=now,
+    )
+    updated = await ConsentState.filter(contact_id=contact.id, scope_id=scope.id,
+                                        channel=channel).update(status=status, event_id=event.id,
+                                                                updated_at=now)
+    if not updated:
+        await ConsentState.create(tenant_id=contact.tenant_id, contact=contact, scope=scope,
+                                  scope_path=scope.path, channel=channel, status=status,
+                                  event=event, updated_at=now)
+    return event
+
+
+def _covers(state_channel: Channel, channel: Channel) -> bool:
+    """Does a decision for ``state_channel`` bear on a change for ``channel``?"""
+    return channel == Channel.ALL or state_channel in (channel, Channel.ALL)
+
+
+async def opt_out(
+    principal: Principal, contact_id: str, scope_id: str, channel: Channel, request: Request,
+) -> Change:
+    """Opt out at a scope for one channel or ALL. Repeating it changes nothing."""
+    _check_source(principal, request.source)
+    contact, scope = await _target(principal, contact_id, scope_id)
+    async with db.transaction():
+        contact = await lock_contact(str(contact.id))
+        current = await ConsentState.get_or_none(contact_id=contact.id, scope_id=scope.id,
+                                                 channel=channel)
+        if current is not None and current.status == ConsentStatus.OPTED_OUT:
+            return Change(contact, scope, changed=False, message="Already opted out here.")
+        event = await _write_state(principal, contact, scope, channel,
+                                   ConsentStatus.OPTED_OUT, request)
+    return Change(contact, scope, changed=True, events=[event], message="Opted out.")
+
+
+async def blocking_opt_out(
+    contact: Contact, path: Sequence[Scope], channel: Channel
+) -> ConsentState | None:
+    """The highest opt-out strictly above the target that an opt-in there cannot override."""
+    above = [str(s.id) for s in path[:-1]]
+    if not above:
+        return None
+    index = {sid: i for i, sid in enumerate(above)}
+    outs = [s for s in await ConsentState.filter(contact_id=contact.id, scope_id__in=above,
+                                                 status=ConsentStatus.OPTED_OUT)
+            if _covers(s.channel, channel)]
+    return min(outs, key=lambda s: index[str(s.scope_id)]) if outs else None
+
+
+async def opt_in(
+    principal: Principal, contact_id: str, scope_id: str, channel: Channel, request: Request,
+    *, lift_opt_out: bool = False,
+) -> Change:
+    """Opt in at a scope.
+
+    - Refused (``BLOCKED_BY_OPT_OUT``, naming the scope) below an opt-out higher up.
+    - Needs the words the contact agreed to (``evidence.text``), or for an admin the
+      written consent (``evidence.text`` or ``evidence.document``).
+    - Over an opt-out at the same scope it is an opt back in: never silent. Contacts go
+      through ``requestOptBackIn``; an admin lifts it only with written evidence, and a
+      START text or a confirmed request lifts it (``lift_opt_out``).
+    """
+    _check_source(principal, request.source)
+    evidence = ledger.clean_evidence(request.evidence)
+    if not (evidence.get("text") or evidence.get("document") or evidence.get("body")):
+        raise DomainError(
+            "An opt-in needs evidence: the words the contact agreed to, or for an admin the "
+            "written consent received.",
+            code=ErrorCode.EVIDENCE_REQUIRED, field="evidence",
+        )
+    contact, scope = await _target(principal, contact_id, scope_id)
+    path = await path_of(scope)
+    # Only an administrator holding written consent may lift an opt-out directly (seed 002).
+    admin = principal.kind in ("api_key", "system") and request.source == Source.ADMIN
+    async with db.transaction():
+        contact = await lock_contact(str(contact.id))
+        blocker = await blocking_opt_out(contact, path, channel)
+        if blocker is not None:
+            blocking = next(s for s in path if str(s.id) == str(blocker.scope_id))
+            raise Blocked(
+                f"Opted out at '{blocking.name}' ({blocking.kind}), which covers this scope; "
+                "an opt-in below it cannot override it.",
+                blocking_scope_id=str(blocking.id), field="scopeId",
+            )
+        here = await ConsentState.filter(contact_id=contact.id, scope_id=scope.id)
+        same = {s.channel: s for s in here}
+        outs_here = [s for s in here if s.status == ConsentStatus.OPTED_OUT
+                     and _covers(s.channel, channel)]
+        if outs_here and not (lift_opt_out or admin):
+            raise DomainError(
+                "The contact opted out here; opting back in needs its confirmation "
+                "(requestOptBackIn).",
+                code=ErrorCode.OPT_BACK_IN_REQUIRED, field="scopeId",
+            )
+        if channel != Channel.ALL and Channel.ALL in same and \
+                same[Channel.ALL].status == ConsentStatus.OPTED_OUT:
+            raise Invalid(
+                "The contact opted out of all channels here; opt back in for ALL.",
+                field="channel",
+            )
+        events: list[ConsentEvent] = []
+        current = same.get(channel)
+        if current is None or current.status != ConsentStatus.OPTED_IN:
+            events.append(await _write_state(principal, contact, scope, channel,
+                                             ConsentStatus.OPTED_IN, request))
+        if channel == Channel.ALL:
+            # Opting back in to everything here lifts the per-channel opt-outs too.
+            for state in outs_here:
+                if state.channel != Channel.ALL:
+                    events.append(await _write_state(principal, contact, scope, state.channel,
+                                                     ConsentStatus.OPTED_IN, request))
+    if not events:
+        return Change(contact, scope, changed=False, message="Already opted in here.")
+    return Change(contact, scope, changed=True, events=events, message="Opted in.")
+
+
+async def set_not_interested(
+    principal: Principal, contact_id: str, scope_id: str, muted: bool, request: Request,
+) -> Change:
+    """Mute or unmute a scope (seed 001). Only the contact itself may do this."""
+    if not principal.is_contact:
+        raise NotFound("No such contact.", field="contactId")
+    contact, scope = await _target(principal, contact_id, scope_id)
+    async with db.transaction():
+        contact = await lock_contact(str(contact.id))
+        existing = await NotInterested.get_or_none(contact_id=contact.id, scope_id=scope.id)
+        if muted == (existing is not None):
+            return Change(contact, scope, changed=False,
+                          message="Already marked." if muted else "Not marked.")
+        now = utcnow()
+        event = await ledger.append(
+            contact=contact, scope=scope, channel=Channel.ALL,
+            action=Action.NOT_INTERESTED if muted else Action.INTEREST_RESTORED,
+            source=request.source, actor=principal.actor,
+            evidence=ledger.clean_evidence(request.evidence), ip=request.ip,
+            user_agent=request.user_agent, at=now,
+        )
+        if muted:
+            await NotInterested.create(contact=contact, scope=scope, event=event, created_at=now)
+        else:
+            assert existing is not None
+            await existing.delete()
+    return Change(contact, scope, changed=True, events=[event],
+                  message="Marked not interested." if muted else "Interest restored.")
+
+
+async def set_frequency(
+    principal: Principal, contact_id: str, scope_id: str, request: Request, *,
+    channel: Channel = Channel.ALL, max_count: int | None = None, period: Period | None = None,
+    paused_until: datetime | None = None, clear: bool = False,
+) -> Change:
+    """How often the contact accepts messages under a scope (seed 000)."""
+    _check_source(principal, request.source)
+    if not clear:
+        if (max_count is None) != (period is None):
+            raise Invalid("Give both 'maxCount' and 'period', or neither.", field="maxCount")
+        if max_count is None and paused_until is None:
+            raise Invalid("Give 'maxCount' with 'period', 'pausedUntil', or 'clear'.",
+                          field="maxCount")
+        if max_count is not None and not 0 <= max_count <= 10_000:
+            raise Invalid("'maxCount' must be between 0 and 10000.", field="maxCount")
+        if paused_until is not None and paused_until.tzinfo is None:
+            raise Invalid("'pausedUntil' needs a time zone.", field="pausedUntil")
+    contact, scope = await _target(principal, contact_id, scope_id)
+    async with db.transaction():
+        contact = await lock_contact(str(contact.id))
+        existing = await FrequencyPreference.get_or_none(contact_id=contact.id,
+                                                         scope_id=scope.id, channel=channel)
+        now = utcnow()
+        if clear:
+            if existing is None:
+                return Change(contact, scope, changed=False, message="No frequency was set.")
+            event = await ledger.append(
+                contact=contact, scope=scope, channel=channel, action=Action.FREQUENCY_CLEARED,
+                source=request.source, actor=principal.actor,
+                evidence=ledger.clean_evidence(request.evidence), ip=request.ip,
+                user_agent=request.user_agent, at=now)
+            await existing.delete()
+            return Change(contact, scope, changed=True, events=[event],
+                          message="Frequency cleared.")
+        old_data = ledger.frequency_data(existing) if existing is not None else None
+        pref = existing or FrequencyPreference(contact=contact, scope=scope,
+                                               scope_path=scope.path, channel=channel)
+        if paused_until is not None:
+            paused_until = paused_until.astimezone(UTC)
+        pref.max_count, pref.period, pref.paused_until = max_count, period, paused_until
+        data = ledger.frequency_data(pref)
+        if old_data == data:
+            return Change(contact, scope, changed=False, message="Frequency unchanged.")
+        event = await ledger.append(
+            contact=contact, scope=scope, channel=channel, action=Action.FREQUENCY_SET,
+            source=request.source, actor=principal.actor,
+            evidence=ledger.clean_evidence(request.evidence), ip=request.ip,
+            user_agent=request.user_agent, data=data, at=now)
+        pref.event = event
+        pref.updated_at = now
+        await pref.save()
+    return Change(contact, scope, changed=True, events=[event], message="Frequency set.")
+
+
+async def set_suppressed(
+    principal: Principal, contact_id: str, suppressed: bool, reason: str | None,
+    request: Request,
+) -> Change:
+    """Blocklist (or erase-suppress) a contact in the whole tenant, or lift it."""
+    authz.require(principal, Capability.WRITE)
+    contact = await get_contact(principal, contact_id)
+    root = await Scope.get(tenant_id=contact.tenant_id, parent_id=None)
+    if not authz.path_is_within(root.path, principal.scope_path):
+        raise NotFound("Only a key for the whole tenant may suppress a contact.",
+                       field="contactId")
+    async with db.transaction():
+        contact = await lock_contact(str(contact.id))
+        if (contact.suppressed_at is not None) == suppressed:
+            return Change(contact, root, changed=False,
+                          message="Already suppressed." if suppressed else "Not suppressed.")
+        now = utcnow()
+        event = await ledger.append(
+            contact=contact, scope=root, channel=Channel.ALL,
+            action=Action.SUPPRESSED if suppressed else Action.UNSUPPRESSED,
+            source=request.source, actor=principal.actor,
+            evidence=ledger.clean_evidence(request.evidence), data={"reason": reason},
+            ip=request.ip, user_agent=request.user_agent, at=now)
+        contact.suppressed_at = now if suppressed else None
+        contact.suppression_reason = (reason or "")[:200] if suppressed else None
+        await contact.save(update_fields=["suppressed_at", "suppression_reason", "updated_at"])
+    return Change(contact, root, changed=True, events=[event],
+                  message="Suppressed." if suppressed else "Suppression lifted.")
+
+
+@dataclass
+class SendResult:
+    recorded: bool
+    decision: Decision
+    record: SendRecord | None = None
+    duplicate: bool = False
+
+
+async def _record(principal: Principal, contact: Contact, scope: Scope, channel: Channel,
+                  at: datetime, message_ref: str | None) -> tuple[SendRecord, bool]:
+    if message_ref is not None:
+        existing = await SendRecord.get_or_none(contact_id=contact.id, message_ref=message_ref)
+        if existing is not None:
+            return existing, True
+    record = await SendRecord.create(
+        tenant_id=contact.tenant_id, contact=contact, scope=scope, scope_path=scope.path,
+        channel=channel, sent_at=at, message_ref=message_ref, actor=principal.actor)
+    return record, False
+
+
+def _clean_ref(message_ref: str | None) -> str | None:
+    if message_ref is not None and (not message_ref.strip() or len(message_ref) > 200):
+        raise Invalid("'messageRef' must be 1 to 200 characters.", field="messageRef")
+    return message_ref.strip() if message_ref else None
+
+
+async def record_send(
+    principal: Principal, contact_id: str, scope_id: str, channel: Channel,
+    *, sent_at: datetime | None = None, message_ref: str | None = None,
+) -> SendResult:
+    """A send happened (whatever the decision); it counts against frequency caps."""
+    authz.require(principal, Capability.WRITE)
+    check_channel(channel)
+    ref = _clean_ref(message_ref)
+    now = utcnow()
+    at = sent_at or now
+    if at.tzinfo is None:
+        raise Invalid("'sentAt' needs a time zone.", field="sentAt")
+    if at > now:
+        raise Invalid("'sentAt' is in the future.", field="sentAt")
+    contact, scope = await _target(principal, contact_id, scope_id)
+    async with db.transaction():
+        contact = await lock_contact(str(contact.id))
+        record, dup = await _record(principal, contact, scope, channel, at, ref)
+        decision = await decide_for(contact, scope, channel, now)
+    return SendResult(recorded=not dup, decision=decision.for_principal(principal),
+                      record=record, duplicate=dup)
+
+
+async def claim_send(
+    principal: Principal, contact_id: str, scope_id: str, channel: Channel,
+    *, message_ref: str | None = None,
+) -> SendResult:
+    """Check and record atomically: concurrent senders can never exceed a cap."""
+    authz.require(principal, Capability.WRITE)
+    check_channel(channel)
+    ref = _clean_ref(message_ref)
+    contact, scope = await _target(principal, contact_id, scope_id)
+    path = await path_of(scope)
+    async with db.transaction():
+        contact = await lock_contact(str(contact.id))
+        if ref is not None:
+            existing = await SendRecord.get_or_none(contact_id=contact.id, message_ref=ref)
+            if existing is not None:
+                decision = await decide_for(contact, scope, channel, path=path)
+                return SendResult(recorded=False, decision=decision.for_principal(principal),
+                                  record=existing, duplicate=True)
+        now = utcnow()
+        decision = await decide_for(contact, scope, channel, now, path=path)
+        if not decision.allowed:
+            return SendResult(recorded=False, decision=decision.for_principal(principal))
+        record, _ = await _record(principal, contact, scope, channel, now, ref)
+    return SendResult(recorded=True, decision=decision.for_principal(principal), record=record)
+
+
+async def preferences(principal: Principal, contact_id: str) -> dict[str, Any]:
+    """A contact's explicit decisions, frequencies and (for itself only) its mutes."""
+    authz.require_any(principal, Capability.READ_CONTACTS, Capability.SELF)
+    contact = await get_contact(principal, contact_id)
+    states = await ConsentState.filter(contact_id=contact.id).order_by("scope_path", "channel")
+    if not principal.is_contact:
+        states = [s for s in states if authz.path_is_within(s.scope_path, principal.scope_path)]
+    freqs = await FrequencyPreference.filter(contact_id=contact.id).order_by("scope_path")
+    if not principal.is_contact:
+        freqs = [f for f in freqs if authz.path_is_within(f.scope_path, principal.scope_path)]
+    mutes = await NotInterested.filter(contact_id=contact.id) if principal.is_contact else []
+    return {"contact": contact, "states": list(states), "frequencies": list(freqs),
+            "mutes": list(mutes)}
+
+
+async def list_opt_outs(
+    principal: Principal, scope_id: str, channel: Channel | None, include_descendants: bool,
+    *, first: int | None = None, after: str | None = None, max_page: int = 500,
+) -> Any:
+    """Opt-outs at a level (seed 002 Admin > Activity > Opt outs), newest first."""
+    from prefcenter.services.common import Page, clamp_first, decode_cursor, encode_cursor
+
+    authz.require(principal, Capability.READ_CONTACTS)
+    scope = await get_scope(principal, scope_id)
+    if not authz.path_is_within(scope.path, principal.scope_path):
+        raise NotFound("No such scope.", field="scopeId")
+    limit = clamp_first(first, max_page)
+    qs = ConsentState.filter(tenant_id=principal.tenant_id, status=ConsentStatus.OPTED_OUT)
+    qs = qs.filter(scope_path__startswith=scope.path) if include_descendants else qs.filter(
+        scope_id=scope.id)
+    if channel is not None:
+        qs = qs.filter(channel__in=[channel, Channel.ALL] if channel != Channel.ALL
+                       else [Channel.ALL])
+    if after:
+        raw = decode_cursor(after)
+        if not raw.isdigit():
+            raise Invalid("Malformed cursor.", field="after")
+        qs = qs.filter(event_id__lt=int(raw))
+    rows = await qs.order_by("-event_id").limit(limit + 1)
+    items = list(rows[:limit])
+    return Page(items=items, cursors=[encode_cursor(s.event_id) for s in items],
+                has_next=len(rows) > limit)

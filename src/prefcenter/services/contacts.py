@@ -1,0 +1,270 @@
+"""Contacts: validation, uniqueness per tenant, lookup and search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from prefcenter import db
+from prefcenter.errors import DomainError, ErrorCode, Forbidden, Invalid, NotFound
+from prefcenter.models import Contact, Scope
+from prefcenter.services import authz
+from prefcenter.services.common import Page, clamp_first, decode_cursor, encode_cursor, parse_uuid
+from prefcenter.services.principals import Capability, Principal
+
+SUPPORTED_LOCALES = ("en", "de")
+
+
+def normalize_email(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise DomainError(
+            f"Not a valid email address: {exc}", code=ErrorCode.INVALID_EMAIL, field="email"
+        ) from None
+    return result.normalized.lower()
+
+
+def normalize_phone(value: str | None) -> str | None:
+    """E.164, e.g. ``+14155550123``; numbers must carry their country code."""
+    if value is None or not value.strip():
+        return None
+    try:
+        parsed = phonenumbers.parse(value.strip(), None)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_valid_number(parsed):
+        raise DomainError(
+            "Not a valid phone number; use international format such as +14155550123.",
+            code=ErrorCode.INVALID_PHONE,
+            field="phone",
+        )
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_locale(value: str | None) -> str:
+    if not value:
+        return "en"
+    value = value.strip().replace("_", "-")
+    if len(value) > 35 or not all(part.isalnum() for part in value.split("-")):
+        raise Invalid("Not a valid locale (use e.g. 'en' or 'de-DE').", field="locale")
+    return value
+
+
+def _clean_text(value: str | None, field: str, max_len: int = 200) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > max_len:
+        raise Invalid(f"'{field}' is longer than {max_len} characters.", field=field)
+    return value or None
+
+
+async def _check_unique(
+    tenant_id: str, exclude_id: str | None, **values: str | None
+) -> None:
+    for field_name, value in values.items():
+        if value is None:
+            continue
+        query = Contact.filter(tenant_id=tenant_id, **{field_name: value})
+        if exclude_id is not None:
+            query = query.exclude(id=exclude_id)
+        if await query.exists():
+            api_field = {"external_id": "externalId"}.get(field_name, field_name)
+            raise DomainError(
+                f"Another contact of this tenant already has this {api_field}.",
+                code=ErrorCode.DUPLICATE,
+                field=api_field,
+            )
+
+
+async def create_contact(
+    principal: Principal,
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    external_id: str | None = None,
+    locale: str | None = None,
+    name: str | None = None,
+    home_scope_id: str | None = None,
+) -> Contact:
+    authz.require(principal, Capability.WRITE)
+    from prefcenter.services.scopes import get_scope
+
+    home: Scope = await get_scope(
+        principal, home_scope_id or principal.scope_id, field="homeScopeId"
+    )
+    if not authz.path_is_within(home.path, principal.scope_path):
+        raise NotFound("No such scope.", field="homeScopeId")
+    norm_email = normalize_email(email)
+    norm_phone = normalize_phone(phone)
+    if norm_email is None and norm_phone is None:
+        raise Invalid("A contact needs an email address or a phone number.", field="email")
+    ext = _clean_text(external_id, "externalId")
+    async with db.transaction():
+        await _check_unique(
+            principal.tenant_id, None, email=norm_email, phone=norm_phone, external_id=ext
+        )
+        try:
+            return await Contact.create(
+                tenant_id=principal.tenant_id,
+                home_scope=home,
+                home_path=home.path,
+                email=norm_email,
+                phone=norm_phone,
+                external_id=ext,
+                locale=normalize_locale(locale),
+                name=_clean_text(name, "name") or "",
+            )
+        except IntegrityError:
+            raise DomainError(
+                "Another contact of this tenant already has this email, phone or external id.",
+                code=ErrorCode.DUPLICATE,
+            ) from None
+
+
+_UNSET: Any = object()
+
+
+async def update_contact(
+    principal: Principal,
+    contact_id: str,
+    *,
+    email: str | None = _UNSET,
+    phone: str | None = _UNSET,
+    external_id: str | None = _UNSET,
+    locale: str | None = _UNSET,
+    name: str | None = _UNSET,
+) -> Contact:
+    """Change a contact's details. A contact may change its own locale and name only."""
+    if principal.is_contact:
+        if any(v is not _UNSET for v in (email, phone, external_id)):
+            raise Invalid("Contact details other than name and language are managed by the "
+                          "sender.", field="email")
+    else:
+        authz.require(principal, Capability.WRITE)
+    async with db.transaction():
+        contact = await get_contact(principal, contact_id, lock=True)
+        if not authz.contact_details_writable(principal, contact):
+            raise Forbidden("This contact belongs to a level above your key's subtree; a key "
+                            "for that level may change its details.", field="contactId")
+        changes: dict[str, Any] = {}
+        if email is not _UNSET:
+            changes["email"] = normalize_email(email)
+        if phone is not _UNSET:
+            changes["phone"] = normalize_phone(phone)
+        if external_id is not _UNSET:
+            changes["external_id"] = _clean_text(external_id, "externalId")
+        if locale is not _UNSET:
+            changes["locale"] = normalize_locale(locale)
+        if name is not _UNSET:
+            changes["name"] = _clean_text(name, "name") or ""
+        new_email = changes.get("email", contact.email)
+        new_phone = changes.get("phone", contact.phone)
+        if new_email is None and new_phone is None:
+            raise Invalid("A contact needs an email address or a phone number.", field="email")
+        await _check_unique(
+            principal.tenant_id,
+            str(contact.id),
+            **{k: v for k, v in changes.items() if k in ("email", "phone", "external_id")},
+        )
+        for key, value in changes.items():
+            setattr(contact, key, value)
+        if changes:
+            await contact.save()
+    return contact
+
+
+async def get_contact(
+    principal: Principal, contact_id: str, *, lock: bool = False, field: str = "contactId"
+) -> Contact:
+    cid = parse_uuid(contact_id, field, "contact")
+    query = Contact.filter(id=cid)
+    if lock:
+        query = query.select_for_update()
+    contact = await query.first()
+    if contact is None or not authz.contact_visible(principal, contact):
+        raise NotFound("No such contact.", field=field)
+    return contact
+
+
+async def lock_contact(contact_id: str) -> Contact:
+    """Serialise changes to one contact (row lock on PostgreSQL; SQLite serialises anyway)."""
+    return await Contact.select_for_update().get(id=contact_id)
+
+
+async def search_contacts(
+    principal: Principal,
+    *,
+    query: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    external_id: str | None = None,
+    first: int | None = None,
+    after: str | None = None,
+    max_page: int = 500,
+) -> Page[Contact]:
+    authz.require(principal, Capability.READ_CONTACTS)
+    limit = clamp_first(first, max_page)
+    subtree, ancestors = authz.contact_filter_paths(principal)
+    qs = Contact.filter(tenant_id=principal.tenant_id).filter(
+        Q(home_path__startswith=subtree) | Q(home_path__in=ancestors)
+        if ancestors
+        else Q(home_path__startswith=subtree)
+    )
+    if email:
+        qs = qs.filter(email=email.strip().lower())
+    if phone:
+        try:
+            qs = qs.filter(phone=normalize_phone(phone))
+        except DomainError:
+            qs = qs.filter(phone=phone.strip())
+    if external_id:
+        qs = qs.filter(external_id=external_id.strip())
+    if query:
+        term = query.strip()
+        qs = qs.filter(
+            Q(email__icontains=term)
+            | Q(phone__contains=term)
+            | Q(external_id__icontains=term)
+            | Q(name__icontains=term)
+        )
+    if after:
+        qs = qs.filter(id__gt=parse_uuid(decode_cursor(after), "after", "cursor"))
+    rows = await qs.order_by("id").limit(limit + 1)
+    items = list(rows[:limit])
+    return Page(
+        items=items,
+        cursors=[encode_cursor(str(c.id)) for c in items],
+        has_next=len(rows) > limit,
+    )
+
+
+async def find_or_create_by_phone(
+    tenant_id: str, home: Scope, phone: str, *, locale: str | None = None
+) -> Contact:
+    """For inbound texts from unknown numbers: keep their opt-out (phone only).
+
+    Safe against a concurrent create of the same number, also inside an open transaction:
+    the insert runs in a savepoint (a failed statement would otherwise abort the whole
+    PostgreSQL transaction), and after a unique violation the winner's row is read.
+    """
+    norm = normalize_phone(phone)
+    contact = await Contact.get_or_none(tenant_id=tenant_id, phone=norm)
+    if contact is not None:
+        return contact
+    try:
+        async with in_transaction():  # a savepoint when a transaction is already open
+            return await Contact.create(
+                tenant_id=tenant_id, home_scope=home, home_path=home.path, phone=norm,
+                locale=normalize_locale(locale),
+            )
+    except IntegrityError:
+        return await Contact.get(tenant_id=tenant_id, phone=norm)

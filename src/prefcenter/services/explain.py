@@ -1,0 +1,52 @@
+"""Decisions in plain words, for people (preference page, admin UIs)."""
+
+from __future__ import annotations
+
+from prefcenter.models import ConsentEvent
+from prefcenter.models.enums import Channel
+from prefcenter.services.resolution import Decision, Reason
+
+_SOURCE_WORDS = {
+    "PREFERENCE_CENTER": "on the preference page",
+    "EMAIL_LINK": "from a link in an email",
+    "ONE_CLICK": "with the unsubscribe button of the mail program",
+    "SMS_KEYWORD": "by text message",
+    "ADMIN": "by an administrator",
+    "API": "through an integration",
+    "IMPORT": "by an import",
+    "PARTICIPATION_FORM": "on a participation form",
+}
+
+
+def _channel_words(channel: Channel) -> str:
+    return {"EMAIL": "email", "SMS": "text messages", "ALL": "all messages"}[channel.value]
+
+
+def _date(event: ConsentEvent | None) -> str:
+    return f" on {event.occurred_at:%-d %b %Y}" if event is not None else ""
+
+
+def describe(d: Decision, event: ConsentEvent | None) -> str:
+    where = f"{d.decided_by.name} ({d.decided_by.kind})" if d.decided_by is not None else ""
+    how = f" {_SOURCE_WORDS.get(event.source.value, '')}" if event is not None else ""
+    what = _channel_words(event.channel if event is not None else d.channel)
+    match d.reason:
+        case Reason.SUPPRESSED:
+            return "Blocked: this contact is suppressed in the whole organisation."
+        case Reason.OPTED_OUT:
+            return f"Off: unsubscribed from {what} of {where}{_date(event)}{how}."
+        case Reason.UNAVAILABLE:
+            return "Not available for this invitation."
+        case Reason.NOT_INTERESTED:
+            return f"Off: you said you are not interested in {where}{_date(event)}."
+        case Reason.OPTED_IN:
+            return f"On: subscribed to {what} of {where}{_date(event)}{how}."
+        case Reason.DEFAULT_ALLOWED:
+            return "On: no choice made yet; this kind of message is sent unless you opt out."
+        case Reason.CONSENT_REQUIRED:
+            return "Off: no consent given yet; this kind of message needs your consent first."
+        case Reason.FREQUENCY_CAP:
+            when = f" until {d.next_allowed_at:%-d %b %Y %H:%M} UTC" if d.next_allowed_at else ""
+            detail = "paused" if d.detail == "paused" else f"limited to {d.detail}"
+            return f"Waiting: messages from {where} are {detail}{when}."
+    return d.reason.value

@@ -1,0 +1,1 @@
+"""Consent change stream: subscriptions, fan-out across processes, webhooks."""

@@ -1,0 +1,284 @@
+"""The words of the link pages and of the mail, in English and German.
+
+Each entry is a ``str.format`` pattern; values are plain text and the HTML templates
+escape the result. Add a language by adding a column to every entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+SUPPORTED = ("en", "de")
+DEFAULT = "en"
+
+_M: dict[str, dict[str, str]] = {
+    # --- every page ---
+    "page.footer": {
+        "en": "Your choices are recorded with date and time so that they can be proven. "
+              "This page sets no cookies.",
+        "de": "Ihre Entscheidungen werden mit Datum und Uhrzeit festgehalten, damit sie "
+              "nachweisbar sind. Diese Seite setzt keine Cookies.",
+    },
+    # --- what a choice covers ---
+    "level.self": {"en": "Only {name}", "de": "Nur {name}"},
+    "level.self_hint": {
+        "en": "You will still hear from the rest of {tenant}.",
+        "de": "Andere Nachrichten von {tenant} erhalten Sie weiterhin.",
+    },
+    "level.ancestor": {"en": "All of {name} ({kind})", "de": "Alles von {name} ({kind})"},
+    "level.ancestor_hint": {
+        "en": "Includes {self} and everything else under {name}.",
+        "de": "Umfasst {self} und alles andere unter {name}.",
+    },
+    "level.root": {"en": "Everything from {tenant}", "de": "Alles von {tenant}"},
+    "level.root_hint": {
+        "en": "Every part of {tenant}, now and in future.",
+        "de": "Alle Bereiche von {tenant}, jetzt und künftig.",
+    },
+    "what.self": {"en": "“{name}”", "de": "„{name}“"},
+    "what.ancestor": {"en": "all of “{name}” ({kind})", "de": "allem unter „{name}“ ({kind})"},
+    "what.root": {"en": "anything", "de": "allem"},
+    # --- unsubscribe ---
+    "unsub.title": {"en": "Unsubscribe", "de": "Abmelden"},
+    "unsub.intro": {
+        "en": "You are about to stop receiving {channel} from {tenant}. "
+              "Nothing changes until you confirm.",
+        "de": "Sie sind dabei, keine {channel} mehr von {tenant} zu erhalten. "
+              "Es ändert sich nichts, bevor Sie bestätigen.",
+    },
+    "unsub.legend": {"en": "What do you want to unsubscribe from?",
+                     "de": "Wovon möchten Sie sich abmelden?"},
+    "unsub.continue": {"en": "Continue", "de": "Weiter"},
+    "unsub.confirm_title": {"en": "Please confirm", "de": "Bitte bestätigen"},
+    "unsub.confirm_text": {
+        "en": "You will no longer receive {channel} about {what} from {tenant}. "
+              "This takes effect immediately.",
+        "de": "Sie erhalten dann keine {channel} mehr zu {what} von {tenant}. Das gilt sofort.",
+    },
+    "unsub.confirm_button": {"en": "Yes, unsubscribe me", "de": "Ja, abmelden"},
+    "unsub.back": {"en": "Back", "de": "Zurück"},
+    "unsub.done_title": {"en": "You are unsubscribed", "de": "Sie sind abgemeldet"},
+    "unsub.done_text": {
+        "en": "You will no longer receive {channel} about {what} from {tenant}.",
+        "de": "Sie erhalten keine {channel} mehr zu {what} von {tenant}.",
+    },
+    "unsub.already_text": {
+        "en": "You were already unsubscribed from {channel} about {what}; nothing changed.",
+        "de": "Sie waren bereits von {channel} zu {what} abgemeldet; es hat sich nichts "
+              "geändert.",
+    },
+    "unsub.undo_text": {
+        "en": "Unsubscribed by mistake? We can email you a link to opt back in; you stay "
+              "unsubscribed until you click it.",
+        "de": "Versehentlich abgemeldet? Wir können Ihnen einen Link zur erneuten Anmeldung "
+              "senden; Sie bleiben abgemeldet, bis Sie ihn anklicken.",
+    },
+    "unsub.undo_button": {"en": "Email me a link to opt back in",
+                          "de": "Link zur erneuten Anmeldung senden"},
+    "unsub.requested_title": {"en": "Check your inbox", "de": "Bitte prüfen Sie Ihr Postfach"},
+    "unsub.requested_text": {
+        "en": "We are sending a confirmation link to {email}. You stay unsubscribed until "
+              "you confirm. The link is valid until {until}.",
+        "de": "Wir senden einen Bestätigungslink an {email}. Sie bleiben abgemeldet, bis Sie "
+              "bestätigen. Der Link ist gültig bis {until}.",
+    },
+    "unsub.one_click_done": {
+        "en": "Unsubscribed: you will no longer receive {channel} about {what} from {tenant}.",
+        "de": "Abgemeldet: Sie erhalten keine {channel} mehr zu {what} von {tenant}.",
+    },
+    # --- not interested ---
+    "ni.title": {"en": "Not interested?", "de": "Kein Interesse?"},
+    "ni.question": {
+        "en": "If you are not interested in {scope}, {tenant} will stop inviting you to it. "
+              "Nothing else changes.",
+        "de": "Wenn Sie kein Interesse an {scope} haben, lädt {tenant} Sie nicht mehr dazu "
+              "ein. Sonst ändert sich nichts.",
+    },
+    "ni.mute_button": {"en": "I'm not interested", "de": "Ich habe kein Interesse"},
+    "ni.muted_title": {"en": "You are not interested in {scope}",
+                       "de": "Sie haben kein Interesse an {scope}"},
+    "ni.muted_text": {
+        "en": "{tenant} will not invite you to {scope}. Clicked by mistake, or changed your "
+              "mind? You can undo it here, now or later from the same link.",
+        "de": "{tenant} lädt Sie nicht zu {scope} ein. Versehentlich geklickt oder "
+              "umentschieden? Sie können das hier rückgängig machen, jetzt oder später über "
+              "denselben Link.",
+    },
+    "ni.unmute_button": {"en": "I've changed my mind", "de": "Ich habe es mir anders überlegt"},
+    "ni.restored_title": {"en": "Welcome back", "de": "Willkommen zurück"},
+    "ni.restored_text": {
+        "en": "{tenant} may invite you to {scope} again.",
+        "de": "{tenant} darf Sie wieder zu {scope} einladen.",
+    },
+    # --- opt-back-in confirmation ---
+    "c.title": {"en": "Opt back in?", "de": "Wieder anmelden?"},
+    "c.question": {
+        "en": "Do you want to receive {channel} about {what} from {tenant} again? You stay "
+              "unsubscribed unless you confirm.",
+        "de": "Möchten Sie wieder {channel} zu {what} von {tenant} erhalten? Sie bleiben "
+              "abgemeldet, wenn Sie nicht bestätigen.",
+    },
+    "c.valid_until": {"en": "This link is valid until {until}.",
+                      "de": "Dieser Link ist gültig bis {until}."},
+    "c.button": {"en": "Yes, opt me back in", "de": "Ja, wieder anmelden"},
+    "c.done_title": {"en": "You are opted back in", "de": "Sie sind wieder angemeldet"},
+    "c.done_text": {
+        "en": "You will receive {channel} about {what} from {tenant} again. You can "
+              "unsubscribe at any time.",
+        "de": "Sie erhalten wieder {channel} zu {what} von {tenant}. Sie können sich "
+              "jederzeit abmelden.",
+    },
+    "c.already_title": {"en": "Already confirmed", "de": "Bereits bestätigt"},
+    "c.already_text": {
+        "en": "You confirmed this on {date}; nothing changed.",
+        "de": "Sie haben dies am {date} bestätigt; es hat sich nichts geändert.",
+    },
+    "c.expired_title": {"en": "This request has expired", "de": "Diese Anfrage ist abgelaufen"},
+    "c.expired_text": {
+        "en": "It was valid until {until}. You are still unsubscribed; nothing changed. You "
+              "can ask for a new link from the preference page.",
+        "de": "Sie war gültig bis {until}. Sie bleiben abgemeldet; es hat sich nichts "
+              "geändert. Einen neuen Link können Sie über die Einstellungsseite anfordern.",
+    },
+    "c.blocked_title": {"en": "Not possible right now", "de": "Zurzeit nicht möglich"},
+    "c.blocked_text": {
+        "en": "You are unsubscribed from all of {blocking}, which covers this; nothing changed.",
+        "de": "Sie sind von allem unter {blocking} abgemeldet, was dies einschließt; es hat "
+              "sich nichts geändert.",
+    },
+    # --- errors ---
+    "err.404_title": {"en": "This link is not valid", "de": "Dieser Link ist ungültig"},
+    "err.404_text": {
+        "en": "Please check that you opened the whole link from your email. Nothing has been "
+              "changed.",
+        "de": "Bitte prüfen Sie, ob Sie den vollständigen Link aus Ihrer E-Mail geöffnet "
+              "haben. Es wurde nichts geändert.",
+    },
+    "err.410_title": {"en": "This link has expired", "de": "Dieser Link ist abgelaufen"},
+    "err.410_text": {
+        "en": "Nothing has been changed. Please use the link in a more recent email.",
+        "de": "Es wurde nichts geändert. Bitte verwenden Sie den Link aus einer neueren E-Mail.",
+    },
+    "err.400_title": {"en": "This request could not be processed",
+                      "de": "Diese Anfrage konnte nicht verarbeitet werden"},
+    "err.400_text": {
+        "en": "Nothing has been changed. Please go back and try again.",
+        "de": "Es wurde nichts geändert. Bitte gehen Sie zurück und versuchen Sie es erneut.",
+    },
+    "err.500_title": {"en": "Something went wrong", "de": "Etwas ist schiefgegangen"},
+    "err.500_text": {
+        "en": "Nothing has been changed. Please try again in a few minutes.",
+        "de": "Es wurde nichts geändert. Bitte versuchen Sie es in ein paar Minuten erneut.",
+    },
+    # --- mail ---
+    "mail.greeting": {"en": "Hello {name},", "de": "Hallo {name},"},
+    "mail.greeting_anon": {"en": "Hello,", "de": "Guten Tag,"},
+    "mail.valid_until": {"en": "The link is valid until {until}.",
+                         "de": "Der Link ist gültig bis {until}."},
+    "mail.footer": {
+        "en": "This is a one-off message about your choices, sent for {tenant}. It contains "
+              "no advertising.",
+        "de": "Dies ist eine einmalige Nachricht zu Ihren Einstellungen, gesendet für "
+              "{tenant}. Sie enthält keine Werbung.",
+    },
+    "mail.obi.subject": {
+        "en": "Please confirm: receive {channel} from {tenant} again",
+        "de": "Bitte bestätigen: wieder {channel} von {tenant} erhalten",
+    },
+    "mail.obi.intro_self": {
+        "en": "You asked to receive {channel} about {what} from {tenant} again.",
+        "de": "Sie möchten wieder {channel} zu {what} von {tenant} erhalten.",
+    },
+    "mail.obi.intro_admin": {
+        "en": "{tenant} asks whether you would like to receive {channel} about {what} again.",
+        "de": "{tenant} fragt, ob Sie wieder {channel} zu {what} erhalten möchten.",
+    },
+    "mail.obi.action": {
+        "en": "You stay unsubscribed unless you confirm with this link:",
+        "de": "Sie bleiben abgemeldet, wenn Sie nicht über diesen Link bestätigen:",
+    },
+    "mail.obi.button": {"en": "Confirm", "de": "Bestätigen"},
+    "mail.obi.ignore": {
+        "en": "If you did not ask for this, ignore this email: nothing changes.",
+        "de": "Wenn Sie das nicht angefordert haben, ignorieren Sie diese E-Mail: es ändert "
+              "sich nichts.",
+    },
+    "mail.oo.subject": {"en": "You are unsubscribed ({tenant})",
+                        "de": "Sie sind abgemeldet ({tenant})"},
+    "mail.oo.intro": {
+        "en": "You will no longer receive {channel} about {what} from {tenant}.",
+        "de": "Sie erhalten keine {channel} mehr zu {what} von {tenant}.",
+    },
+    "mail.oo.undo": {
+        "en": "Was this a mistake? You can opt back in with this link:",
+        "de": "War das ein Versehen? Mit diesem Link können Sie sich wieder anmelden:",
+    },
+    "mail.oo.button": {"en": "Opt back in", "de": "Wieder anmelden"},
+    "mail.oo.nothing": {
+        "en": "If it was intended, there is nothing more to do.",
+        "de": "Wenn es so gewollt war, müssen Sie nichts weiter tun.",
+    },
+}
+
+_CHANNEL_WORDS = {
+    "en": {"EMAIL": "emails", "SMS": "text messages", "ALL": "messages"},
+    "de": {"EMAIL": "E-Mails", "SMS": "SMS", "ALL": "Nachrichten"},
+}
+
+_MONTHS = {
+    "en": ["January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"],
+    "de": ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August",
+           "September", "Oktober", "November", "Dezember"],
+}
+
+
+def language_of(locale: str | None) -> str:
+    """``de-DE`` -> ``de``; anything unsupported -> ``en``."""
+    lang = (locale or "").replace("_", "-").split("-")[0].strip().lower()
+    return lang if lang in SUPPORTED else DEFAULT
+
+
+def translator(lang: str) -> Callable[..., str]:
+    lang = language_of(lang)
+
+    def t(key: str, **values: object) -> str:
+        entry = _M[key]
+        return entry.get(lang, entry[DEFAULT]).format(**values)
+
+    return t
+
+
+def channel_words(channel: str, lang: str) -> str:
+    return _CHANNEL_WORDS[language_of(lang)][str(channel)]
+
+
+def format_date(value: datetime, lang: str) -> str:
+    month = _MONTHS[language_of(lang)][value.month - 1]
+    if language_of(lang) == "de":
+        return f"{value.day}. {month} {value.year}"
+    return f"{value.day} {month} {value.year}"
+
+
+def format_datetime(value: datetime, lang: str) -> str:
+    """In UTC, e.g. ``3 May 2026, 14:05 UTC``."""
+    value = value.astimezone(UTC)
+    return f"{format_date(value, lang)}, {value:%H:%M} UTC"
+
+
+def accept_language(header: str | None) -> str:
+    """The best supported language of an ``Accept-Language`` header (for error pages)."""
+    best, best_q = DEFAULT, -1.0
+    for part in (header or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        lang = tag.split("-")[0].strip().lower()
+        if lang in SUPPORTED and q > best_q:
+            best, best_q = lang, q
+    return best

@@ -1,0 +1,64 @@
+"""``links``: what a sender asks for and puts into a message (the GraphQL contract)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from prefcenter.models.enums import Channel
+from prefcenter.services import links as links_svc
+from prefcenter.settings import Settings
+from tests.factories import World
+from tests.flows.support import LINKS, get_links, token_of
+
+
+async def test_links_for_a_sender(world: World) -> None:
+    links = await get_links(world, "ada", "study_sleep", "EMAIL")
+    assert links["unsubscribeUrl"].startswith("http://testserver/u/")
+    assert links["listUnsubscribe"] == f"<{links['unsubscribeUrl']}>"
+    assert links["listUnsubscribePost"] == "List-Unsubscribe=One-Click"
+    assert links["notInterestedUrl"].startswith("http://testserver/ni/")
+    assert links["preferencesUrl"].startswith("http://testserver/p/")
+    expires = datetime.fromisoformat(links["expiresAt"])
+    assert expires - datetime.now(UTC) > timedelta(days=59)  # link_ttl_days (60)
+    # Every call issues fresh, unrelated tokens.
+    again = await get_links(world, "ada", "study_sleep", "EMAIL")
+    assert again["unsubscribeUrl"] != links["unsubscribeUrl"]
+
+    # The preference link is a bearer for the contact itself; the others are not.
+    me = await world.gql("{ me { id } }", token=token_of(links["preferencesUrl"]))
+    assert me["me"]["id"] == world.cid("ada")
+    refused = await world.gql("{ me { id } }", token=token_of(links["unsubscribeUrl"]),
+                              expect_errors=True)
+    assert refused["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+@pytest.mark.parametrize(("key", "code"), [("viewer", "FORBIDDEN"), ("partner", "FORBIDDEN"),
+                                           ("", "UNAUTHENTICATED")])
+async def test_links_need_a_key_that_writes(world: World, key: str, code: str) -> None:
+    body = await world.gql(LINKS, {"c": world.cid("ada"), "s": world.sid("study_sleep"),
+                                   "ch": "EMAIL"}, key=key, expect_errors=True)
+    assert body["errors"][0]["extensions"]["code"] == code
+
+
+async def test_links_refused_to_contacts_and_outside_the_key_subtree(world: World) -> None:
+    prefs = token_of((await get_links(world))["preferencesUrl"])
+    body = await world.gql(LINKS, {"c": world.cid("ada"), "s": world.sid("study_sleep"),
+                                   "ch": "EMAIL"}, token=prefs, expect_errors=True)
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    # The newsletters admin may not issue links about the research studies.
+    body = await world.gql(LINKS, {"c": world.cid("ada"), "s": world.sid("study_sleep"),
+                                   "ch": "EMAIL"}, key="news_admin", expect_errors=True)
+    assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    ok = await get_links(world, "ada", "user_alice", "EMAIL", key="news_admin")
+    assert ok["unsubscribeUrl"]
+
+
+async def test_links_last_at_least_thirty_days(world: World) -> None:
+    """CAN-SPAM: a shorter configured lifetime is raised to 30 days."""
+    short = Settings(link_ttl_days=7, public_url="https://prefs.example")
+    issued = await links_svc.issue_links(world.system, world.cid("ada"), world.sid("study_sleep"),
+                                         Channel.EMAIL, short)
+    assert issued.unsubscribe_url.startswith("https://prefs.example/u/")
+    assert issued.expires_at - datetime.now(UTC) > timedelta(days=29, hours=23)
