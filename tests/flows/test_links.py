@@ -6,11 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from prefcenter.models.enums import Channel
+from prefcenter.models.enums import Channel, TokenPurpose
+from prefcenter.services import auth, changes
 from prefcenter.services import links as links_svc
 from prefcenter.settings import Settings
 from tests.factories import World
 from tests.flows.support import LINKS, get_links, token_of
+from tests.graphql.ops import OPT_OUT
 
 
 async def test_links_for_a_sender(world: World) -> None:
@@ -62,3 +64,54 @@ async def test_links_last_at_least_thirty_days(world: World) -> None:
                                          Channel.EMAIL, short)
     assert issued.unsubscribe_url.startswith("https://prefs.example/u/")
     assert issued.expires_at - datetime.now(UTC) > timedelta(days=29, hours=23)
+
+
+EVENTS = """{ consentEvents(first: 100) { edges { node { scopeId action } } } }"""
+PREFS = """{ preferences { decisions { scopeId } } }"""
+SCOPES = """{ scopes { id } }"""
+
+
+async def test_a_subtree_senders_preference_link_reaches_only_its_part_of_the_tree(
+        world: World) -> None:
+    """The sender sees the URLs it puts in a message: a preference link issued by the
+    Newsletters admin opens Newsletters (and the levels above it, to opt out of
+    everything), never the Events client or the research studies."""
+    ada = world.cid("ada")
+    for scope in ("study_sleep", "user_bob"):  # facts recorded elsewhere in the tenant
+        opted = await world.gql(OPT_OUT, {"i": {"contactId": ada, "scopeId": world.sid(scope),
+                                                "channel": "EMAIL"}})
+        assert opted["optOut"]["changed"] is True
+    links = await get_links(world, "ada", "user_alice", "EMAIL", key="news_admin")
+    secret = token_of(links["preferencesUrl"])
+
+    seen = {s["id"] for s in (await world.gql(SCOPES, token=secret))["scopes"]}
+    assert seen == {world.sid("group"), world.sid("client_news"), world.sid("user_alice")}
+    events = (await world.gql(EVENTS, token=secret))["consentEvents"]["edges"]
+    assert events == []
+    assert (await world.gql(PREFS, token=secret))["preferences"]["decisions"] == []
+    outside = await world.gql(OPT_OUT, {"i": {"scopeId": world.sid("client_events"),
+                                              "channel": "EMAIL"}}, token=secret)
+    assert outside["optOut"]["code"] == "NOT_FOUND"
+
+    # Above the link's scope the contact may still opt out of everything, and sees it.
+    everything = await world.gql(OPT_OUT, {"i": {"scopeId": world.sid("group"),
+                                                 "channel": "EMAIL"}}, token=secret)
+    assert everything["optOut"]["changed"] is True
+    events = (await world.gql(EVENTS, token=secret))["consentEvents"]["edges"]
+    assert [(e["node"]["scopeId"], e["node"]["action"]) for e in events] == [
+        (world.sid("group"), "OPTED_OUT")]
+    decisions = (await world.gql(PREFS, token=secret))["preferences"]["decisions"]
+    assert [d["scopeId"] for d in decisions] == [world.sid("group")]
+
+    # The owner's link still opens the whole tree.
+    whole = token_of((await get_links(world, "ada", "user_alice", "EMAIL"))["preferencesUrl"])
+    assert len((await world.gql(EVENTS, token=whole))["consentEvents"]["edges"]) == 3
+    # The change stream a contact may subscribe to has the same reach.
+    principal = auth.principal_from_token(
+        await auth.resolve_contact_token(secret, {TokenPurpose.PREFERENCES}))
+    for scope_id, expected in ((None, [world.sid("group")]),
+                               (world.sid("group"), [world.sid("group")]),
+                               (world.sid("user_alice"), [])):
+        f = await changes.open_filter(principal, scope_id=scope_id)
+        streamed = await changes.read_after(f, 0, settle=None)
+        assert [str(e.scope_id) for e in streamed.events] == expected

@@ -66,12 +66,17 @@ async def test_not_interested_is_never_streamed_to_keys_but_reaches_the_contact(
         await change(world, "optOut", "ada", "opp_phone", "SMS")
         await ada.wait_for(1)
         await mute(world, token)
-        after_mute = await change(world, "optOut", "ada", "study_diet")
+        # A sibling branch is outside the reach of a link bound to the phone beta ...
+        elsewhere = await change(world, "optOut", "ada", "study_diet")
+        # ... the level above it is inside.
+        after_mute = await change(world, "optOut", "ada", "project")
         await ada.wait_for(3)
-        await owner.wait_for(1 + 2)  # probe(s) + the opt-out + the later opt-out
+        await owner.wait_for(1 + 3)  # probe(s) + the opt-out + the two later opt-outs
         await owner.quiet(0.5)
         assert "NOT_INTERESTED" not in [e["action"] for e in owner.events]
         assert int(after_mute[0]["id"]) in owner.ids()
+        assert int(elsewhere[0]["id"]) in owner.ids()
+        assert int(elsewhere[0]["id"]) not in ada.ids()
         assert [e["action"] for e in ada.events] == ["OPTED_OUT", "NOT_INTERESTED", "OPTED_OUT"]
         # The contact sees its own events only (the probes were Bob's).
         assert {e["contactId"] for e in ada.events} == {world.cid("ada")}

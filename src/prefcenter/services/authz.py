@@ -6,6 +6,10 @@ exist, so nothing leaks across tenants or subtrees.
 
 from __future__ import annotations
 
+from typing import Any
+
+from tortoise.expressions import Q
+
 from prefcenter.errors import Forbidden, NotFound
 from prefcenter.models import Contact, Scope
 from prefcenter.services.principals import Capability, Principal
@@ -25,14 +29,24 @@ def path_is_within(path: str, root_path: str) -> bool:
     return path.startswith(root_path)
 
 
+def path_in_reach(principal: Principal, path: str) -> bool:
+    """Whether facts recorded at ``path`` concern this principal's part of the tree.
+
+    API keys: their subtree. Contact tokens: the subtree of the scope the token is bound
+    to and the levels above it, never a sibling branch, so a link issued by a subtree's
+    sender opens no more of the contact's record than that sender may see.
+    """
+    if path_is_within(path, principal.scope_path):
+        return True
+    return principal.is_contact and path_is_within(principal.scope_path, path)
+
+
 def scope_readable(principal: Principal, scope: Scope) -> bool:
     """API keys: their subtree. Contacts: the token's subtree and the path above it."""
     if str(scope.tenant_id) != principal.tenant_id:
         return False
-    if path_is_within(scope.path, principal.scope_path):
-        return True
     # A contact may act on the levels above its link's scope ("all studies of the account").
-    return principal.is_contact and path_is_within(principal.scope_path, scope.path)
+    return path_in_reach(principal, scope.path)
 
 
 def scope_writable(principal: Principal, scope: Scope) -> bool:
@@ -76,9 +90,21 @@ def check_contact(principal: Principal, contact: Contact | None) -> Contact:
 
 def contact_filter_paths(principal: Principal) -> tuple[str, list[str]]:
     """(subtree prefix, ancestor paths) that a contact list query must be limited to."""
-    parts = [p for p in principal.scope_path.split("/") if p]
-    ancestors = ["/" + "/".join(parts[:i]) + "/" for i in range(1, len(parts))]
-    return principal.scope_path, ancestors
+    return principal.scope_path, ancestor_paths(principal.scope_path)
+
+
+def ancestor_paths(path: str) -> list[str]:
+    """The materialized paths strictly above ``path`` (``/a/b/c/`` -> ``/a/``, ``/a/b/``)."""
+    parts = [p for p in path.split("/") if p]
+    return ["/" + "/".join(parts[:i]) + "/" for i in range(1, len(parts))]
+
+
+def reach_q(principal: Principal, field: str = "scope_path") -> Q:
+    """``path_in_reach`` as a query filter on ``field``."""
+    within: dict[str, Any] = {f"{field}__startswith": principal.scope_path}
+    ancestors = ancestor_paths(principal.scope_path) if principal.is_contact else []
+    above: dict[str, Any] = {f"{field}__in": ancestors}
+    return Q(**within) | Q(**above) if ancestors else Q(**within)
 
 
 def require_any(principal: Principal | None, *capabilities: Capability) -> Principal:

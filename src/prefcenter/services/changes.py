@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from prefcenter.models import ConsentEvent
@@ -39,10 +40,13 @@ class ChangeFilter:
     contact_id: str | None = None
     channels: tuple[Channel, ...] | None = None
     include_private: bool = False
+    #: Exact paths above ``path`` that are also delivered (a contact's link reaches the
+    #: levels above its scope, see ``authz.path_in_reach``).
+    ancestors: tuple[str, ...] = ()
 
     def matches(self, *, path: str, channel: str, contact_id: str, private: bool) -> bool:
         """Would an event with these attributes be delivered? (Used to skip wake-ups.)"""
-        if not path.startswith(self.path):
+        if not path.startswith(self.path) and path not in self.ancestors:
             return False
         if self.contact_id is not None and contact_id != self.contact_id:
             return False
@@ -72,17 +76,23 @@ async def open_filter(principal: Principal, *, scope_id: str | None = None,
     authz.require_any(principal, Capability.READ_EVENTS, Capability.SELF)
     path = principal.scope_path
     contact_id: str | None = None
+    ancestors: tuple[str, ...] = ()
     if principal.is_contact:
-        # A contact sees its own events, wherever in the tenant they were recorded.
+        # A contact sees its own events in its link's reach: the subtree and the levels above.
         contact_id = principal.contact_id
-        path = "/"
+        ancestors = tuple(authz.ancestor_paths(path))
     if scope_id is not None:
-        path = (await get_scope(principal, scope_id)).path
+        scope_path = (await get_scope(principal, scope_id)).path
+        if authz.path_is_within(scope_path, path):
+            path, ancestors = scope_path, ()
+        else:  # a level above a contact's link: from that level down to the link's subtree
+            ancestors = tuple(a for a in ancestors if a.startswith(scope_path))
     channels: tuple[Channel, ...] | None = None
     if channel is not None:
         channels = (channel,) if channel == Channel.ALL else (channel, Channel.ALL)
     return ChangeFilter(tenant_id=principal.tenant_id, path=path, contact_id=contact_id,
-                        channels=channels, include_private=principal.is_contact)
+                        channels=channels, include_private=principal.is_contact,
+                        ancestors=ancestors)
 
 
 def parse_after(cursor: str | None) -> int | None:
@@ -94,7 +104,9 @@ def parse_after(cursor: str | None) -> int | None:
 
 def _query(f: ChangeFilter, after_id: int) -> QuerySet[ConsentEvent]:
     qs = ConsentEvent.filter(tenant_id=f.tenant_id, id__gt=after_id)
-    if f.path != "/":
+    if f.ancestors:
+        qs = qs.filter(Q(scope_path__startswith=f.path) | Q(scope_path__in=list(f.ancestors)))
+    elif f.path != "/":
         qs = qs.filter(scope_path__startswith=f.path)
     if f.contact_id is not None:
         qs = qs.filter(contact_id=f.contact_id)

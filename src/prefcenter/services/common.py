@@ -6,7 +6,7 @@ import base64
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prefcenter.errors import Invalid, NotFound
 
@@ -40,6 +40,14 @@ def decode_cursor(cursor: str, field: str = "after") -> str:
     return raw[2:]
 
 
+def decode_int_cursor(cursor: str, field: str = "after") -> int:
+    """The integer (a ledger or outbox id) behind a cursor."""
+    raw = decode_cursor(cursor, field)
+    if not raw.isdigit():
+        raise Invalid("Malformed cursor.", field=field)
+    return int(raw)
+
+
 @dataclass
 class Page(Generic[T]):
     """One page of a keyset-paginated list."""
@@ -56,3 +64,18 @@ def clamp_first(first: int | None, maximum: int, default: int = 50) -> int:
     if first < 1 or first > maximum:
         raise Invalid(f"'first' must be between 1 and {maximum}.", field="first")
     return first
+
+
+def before_int_cursor(qs: Any, after: str | None, key: str) -> Any:
+    """Newest-first keyset pagination on an integer ``key``: rows below the cursor."""
+    if not after:
+        return qs
+    return qs.filter(**{f"{key}__lt": decode_int_cursor(after)})
+
+
+async def newest_first_page(qs: Any, after: str | None, key: str, limit: int) -> Page[Any]:
+    """One page of ``qs`` ordered by integer ``key`` descending, after the ``after`` cursor."""
+    rows = list(await before_int_cursor(qs, after, key).order_by(f"-{key}").limit(limit + 1))
+    items = rows[:limit]
+    return Page(items=items, cursors=[encode_cursor(getattr(r, key)) for r in items],
+                has_next=len(rows) > limit)

@@ -395,13 +395,13 @@ async def preferences(principal: Principal, contact_id: str) -> dict[str, Any]:
     """A contact's explicit decisions, frequencies and (for itself only) its mutes."""
     authz.require_any(principal, Capability.READ_CONTACTS, Capability.SELF)
     contact = await get_contact(principal, contact_id)
-    states = await ConsentState.filter(contact_id=contact.id).order_by("scope_path", "channel")
-    if not principal.is_contact:
-        states = [s for s in states if authz.path_is_within(s.scope_path, principal.scope_path)]
-    freqs = await FrequencyPreference.filter(contact_id=contact.id).order_by("scope_path")
-    if not principal.is_contact:
-        freqs = [f for f in freqs if authz.path_is_within(f.scope_path, principal.scope_path)]
-    mutes = await NotInterested.filter(contact_id=contact.id) if principal.is_contact else []
+    reach = authz.reach_q(principal)
+    states = await ConsentState.filter(reach, contact_id=contact.id).order_by(
+        "scope_path", "channel")
+    freqs = await FrequencyPreference.filter(reach, contact_id=contact.id).order_by("scope_path")
+    mutes = (await NotInterested.filter(authz.reach_q(principal, "scope__path"),
+                                        contact_id=contact.id)
+             if principal.is_contact else [])
     return {"contact": contact, "states": list(states), "frequencies": list(freqs),
             "mutes": list(mutes)}
 
@@ -411,7 +411,7 @@ async def list_opt_outs(
     *, first: int | None = None, after: str | None = None, max_page: int = 500,
 ) -> Any:
     """Opt-outs at a level (seed 002 Admin > Activity > Opt outs), newest first."""
-    from prefcenter.services.common import Page, clamp_first, decode_cursor, encode_cursor
+    from prefcenter.services.common import clamp_first, newest_first_page
 
     authz.require(principal, Capability.READ_CONTACTS)
     scope = await get_scope(principal, scope_id)
@@ -424,12 +424,4 @@ async def list_opt_outs(
     if channel is not None:
         qs = qs.filter(channel__in=[channel, Channel.ALL] if channel != Channel.ALL
                        else [Channel.ALL])
-    if after:
-        raw = decode_cursor(after)
-        if not raw.isdigit():
-            raise Invalid("Malformed cursor.", field="after")
-        qs = qs.filter(event_id__lt=int(raw))
-    rows = await qs.order_by("-event_id").limit(limit + 1)
-    items = list(rows[:limit])
-    return Page(items=items, cursors=[encode_cursor(s.event_id) for s in items],
-                has_next=len(rows) > limit)
+    return await newest_first_page(qs, after, "event_id", limit)

@@ -18,7 +18,14 @@ from prefcenter.models import (
 )
 from prefcenter.models.enums import PRIVATE_ACTIONS, Action, Channel, Source
 from prefcenter.services import authz
-from prefcenter.services.common import Page, clamp_first, decode_cursor, encode_cursor, utcnow
+from prefcenter.services.common import (
+    Page,
+    clamp_first,
+    decode_int_cursor,
+    encode_cursor,
+    newest_first_page,
+    utcnow,
+)
 from prefcenter.services.principals import Capability, Principal
 
 EVIDENCE_KEYS = {"text", "noticeVersion", "formVersion", "url", "document", "body", "note"}
@@ -81,10 +88,11 @@ def event_visible(principal: Principal, event: ConsentEvent) -> bool:
     if str(event.tenant_id) != principal.tenant_id:
         return False
     if principal.is_contact:
-        return str(event.contact_id) == principal.contact_id
-    if event.action in PRIVATE_ACTIONS:
+        if str(event.contact_id) != principal.contact_id:
+            return False
+    elif event.action in PRIVATE_ACTIONS:
         return False
-    return authz.path_is_within(event.scope_path, principal.scope_path)
+    return authz.path_in_reach(principal, event.scope_path)
 
 
 async def list_events(
@@ -103,13 +111,11 @@ async def list_events(
 
     authz.require_any(principal, Capability.READ_EVENTS, Capability.SELF)
     limit = clamp_first(first, max_page)
-    qs = ConsentEvent.filter(tenant_id=principal.tenant_id)
+    qs = ConsentEvent.filter(authz.reach_q(principal), tenant_id=principal.tenant_id)
     if principal.is_contact:
         qs = qs.filter(contact_id=principal.contact_id)
     else:
-        qs = qs.filter(scope_path__startswith=principal.scope_path).exclude(
-            action__in=list(PRIVATE_ACTIONS)
-        )
+        qs = qs.exclude(action__in=list(PRIVATE_ACTIONS))
     if contact_id is not None:
         contact = await get_contact(principal, contact_id)
         qs = qs.filter(contact_id=contact.id)
@@ -118,15 +124,7 @@ async def list_events(
         qs = qs.filter(scope_path__startswith=scope.path)
     if channel is not None:
         qs = qs.filter(channel=channel)
-    if after:
-        raw = decode_cursor(after)
-        if not raw.isdigit():
-            raise Invalid("Malformed cursor.", field="after")
-        qs = qs.filter(id__lt=int(raw))
-    rows = await qs.order_by("-id").limit(limit + 1)
-    items = list(rows[:limit])
-    return Page(items=items, cursors=[encode_cursor(e.id) for e in items],
-                has_next=len(rows) > limit)
+    return await newest_first_page(qs, after, "id", limit)
 
 
 def event_cursor(event_id: int) -> str:
@@ -134,10 +132,7 @@ def event_cursor(event_id: int) -> str:
 
 
 def parse_event_cursor(cursor: str, field: str = "after") -> int:
-    raw = decode_cursor(cursor, field)
-    if not raw.isdigit():
-        raise Invalid("Malformed cursor.", field=field)
-    return int(raw)
+    return decode_int_cursor(cursor, field)
 
 
 async def verify_invariants(tenant_id: str | None = None) -> list[str]:

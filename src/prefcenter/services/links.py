@@ -25,7 +25,7 @@ from prefcenter.models.enums import Channel, Source, TokenPurpose
 from prefcenter.services import auth, authz, consent
 from prefcenter.services.contacts import get_contact
 from prefcenter.services.principals import Capability, Principal
-from prefcenter.services.scopes import get_scope, inherited_setting, path_of, root_scope
+from prefcenter.services.scopes import get_scope, inherited_setting, path_of
 from prefcenter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -74,14 +74,17 @@ async def issue_links(
     if not authz.path_is_within(scope.path, principal.scope_path):
         raise NotFound("No such scope.", field="scopeId")
     contact = await get_contact(principal, contact_id)
-    root = await root_scope(str(contact.tenant_id))
+    # The preference page opens the sender's own part of the tree (and the levels above
+    # it, where the contact may opt out of everything): a subtree's sender, who sees the
+    # URL, must not gain a tenant-wide view of the contact through it.
+    home = await get_scope(principal, principal.scope_id)
     ttl = link_ttl(settings)
     async with db.transaction():
         unsub = await auth.issue_contact_token(contact, scope, TokenPurpose.UNSUBSCRIBE, ttl,
                                                channel=channel)
         mute = await auth.issue_contact_token(contact, scope, TokenPurpose.NOT_INTERESTED, ttl,
                                               channel=channel)
-        prefs = await auth.issue_contact_token(contact, root, TokenPurpose.PREFERENCES, ttl)
+        prefs = await auth.issue_contact_token(contact, home, TokenPurpose.PREFERENCES, ttl)
     unsubscribe_url = link_url(settings, TokenPurpose.UNSUBSCRIBE, unsub.secret)
     return ContactLinks(
         unsubscribe_url=unsubscribe_url,

@@ -55,8 +55,8 @@ from prefcenter.models.webhooks import (
 from prefcenter.services import authz, ledger
 from prefcenter.services.common import (
     Page,
+    before_int_cursor,
     clamp_first,
-    decode_cursor,
     encode_cursor,
     parse_uuid,
     utcnow,
@@ -372,12 +372,7 @@ async def list_deliveries(principal: Principal, endpoint_id: str, *, first: int 
     """An endpoint's deliveries, newest event first, each with its latest attempts."""
     endpoint = await get_endpoint(principal, endpoint_id)
     limit = clamp_first(first, max_page)
-    qs = WebhookDelivery.filter(endpoint_id=endpoint.id)
-    if after:
-        raw = decode_cursor(after)
-        if not raw.isdigit():
-            raise Invalid("Malformed cursor.", field="after")
-        qs = qs.filter(event_id__lt=int(raw))
+    qs = before_int_cursor(WebhookDelivery.filter(endpoint_id=endpoint.id), after, "event_id")
     rows = list(await qs.order_by("-event_id").limit(limit + 1).select_related("event"))
     page = rows[:limit]
     attempts: dict[str, list[WebhookAttempt]] = {}
