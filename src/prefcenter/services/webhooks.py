@@ -8,6 +8,9 @@
 - Workers claim due rows with a lease (``lease_until``); the HTTP call runs outside any
   transaction. A worker killed mid-call leaves the lease to expire and the row is sent
   again with the same ``webhook-id`` (at-least-once; receivers drop duplicates by id).
+- Deliveries to one endpoint run concurrently and retries come later, so they may arrive
+  out of ledger order; each carries the event's ``id`` and ``cursor`` (ledger order), and
+  a receiver that needs order sorts by them or reads ``consentEvents``/``consentChanged``.
 - Failures retry with exponential backoff and jitter. After ``webhook_max_failures``
   failed attempts in a row the endpoint is disabled, with the reason kept on it; its
   pending deliveries wait and resume when it is enabled again.
