@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prefcenter.settings import Settings
@@ -111,19 +111,24 @@ def cmd_api_key_create(args: argparse.Namespace) -> int:
     from prefcenter.models import Scope
     from prefcenter.models.enums import Role
     from prefcenter.services import auth
-    from prefcenter.services.common import parse_uuid
+    from prefcenter.services.common import parse_uuid, utcnow
 
     settings = _settings(args)
     try:
         role = Role(args.role.upper())
     except ValueError:
         return _fail(f"unknown role {args.role!r}; use one of {', '.join(r.value for r in Role)}")
+    if args.expires_in_days is not None and args.expires_in_days <= 0:
+        return _fail("--expires-in-days must be a positive number of days")
 
     async def run() -> Any:
         scope = await Scope.get_or_none(id=parse_uuid(args.scope, "scope", "scope"))
         if scope is None:
             raise DomainError(f"no scope {args.scope}")
-        return await auth.create_api_key(scope, role, args.name or f"{role.value} key (CLI)")
+        expires = (utcnow() + timedelta(days=args.expires_in_days)
+                   if args.expires_in_days is not None else None)
+        return await auth.create_api_key(scope, role, args.name or f"{role.value} key (CLI)",
+                                         expires)
 
     try:
         issued = asyncio.run(_with_db(settings, run))
@@ -142,7 +147,14 @@ def cmd_api_key_list(args: argparse.Namespace) -> int:
         return await ApiKey.all().order_by("created_at")
 
     for key in asyncio.run(_with_db(settings, run)):
-        state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+        if key.revoked_at:
+            state = f"revoked {key.revoked_at:%Y-%m-%d}"
+        elif key.expires_at and key.expires_at <= datetime.now(UTC):
+            state = f"expired {key.expires_at:%Y-%m-%d}"
+        elif key.expires_at:
+            state = f"active until {key.expires_at:%Y-%m-%d %H:%M}Z"
+        else:
+            state = "active"
         print(f"{key.id}  pc_{key.prefix}_…  {key.role.value:8} scope={key.scope_id}  "
               f"{state}  last used={key.last_used_at or 'never'}  {key.name}")
     return 0
@@ -258,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--scope", required=True, help="scope id the key is bound to")
     kc.add_argument("--role", required=True, help="OWNER, ADMIN, VIEWER or PARTNER")
     kc.add_argument("--name", default="")
+    kc.add_argument("--expires-in-days", type=float, default=None,
+                    help="the key stops working after this many days (default: until revoked)")
     kc.add_argument("--database-url", default=None)
     kc.set_defaults(func=cmd_api_key_create)
     kl = ksub.add_parser("list", help="list keys (never their secrets)")

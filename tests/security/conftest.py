@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from prefcenter.app import create_app
-from prefcenter.models import Contact
+from prefcenter.models import ApiKey, Contact
 from prefcenter.models.enums import Role, TokenPurpose
 from prefcenter.services import auth, contacts
 from prefcenter.settings import Settings
@@ -82,6 +82,10 @@ async def sec(world: World, client: httpx.AsyncClient) -> Security:
     revoked = await auth.create_api_key(a.root, Role.OWNER, "revoked owner")
     await auth.revoke_api_key(a.system, str(revoked.key.id))
     s.creds["a_revoked_owner"] = revoked.secret
+    expired = await auth.create_api_key(a.root, Role.OWNER, "expired owner",
+                                        expires_at=datetime.now(UTC) + DAY)
+    await ApiKey.filter(id=expired.key.id).update(expires_at=datetime.now(UTC) - DAY)
+    s.creds["a_expired_owner"] = expired.secret
     victim_key = await auth.create_api_key(news, Role.VIEWER, "to be revoked")
     s.key_id = str(victim_key.key.id)
     return s

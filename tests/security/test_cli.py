@@ -8,6 +8,7 @@ that works over GraphQL for that subtree only; ``api-key list`` -> no secrets;
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,38 @@ def test_cli_refuses_bad_input_clearly(db_file: Path) -> None:
     assert not_uuid.returncode == 2 and "Traceback" not in not_uuid.stderr
     bad_revoke = cli(db_file, "api-key", "revoke", "nope", ok=False)
     assert bad_revoke.returncode == 2 and "Traceback" not in bad_revoke.stderr
+
+
+def test_keys_with_an_expiry_stop_working_when_it_passes(db_file: Path, server: str) -> None:
+    out = cli(db_file, "tenant", "create", "Acme").stdout
+    root, owner = _field(out, "root scope id"), _field(out, "owner API key")
+    key = cli(db_file, "api-key", "create", "--scope", root, "--role", "VIEWER", "--name",
+              "auditor", "--expires-in-days", "7").stdout.strip()
+    assert gql(server, key, "{ scopes { id } }")["data"]["scopes"][0]["id"] == root
+    line = next(ln for ln in cli(db_file, "api-key", "list").stdout.splitlines()
+                if "auditor" in ln)
+    assert "active until" in line
+    zero = cli(db_file, "api-key", "create", "--scope", root, "--role", "VIEWER",
+               "--expires-in-days", "0", ok=False)
+    assert zero.returncode == 2 and "positive" in zero.stderr
+
+    # Over GraphQL: an expiry in the past is refused, one in the future is shown.
+    create = """mutation($s: ID!, $e: DateTime) { createApiKey(input: {scopeId: $s,
+      role: PARTNER, name: "crm", expiresAt: $e}) { __typename
+      ... on ApiKeyPayload { secret key { id expiresAt } } ... on Error { code field } } }"""
+    past = gql(server, owner, create, s=root, e="2020-01-01T00:00:00Z")["data"]["createApiKey"]
+    assert (past["code"], past["field"]) == ("INVALID", "expiresAt")
+    made = gql(server, owner, create, s=root, e="2999-01-01T00:00:00+00:00")["data"]
+    assert made["createApiKey"]["key"]["expiresAt"].startswith("2999-01-01T00:00:00")
+    partner = made["createApiKey"]["secret"]
+    assert "errors" not in gql(server, partner, "{ scopes { id } }")
+
+    # Time passes (the stored expiry is moved, as only the clock could): refused, EXPIRED.
+    with sqlite3.connect(db_file) as conn:
+        conn.execute("UPDATE api_key SET expires_at = '2020-01-01 00:00:00+00:00' "
+                     "WHERE name IN ('auditor', 'crm')")
+    for expired in (key, partner):
+        body = gql(server, expired, "{ scopes { id } }")
+        assert body["errors"][0]["extensions"]["code"] == "EXPIRED"
+        assert "expired" in body["errors"][0]["message"]
+    assert "expired 2020-01-01" in cli(db_file, "api-key", "list").stdout

@@ -4,7 +4,7 @@ The operations are discovered from ``build_schema()`` (Query, Mutation, Subscrip
 a new operation fails here until it has a rule in ``graphql/permissions.RULES`` *and* an
 entry in ``OPS`` below, which says who may call it and how to call it. For each operation:
 
-- anonymous -> UNAUTHENTICATED; a revoked key -> UNAUTHENTICATED; an expired contact
+- anonymous -> UNAUTHENTICATED; a revoked key -> UNAUTHENTICATED; an expired key or contact
   token -> EXPIRED; a contact token for another purpose (an unsubscribe link) ->
   UNAUTHENTICATED;
 - a key or contact token of another tenant -> NOT_FOUND, the very answer a made-up id gets;
@@ -484,6 +484,7 @@ async def test_operation_refuses_everyone_it_should(sec: Security, field: str) -
     # No credential, a revoked key, an expired token, a token for another purpose.
     assert outcome(await call(None), name) == "UNAUTHENTICATED"
     assert outcome(await call("a_revoked_owner"), name) == "UNAUTHENTICATED"
+    assert outcome(await call("a_expired_owner"), name) == "EXPIRED"
     assert outcome(await call("nina_expired"), name) == "EXPIRED"
     assert outcome(await call("nina_unsubscribe"), name) == "UNAUTHENTICATED"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
 
 from prefcenter.graphql.base import GInfo, guard, mutation_errors, query_errors, result_union
@@ -14,6 +16,9 @@ class CreateApiKeyInput:
     scope_id: strawberry.ID = strawberry.field(description="The subtree the key is bound to.")
     role: Role = strawberry.field(description="What it may do there.")
     name: str = strawberry.field(default="", description="What the key is for.")
+    expires_at: datetime | None = strawberry.field(
+        default=None, description="When the key stops working (in the future; UTC when no "
+        "offset is given). Omit for a key that works until it is revoked.")
 
 
 @strawberry.type(description="A new key; the secret is shown this once.")
@@ -41,7 +46,8 @@ class Mutation:
     @mutation_errors
     async def create_api_key(self, info: GInfo, input: CreateApiKeyInput) -> ApiKeyResult:
         principal = guard(info)
-        issued = await auth.issue_api_key(principal, input.scope_id, input.role, input.name)
+        issued = await auth.issue_api_key(principal, input.scope_id, input.role, input.name,
+                                           input.expires_at)
         return ApiKeyPayload(key=ApiKeyNode.from_model(issued.key), secret=issued.secret)
 
     @strawberry.mutation(description="Revoke a key; it stops working at once.")

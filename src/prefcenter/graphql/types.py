@@ -313,10 +313,12 @@ class ApiKeyNode:
     created_at: datetime = strawberry.field(description="When it was issued.")
     last_used_at: datetime | None = strawberry.field(description="Last use (minute resolution).")
     revoked_at: datetime | None = strawberry.field(description="When it was revoked, if it was.")
+    expires_at: datetime | None = strawberry.field(
+        description="When it stops working; null: until revoked.")
 
     @classmethod
     def from_model(cls, m: ApiKey) -> ApiKeyNode:
         return cls(id=strawberry.ID(str(m.id)), name=m.name, role=m.role,
                    scope_id=strawberry.ID(str(m.scope_id)), prefix=m.prefix,
                    created_at=m.created_at, last_used_at=m.last_used_at,
-                   revoked_at=m.revoked_at)
+                   revoked_at=m.revoked_at, expires_at=m.expires_at)

@@ -74,6 +74,8 @@ class ApiKey(Model):
     created_at = fields.DatetimeField(auto_now_add=True)
     last_used_at = fields.DatetimeField(null=True)
     revoked_at = fields.DatetimeField(null=True)
+    #: After this the key is refused (``EXPIRED``); null: until revoked.
+    expires_at = fields.DatetimeField(null=True)
 
     tenant_id: str
     scope_id: str

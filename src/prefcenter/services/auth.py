@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from prefcenter.errors import ErrorCode, Forbidden, Invalid, NotFound, Unauthenticated
 from prefcenter.models import ApiKey, Contact, ContactToken, Scope
@@ -35,25 +35,36 @@ class IssuedKey:
     secret: str
 
 
-async def create_api_key(scope: Scope, role: Role, name: str = "") -> IssuedKey:
-    """Issue a key for a subtree. The secret is returned once and never stored."""
+async def create_api_key(scope: Scope, role: Role, name: str = "",
+                         expires_at: datetime | None = None) -> IssuedKey:
+    """Issue a key for a subtree. The secret is returned once and never stored.
+
+    ``expires_at`` (a naive time is read as UTC) must lie in the future; None: the key
+    works until it is revoked.
+    """
     if role == Role.OWNER and scope.parent_id is not None:
         raise Invalid("An OWNER key is bound to the tenant's root scope.", field="role")
+    if expires_at is not None:
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)
+        if expires_at <= utcnow():
+            raise Invalid("'expiresAt' must be in the future.", field="expiresAt")
     prefix = secrets.token_hex(4)
     secret = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = await ApiKey.create(tenant_id=scope.tenant_id, scope=scope, role=role,
                               name=name.strip()[:200], prefix=prefix,
-                              secret_hash=hash_secret(secret))
+                              secret_hash=hash_secret(secret), expires_at=expires_at)
     return IssuedKey(key=key, secret=secret)
 
 
-async def issue_api_key(principal: Principal, scope_id: str, role: Role, name: str) -> IssuedKey:
+async def issue_api_key(principal: Principal, scope_id: str, role: Role, name: str,
+                        expires_at: datetime | None = None) -> IssuedKey:
     """OWNER keys manage keys: any subtree of their tenant, any role."""
     authz.require(principal, Capability.MANAGE_KEYS)
     from prefcenter.services.scopes import get_scope
 
     scope = await get_scope(principal, scope_id)
-    return await create_api_key(scope, role, name)
+    return await create_api_key(scope, role, name, expires_at)
 
 
 async def list_api_keys(principal: Principal) -> list[ApiKey]:
@@ -80,6 +91,9 @@ async def principal_from_api_key(secret: str) -> Principal:
     if key is None or key.revoked_at is not None:
         raise Unauthenticated("Unknown or revoked API key.")
     now = utcnow()
+    if key.expires_at is not None and key.expires_at <= now:
+        raise Unauthenticated("This API key has expired; ask an owner for a new one.",
+                              code=ErrorCode.EXPIRED)
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         await ApiKey.filter(id=key.id).update(last_used_at=now)
     return Principal(kind="api_key", tenant_id=str(key.tenant_id), scope_id=str(key.scope_id),
