@@ -8,7 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from strawberry.extensions.validation_cache import _get_validate_cache
 
+from prefcenter.graphql.schema import VALIDATION_CACHE_SIZE
 from prefcenter.models import ApiKey, Scope
 from prefcenter.services import auth
 from tests.factories import World
@@ -222,6 +224,9 @@ async def test_oversized_queries_are_refused_before_execution(world: World) -> N
     aliases = "{ " + " ".join(f"a{i}: scopes {{ id }}" for i in range(40)) + " }"
     body = await _post(world.client, aliases, key)
     assert body.get("data") is None and "aliases" in str(body).lower()
+    # Asked again, the refusals come from the validation cache, unchanged.
+    for oversized in (deep, aliases):
+        assert (await _post(world.client, oversized, key)).get("data") is None
     tokens = "{ scopes { " + " ".join(["id"] * 6000) + " } }"
     body = await _post(world.client, tokens, key)
     assert body.get("data") is None and "token" in str(body).lower()
@@ -233,3 +238,16 @@ async def test_oversized_queries_are_refused_before_execution(world: World) -> N
                        "channel: EMAIL, contactIds: $c) { contactId } }", key,
                        {"c": ids, "s": world.sid("group")})
     assert _code(body) == "INVALID" and "10000" in body["errors"][0]["message"]
+
+
+async def test_a_repeated_document_is_validated_once(world: World) -> None:
+    """Validation rules are built once per schema, so the validation cache hits (a
+    limiter that made its rules per request would make every request a miss)."""
+    cache = _get_validate_cache(VALIDATION_CACHE_SIZE)
+    query = "{ scopes { id name } } # " + world.tenant_id  # a document new to the cache
+    before = cache.cache_info()
+    for _ in range(3):
+        body = await _post(world.client, query, world.keys["owner"])
+        assert body["data"]["scopes"]
+    after = cache.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 2)

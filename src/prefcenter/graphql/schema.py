@@ -10,6 +10,7 @@ import strawberry
 from graphql import ExecutionResult, GraphQLError
 from graphql.language import FieldNode
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -31,6 +32,10 @@ from prefcenter.services.principals import Principal
 from prefcenter.settings import Settings
 
 log = logging.getLogger("prefcenter.graphql")
+
+#: Distinct documents whose parse and validation results are kept (LRU, per process).
+PARSE_CACHE_SIZE = 1000
+VALIDATION_CACHE_SIZE = 1000
 
 QUERY_MODULES: list[Any] = [scopes, contacts, consent, keys, frontend, sms, stream, links_graphql]
 
@@ -112,16 +117,20 @@ def build_schema(settings: Settings | None = None, subscription: Any = None) -> 
                            tuple(m.Mutation for m in QUERY_MODULES if hasattr(m, "Mutation")))
     if subscription is None:
         subscription = _subscription_type()
+    # The limiters' validation rules are built once: each limiter instance makes a new rule
+    # class, and the validation cache is keyed by the rules, so rules made per request
+    # would make every request a cache miss.
+    limits = [*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+              *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules]
     return strawberry.Schema(
         query=query,
         mutation=mutation,
         subscription=subscription,
         extensions=[
             AuthExtension,
-            lambda: ParserCache(maxsize=1000),
-            lambda: ValidationCache(maxsize=1000),
-            lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+            lambda: ParserCache(maxsize=PARSE_CACHE_SIZE),
+            lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
+            lambda: AddValidationRules(limits),
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
             lambda: MaskErrors(should_mask_error=_should_mask,
                                error_message="Unexpected error; it has been logged."),
