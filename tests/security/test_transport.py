@@ -89,7 +89,7 @@ async def test_malformed_credentials_are_refused_clearly(world: World, header: s
 async def test_graphiql_page_is_served_with_local_assets(world: World) -> None:
     r = await world.client.get("/graphql", headers={"Accept": "text/html"})
     assert r.status_code == 200
-    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
     csp = r.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert "<div id=\"graphiql\">" in r.text

@@ -46,7 +46,7 @@ def twilio_params(body: str, *, from_: str = SENDER, to: str = NUMBER,
 def messages(response: httpx.Response) -> list[str]:
     """The ``<Message>`` texts of a TwiML reply (checks it is TwiML)."""
     assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/xml"), response.headers
+    assert response.headers["content-type"] == "text/xml; charset=utf-8", response.headers
     root = ET.fromstring(response.content)
     assert root.tag == "Response"
     assert all(child.tag == "Message" for child in root)

@@ -47,7 +47,7 @@ CONTENT_SECURITY_POLICY = (
 
 
 def page_response() -> Response[str]:
-    return Response(PAGE, media_type="text/html; charset=utf-8", headers={
+    return Response(PAGE, media_type="text/html", headers={
         "Content-Security-Policy": CONTENT_SECURITY_POLICY,
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "no-referrer",

@@ -26,8 +26,8 @@ log = logging.getLogger("prefcenter.sms")
 
 #: Largest request accepted: Twilio's form for a 1600-character text with media is far less.
 MAX_REQUEST_BYTES = 64 * 1024
-XML_TYPE = "text/xml; charset=utf-8"
-TEXT_TYPE = "text/plain; charset=utf-8"
+XML_TYPE = "text/xml"  # Litestar adds "; charset=utf-8" to text/* types
+TEXT_TYPE = "text/plain"
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
