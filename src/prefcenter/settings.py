@@ -55,6 +55,9 @@ class Settings:
     rate_limit_anonymous_per_minute: int = 120
     #: Requests per minute per API key / contact token on /graphql.
     rate_limit_key_per_minute: int = 6_000
+    #: WebSocket connections (each carries any number of subscriptions) per minute per
+    #: client address.
+    rate_limit_websocket_per_minute: int = 600
     #: Origins allowed for CORS and WebSocket connections (comma separated).
     cors_origins: tuple[str, ...] = ()
     #: SMTP; with no host, mail is logged and kept in the outbox (the demo works offline).

@@ -12,6 +12,7 @@ import pytest
 
 from prefcenter.http.ratelimit import MemoryRateLimiter, sliding_window
 from tests.security.conftest import Security
+from tests.security.wsclient import websocket
 
 QUERY = {"query": "{ scopes { id } }"}
 
@@ -201,3 +202,22 @@ async def test_zero_turns_a_limit_off(sec: Security, make_client: Callable[..., 
     async with make_client(rate_limit_anonymous_per_minute=0) as (_, client):
         for _ in range(20):
             assert (await gql(client)).status_code == 200
+
+
+async def test_websocket_handshakes_are_limited_per_address(
+        sec: Security, make_client: Callable[..., Any]) -> None:
+    async with make_client(rate_limit_websocket_per_minute=2) as (app, _):
+        for _ in range(2):
+            async with websocket(app) as ws:
+                assert ws.accepted.is_set()
+                await ws.init({"Authorization": f"Bearer {sec.creds['a_owner']}"})
+        # Over the limit: refused before it is accepted, 429 where the server can say so.
+        async with websocket(app, extensions={"websocket.http.response": {}}) as ws:
+            assert not ws.accepted.is_set() and ws.close_code == 429
+        async with websocket(app) as ws:
+            assert not ws.accepted.is_set() and ws.close_code == 1008
+        async with websocket(app, client=("192.0.2.44", 1)) as ws:
+            assert ws.accepted.is_set()  # another address has its own count
+        # HTTP on /graphql from the limited address is not charged for the sockets.
+        async with from_address(app, "203.0.113.9") as same:
+            assert (await gql(same, sec.creds["a_owner"])).status_code == 200

@@ -72,6 +72,7 @@ async def websocket(app: Any, path: str = "/graphql", *,
                     headers: Sequence[tuple[str, str]] = (),
                     subprotocols: Sequence[str] = ("graphql-transport-ws",),
                     client: tuple[str, int] = ("203.0.113.9", 5555),
+                    extensions: dict[str, Any] | None = None,
                     ) -> AsyncIterator[WSConnection]:
     conn = WSConnection()
     scope = {
@@ -80,7 +81,7 @@ async def websocket(app: Any, path: str = "/graphql", *,
         "query_string": b"", "client": client, "server": ("testserver", 80),
         "headers": [(k.lower().encode(), v.encode()) for k, v in
                     [("host", "testserver"), *headers]],
-        "subprotocols": list(subprotocols), "extensions": {},
+        "subprotocols": list(subprotocols), "extensions": extensions or {},
     }
     await conn.incoming.put({"type": "websocket.connect"})
     task = asyncio.create_task(app(scope, conn._receive, conn._send))

@@ -17,12 +17,18 @@ token; ``/u/ /ni/ /c/ /p/`` link pages         ``rate_limit_anonymous_per_minute
                                                minute``: the SMS provider posts every inbound
                                                text of every contact from a few addresses,
                                                and a dropped STOP is a compliance failure
+WebSocket handshakes on ``/graphql``           the client address: ``rate_limit_websocket_
+                                               per_minute`` (the credential only arrives
+                                               inside the connection; its operations are
+                                               then bounded by the subscription's own limits)
 anything else (health, static assets)          nothing
 =============================================  =============================================
 
 A refused request gets ``429`` with ``Retry-After`` (seconds) and a body that says so: the
 GraphQL error shape (``extensions.code = LIMIT_EXCEEDED``) on ``/graphql``, plain text
-elsewhere. A limit of 0 turns that limit off.
+elsewhere. A refused WebSocket handshake gets the same ``429`` where the server supports
+the ASGI denial-response extension (uvicorn does), else it is closed with ``1008``
+(policy violation) before it is accepted. A limit of 0 turns that limit off.
 
 Counting is a sliding-window counter (the previous minute's count weighted by how much of
 it still overlaps the last 60 s, plus this minute's): smooth at window edges, two numbers
@@ -263,6 +269,8 @@ def plan_for(scope: Scope, settings: Settings) -> Plan:
     per_key = settings.rate_limit_key_per_minute
     if path.startswith(EXEMPT_PREFIXES):
         return Plan()
+    if scope.get("type") == ScopeType.WEBSOCKET:
+        return Plan((Charge(f"ws:{address}", settings.rate_limit_websocket_per_minute),))
     if path == GRAPHQL_PATH or path.startswith(GRAPHQL_PATH + "/"):
         credential = _credential(scope)
         if credential and credential.startswith("pc_"):
@@ -280,7 +288,7 @@ def plan_for(scope: Scope, settings: Settings) -> Plan:
 class RateLimitMiddleware(ASGIMiddleware):
     """Refuses requests over their limits with 429 before they reach a handler."""
 
-    scopes = (ScopeType.HTTP,)
+    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
 
     def __init__(self, settings: Settings, limiter: RateLimiter) -> None:
         self.settings = settings
@@ -297,7 +305,10 @@ class RateLimitMiddleware(ASGIMiddleware):
                 continue
             verdict = await self.limiter.hit(charge.bucket, charge.limit, count=charge.count)
             if not verdict.allowed:
-                await _too_many(scope, send, verdict)
+                if scope.get("type") == ScopeType.WEBSOCKET:
+                    await _too_many_websocket(scope, receive, send, verdict)
+                else:
+                    await _too_many(scope, send, verdict)
                 return
         await next_app(scope, receive, send)
         failure = plan.on_auth_failure
@@ -305,10 +316,32 @@ class RateLimitMiddleware(ASGIMiddleware):
             await self.limiter.hit(failure.bucket, failure.limit)
 
 
+def _refusal(verdict: Verdict) -> str:
+    seconds = verdict.retry_after
+    return f"Too many requests: the limit is {verdict.limit} per minute. " \
+           f"Try again in {seconds} second{'s' if seconds != 1 else ''}."
+
+
+async def _too_many_websocket(scope: Scope, receive: Receive, send: Send,
+                              verdict: Verdict) -> None:
+    """Refuse a handshake: 429 where the server can send it, else close before accepting."""
+    event = await receive()
+    if event.get("type") != "websocket.connect":
+        return
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": 1008, "reason": "rate limited"})
+        return
+    body = (_refusal(verdict) + "\n").encode()
+    await send({"type": "websocket.http.response.start", "status": 429, "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(verdict.retry_after).encode())]})
+    await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
+
+
 async def _too_many(scope: Scope, send: Send, verdict: Verdict) -> None:
     seconds = verdict.retry_after
-    message = f"Too many requests: the limit is {verdict.limit} per minute. " \
-              f"Try again in {seconds} second{'s' if seconds != 1 else ''}."
+    message = _refusal(verdict)
     if scope.get("path", "").startswith(GRAPHQL_PATH):
         body = json.dumps({"errors": [{"message": message, "extensions": {
             "code": "LIMIT_EXCEEDED", "retryAfter": seconds}}]}).encode()
