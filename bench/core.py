@@ -1,6 +1,7 @@
 """Benchmark of the hot path: ``decision`` and ``audience`` through the real GraphQL app.
 
     .venv/bin/python -m bench.core [--db sqlite|postgres] [--contacts 10000] [--explain]
+                                   [--profile]
 
 Seeds a fresh database (migrated like production: ``db.prepare_database``) with one tenant,
 a scope tree, N contacts and a ledger of about five events per contact (opt-outs, opt-ins,
@@ -354,6 +355,25 @@ async def measure(args: argparse.Namespace, client: httpx.AsyncClient, s: Seeded
 
     if args.explain:
         await show_plans(client, key, target, ids)
+    if args.profile:
+        await profile_audience(client, key, target, ids)
+
+
+async def profile_audience(client: httpx.AsyncClient, key: str, target: str,
+                           ids: list[str]) -> None:
+    """Where one audience request spends its time (cProfile: the 25 functions with the most time of their own)."""
+    import cProfile
+    import io
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    await _post(client, key, AUDIENCE, {"s": target, "ids": ids})
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+    print(f"\n  profile of one audience of {len(ids):,} contacts:")
+    print("\n".join("    " + line for line in out.getvalue().splitlines() if line.strip()))
 
 
 async def show_plans(client: httpx.AsyncClient, key: str, target: str, ids: list[str]) -> None:
@@ -380,6 +400,8 @@ def main() -> None:
     parser.add_argument("--audience-runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--explain", action="store_true", help="print the query plans")
+    parser.add_argument("--profile", action="store_true",
+                        help="print where one audience request spends its time")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)

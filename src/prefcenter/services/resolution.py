@@ -177,20 +177,26 @@ async def _facts(
     dict[str, list[FrequencyPreference]],
     dict[str, list[SendFact]],
 ]:
-    """Four queries (three when no frequency preference applies), whatever the list size."""
+    """Four queries (three when no frequency preference applies), whatever the list size.
+
+    Only the columns ``resolve`` reads are loaded (``.only``): for a 10,000-contact
+    audience, building full rows (timestamps parsed for nothing) costs more than the SQL.
+    """
     path_ids = [str(s.id) for s in path]
     states: dict[str, list[ConsentState]] = defaultdict(list)
     for s in await ConsentState.filter(
         contact_id__in=contact_ids, scope_id__in=path_ids, channel__in=_channels_for(channel)
-    ):
+    ).only("id", "contact_id", "scope_id", "channel", "status", "event_id"):
         states[str(s.contact_id)].append(s)
     mutes: dict[str, list[NotInterested]] = defaultdict(list)
-    for m in await NotInterested.filter(contact_id__in=contact_ids, scope_id__in=path_ids):
+    for m in await NotInterested.filter(contact_id__in=contact_ids, scope_id__in=path_ids).only(
+            "id", "contact_id", "scope_id", "event_id"):
         mutes[str(m.contact_id)].append(m)
     freqs: dict[str, list[FrequencyPreference]] = defaultdict(list)
     for f in await FrequencyPreference.filter(
         contact_id__in=contact_ids, scope_id__in=path_ids, channel__in=_channels_for(channel)
-    ):
+    ).only("id", "contact_id", "scope_id", "scope_path", "channel", "max_count", "period",
+           "paused_until", "event_id"):
         freqs[str(f.contact_id)].append(f)
     sends: dict[str, list[SendFact]] = defaultdict(list)
     capped = [cid for cid, fs in freqs.items() if any(f.max_count is not None for f in fs)]
@@ -237,6 +243,10 @@ class AudienceEntry:
     error: str | None = None
 
 
+#: What ``decide_many`` reads of a contact: visibility (tenant, home) and suppression.
+AUDIENCE_CONTACT_FIELDS = ("id", "tenant_id", "home_path", "suppressed_at")
+
+
 async def decide_many(
     principal: Principal, scope_id: str, channel: Channel, contact_ids: Sequence[str],
     *, max_size: int = 10_000, now: datetime | None = None,
@@ -262,7 +272,7 @@ async def decide_many(
         str(c.id): c
         # By primary key only (contact_visible checks the tenant): with a tenant filter
         # SQLite's planner walks every contact of the tenant instead.
-        for c in await Contact.filter(id__in=unique)
+        for c in await Contact.filter(id__in=unique).only(*AUDIENCE_CONTACT_FIELDS)
         if authz.contact_visible(principal, c)
     } if unique else {}
     ids = list(contacts)
