@@ -361,7 +361,8 @@ async def measure(args: argparse.Namespace, client: httpx.AsyncClient, s: Seeded
 
 async def profile_audience(client: httpx.AsyncClient, key: str, target: str,
                            ids: list[str]) -> None:
-    """Where one audience request spends its time (cProfile: the 25 functions with the most time of their own)."""
+    """Where one audience request spends its time (cProfile: the 25 functions with the
+    most time of their own)."""
     import cProfile
     import io
     import pstats

@@ -217,6 +217,10 @@ class FastReceiver:
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            # The listener closes with keep-alive connections still open: end quietly
+            # (re-raising makes asyncio print a traceback per connection).
+            pass
         finally:
             writer.close()
 
