@@ -41,6 +41,9 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     #: Days a link in an email keeps working (CAN-SPAM asks for at least 30).
     link_ttl_days: int = 60
+    #: Days an expired link is kept (opening it says "expired" and what to do) before it
+    #: is deleted (then it says "not valid"); the ledger keeps what the link did.
+    link_retention_days: int = 90
     #: Days an opt-back-in confirmation request stays open.
     opt_back_in_ttl_days: int = 7
     #: Largest ``audience`` request, in contacts.

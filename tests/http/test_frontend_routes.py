@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 
 from prefcenter.app import create_app
 from prefcenter.http.frontend import find_frontend_dir
+from prefcenter.http.links import housekeeping
 from prefcenter.models import ConsentEvent, ContactToken
 from prefcenter.models.enums import TokenPurpose
 from prefcenter.services import auth
@@ -151,3 +152,27 @@ async def test_frontend_dir_setting(settings: Settings, database: None, tmp_path
             asset = await c.get("/p/static/app.js")
     assert page.status_code == 200 and "<title>custom</title>" in page.text
     assert asset.text == "console.log('custom')"
+
+
+async def test_long_expired_links_are_deleted_by_the_housekeeping(
+        world: World, client: httpx.AsyncClient, settings: Settings) -> None:
+    """Expired links keep saying "expired" for ``link_retention_days``; then the mail
+    worker's housekeeping deletes them (hourly) and they are simply not valid."""
+    live = await link(world)
+    recent = await link(world, ttl=timedelta(days=-10))
+    old = await link(world, ttl=timedelta(days=-100))
+    assert settings.link_retention_days == 90
+    before_pass = housekeeping(settings)
+    await before_pass(datetime.now(UTC))
+    assert [(await client.get(f"/p/{t}")).status_code for t in (live, recent, old)] == [
+        200, 410, 404]
+    assert await ContactToken.all().count() == 2
+    # Within the hour nothing more is deleted, however old.
+    older = await link(world, ttl=timedelta(days=-200))
+    await before_pass(datetime.now(UTC))
+    assert (await client.get(f"/p/{older}")).status_code == 410
+    # The service itself deletes in batches until none is left.
+    for _ in range(3):
+        await link(world, ttl=timedelta(days=-95))
+    assert await auth.prune_contact_tokens(timedelta(days=90), batch=2) == 4
+    assert await ContactToken.all().count() == 2

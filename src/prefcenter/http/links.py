@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -29,7 +31,7 @@ from litestar.exceptions import HTTPException
 from prefcenter.errors import DomainError
 from prefcenter.features import Feature
 from prefcenter.models.enums import Source, TokenPurpose
-from prefcenter.services import confirmations, links, mail
+from prefcenter.services import auth, confirmations, links, mail
 from prefcenter.services.auth import TokenError
 from prefcenter.services.consent import Request as ChangeRequest
 from prefcenter.settings import Settings
@@ -309,14 +311,36 @@ def routes(settings: Settings) -> list[Any]:
 # --- the mail worker --------------------------------------------------------------------
 
 
+#: Seconds between deletions of long-expired link tokens.
+PRUNE_TOKENS_EVERY = 3600.0
+
+
+def housekeeping(settings: Settings) -> Callable[[datetime], Awaitable[None]]:
+    """What the mail worker does before each pass: expire overdue opt-back-in requests,
+    and hourly delete link tokens expired more than ``link_retention_days`` ago."""
+    next_prune = 0.0
+
+    async def before_pass(now: datetime) -> None:
+        nonlocal next_prune
+        await confirmations.expire_due(now)
+        if time.monotonic() >= next_prune:
+            next_prune = time.monotonic() + PRUNE_TOKENS_EVERY
+            retention = timedelta(days=settings.link_retention_days)
+            if pruned := await auth.prune_contact_tokens(retention, now=now):
+                log.info("deleted %d link tokens expired over %d days ago", pruned,
+                         settings.link_retention_days)
+
+    return before_pass
+
+
 def mail_worker(settings: Settings) -> Callable[[Any], AbstractAsyncContextManager[None]]:
-    """Lifespan: send the outbox (and sweep expired opt-back-in requests) in the background."""
+    """Lifespan: send the outbox (and do the ``housekeeping``) in the background."""
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = asyncio.create_task(mail.run_worker(settings, stop,
-                                                   before_pass=confirmations.expire_due))
+                                                   before_pass=housekeeping(settings)))
         try:
             yield
         finally:

@@ -68,3 +68,5 @@ class ContactToken(Model):
 
     class Meta:
         table = "contact_token"
+        #: Expired tokens are deleted in batches (``auth.prune_contact_tokens``).
+        indexes = (("expires_at",),)

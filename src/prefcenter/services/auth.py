@@ -144,6 +144,24 @@ async def resolve_contact_token(
     return token
 
 
+async def prune_contact_tokens(retention: timedelta, *, now: datetime | None = None,
+                               batch: int = 1000) -> int:
+    """Delete link tokens that expired more than ``retention`` ago; returns how many.
+
+    Every message carries fresh links, so without this the table grows with every
+    campaign. Until then an expired link still answers "expired"; the ledger, not the
+    token, is the record of what a link did.
+    """
+    cutoff = (now or utcnow()) - retention
+    deleted = 0
+    while True:
+        ids = await ContactToken.filter(expires_at__lt=cutoff).limit(batch).values_list(
+            "id", flat=True)
+        if not ids:
+            return deleted
+        deleted += await ContactToken.filter(id__in=list(ids)).delete()
+
+
 def principal_from_token(token: ContactToken) -> Principal:
     return Principal(kind="contact", tenant_id=str(token.contact.tenant_id),
                      scope_id=str(token.scope_id), scope_path=token.scope.path,
