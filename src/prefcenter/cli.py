@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from prefcenter.settings import Settings
@@ -140,6 +140,7 @@ def cmd_api_key_create(args: argparse.Namespace) -> int:
 
 def cmd_api_key_list(args: argparse.Namespace) -> int:
     from prefcenter.models import ApiKey
+    from prefcenter.services.common import utcnow
 
     settings = _settings(args)
 
@@ -149,7 +150,7 @@ def cmd_api_key_list(args: argparse.Namespace) -> int:
     for key in asyncio.run(_with_db(settings, run)):
         if key.revoked_at:
             state = f"revoked {key.revoked_at:%Y-%m-%d}"
-        elif key.expires_at and key.expires_at <= datetime.now(UTC):
+        elif key.expires_at and key.expires_at <= utcnow():
             state = f"expired {key.expires_at:%Y-%m-%d}"
         elif key.expires_at:
             state = f"active until {key.expires_at:%Y-%m-%d %H:%M}Z"

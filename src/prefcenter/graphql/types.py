@@ -117,12 +117,16 @@ class ContactNode:
         return ScopeNode.from_model(scope)
 
 
-async def _visible_scope(info: GInfo, scope_id: str) -> ScopeNode | None:
-    scope = await info.context.scope_loader.load(scope_id)
+def _readable_scope(info: GInfo, scope: Scope | None) -> ScopeNode | None:
+    """The scope as a node if the caller may read it, else null (no existence leak)."""
     principal = info.context.principal
     if scope is None or principal is None or not authz.scope_readable(principal, scope):
         return None
     return ScopeNode.from_model(scope)
+
+
+async def _visible_scope(info: GInfo, scope_id: str) -> ScopeNode | None:
+    return _readable_scope(info, await info.context.scope_loader.load(scope_id))
 
 
 @strawberry.type(name="ConsentEvent", description="One ledger entry: append-only, with source, "
@@ -211,10 +215,7 @@ class Decision:
     def decided_by(self, info: GInfo) -> ScopeNode | None:
         # The resolution already holds the scope (it is on the asked scope's path): no
         # query, and no awaitable per entry of a 10,000-contact audience.
-        scope, principal = self.d.decided_by, info.context.principal
-        if scope is None or principal is None or not authz.scope_readable(principal, scope):
-            return None
-        return ScopeNode.from_model(scope)
+        return _readable_scope(info, self.d.decided_by)
 
     @strawberry.field(description="The deciding ledger event (id, time, source), where one is.")
     async def event(self, info: GInfo) -> ConsentEventNode | None:

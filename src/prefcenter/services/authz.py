@@ -6,6 +6,7 @@ exist, so nothing leaks across tenants or subtrees.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from tortoise.expressions import Q
@@ -99,12 +100,19 @@ def ancestor_paths(path: str) -> list[str]:
     return ["/" + "/".join(parts[:i]) + "/" for i in range(1, len(parts))]
 
 
+def path_q(field: str, subtree: str, exact: Sequence[str] = ()) -> Q:
+    """A filter on a materialized-path ``field``: inside ``subtree``, or one of ``exact``."""
+    within: dict[str, Any] = {f"{field}__startswith": subtree}
+    if not exact:
+        return Q(**within)
+    above: dict[str, Any] = {f"{field}__in": list(exact)}
+    return Q(**within) | Q(**above)
+
+
 def reach_q(principal: Principal, field: str = "scope_path") -> Q:
     """``path_in_reach`` as a query filter on ``field``."""
-    within: dict[str, Any] = {f"{field}__startswith": principal.scope_path}
     ancestors = ancestor_paths(principal.scope_path) if principal.is_contact else []
-    above: dict[str, Any] = {f"{field}__in": ancestors}
-    return Q(**within) | Q(**above) if ancestors else Q(**within)
+    return path_q(field, principal.scope_path, ancestors)
 
 
 def require_any(principal: Principal | None, *capabilities: Capability) -> Principal:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from prefcenter.models import ConsentEvent
@@ -104,10 +103,8 @@ def parse_after(cursor: str | None) -> int | None:
 
 def _query(f: ChangeFilter, after_id: int) -> QuerySet[ConsentEvent]:
     qs = ConsentEvent.filter(tenant_id=f.tenant_id, id__gt=after_id)
-    if f.ancestors:
-        qs = qs.filter(Q(scope_path__startswith=f.path) | Q(scope_path__in=list(f.ancestors)))
-    elif f.path != "/":
-        qs = qs.filter(scope_path__startswith=f.path)
+    if f.path != "/" or f.ancestors:
+        qs = qs.filter(authz.path_q("scope_path", f.path, f.ancestors))
     if f.contact_id is not None:
         qs = qs.filter(contact_id=f.contact_id)
     if f.channels is not None:

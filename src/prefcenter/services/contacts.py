@@ -213,12 +213,8 @@ async def search_contacts(
 ) -> Page[Contact]:
     authz.require(principal, Capability.READ_CONTACTS)
     limit = clamp_first(first, max_page)
-    subtree, ancestors = authz.contact_filter_paths(principal)
-    qs = Contact.filter(tenant_id=principal.tenant_id).filter(
-        Q(home_path__startswith=subtree) | Q(home_path__in=ancestors)
-        if ancestors
-        else Q(home_path__startswith=subtree)
-    )
+    qs = Contact.filter(authz.path_q("home_path", *authz.contact_filter_paths(principal)),
+                        tenant_id=principal.tenant_id)
     if email:
         qs = qs.filter(email=email.strip().lower())
     if phone:
