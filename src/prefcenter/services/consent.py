@@ -189,14 +189,16 @@ async def opt_in(
         events: list[ConsentEvent] = []
         current = same.get(channel)
         if current is None or current.status != ConsentStatus.OPTED_IN:
-            events.append(await _write_state(principal, contact, scope, channel,
-                                             ConsentStatus.OPTED_IN, request))
+            event = await _write_state(principal, contact, scope, channel,
+                                       ConsentStatus.OPTED_IN, request)
+            events.append(event)
         if channel == Channel.ALL:
             # Opting back in to everything here lifts the per-channel opt-outs too.
             for state in outs_here:
                 if state.channel != Channel.ALL:
-                    events.append(await _write_state(principal, contact, scope, state.channel,
-                                                     ConsentStatus.OPTED_IN, request))
+                    event = await _write_state(principal, contact, scope, state.channel,
+                                               ConsentStatus.OPTED_IN, request)
+                    events.append(event)
     if not events:
         return Change(contact, scope, changed=False, message="Already opted in here.")
     return Change(contact, scope, changed=True, events=events, message="Opted in.")

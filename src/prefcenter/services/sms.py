@@ -630,7 +630,8 @@ async def replay_unrouted(number: SmsNumber, webhook: str) -> list[UnroutedSms]:
     for row in rows:
         if not _row_verifies(row, number.auth_token, webhook):
             continue
-        done.append(await _apply_kept(row, number, "system:replay"))
+        kept = await _apply_kept(row, number, "system:replay")
+        done.append(kept)
     if done:
         log.info("sms: applied %d kept text(s) to %s", len(done), number.number)
     return done

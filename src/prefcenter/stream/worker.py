@@ -104,7 +104,10 @@ class WebhookWorker:
 
     async def _send(self, delivery: WebhookDelivery, http: httpx.AsyncClient) -> None:
         try:
-            self._finished.append(await webhooks.send(delivery, http, self.settings))
+            # Await first: ``_record`` swaps ``self._finished`` for a new list meanwhile, and
+            # ``self._finished.append(await ...)`` would bind the old one before the await.
+            outcome = await webhooks.send(delivery, http, self.settings)
+            self._finished.append(outcome)
         except asyncio.CancelledError:
             raise
         except Exception:
