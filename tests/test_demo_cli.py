@@ -1,15 +1,24 @@
-"""`prefcenter demo` creates the demo tenant once and prints a working key and link."""
+"""`prefcenter demo` creates the demo tenant once and prints a working key and link.
+
+Its owner key is kept (0600) in a git-ignored file next to the SQLite database and reused
+while it works, so repeated runs do not pile up owner keys; when it stops working (revoked,
+file lost) a new one is made and the output says so and how to list and revoke keys.
+"""
 
 from __future__ import annotations
 
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 
+from prefcenter import db
 from prefcenter.app import create_app
+from prefcenter.models import ApiKey
+from prefcenter.services.common import utcnow
 from prefcenter.settings import Settings
 from tests.conftest import BACKEND, running
 
@@ -45,3 +54,43 @@ async def test_demo_creates_once_and_prints_a_working_key(tmp_path: Path,
                               headers={"Authorization": f"Bearer {link.group(1)}"})
     assert {"Acme (demo)", "Newsletters", "Research panel", "Sleep study"} <= names
     assert me.json()["data"]["me"]["email"] == "ada@example.com"
+
+
+def _key(out: str) -> str:
+    found = re.search(r"owner API key:\s+(pc_\S+)", out)
+    assert found, out
+    return found.group(1)
+
+
+async def _owner_keys(url: str) -> list[ApiKey]:
+    await db.init_db(Settings(database_url=url, run_workers=False))
+    try:
+        return list(await ApiKey.all())
+    finally:
+        await db.close_db()
+
+
+async def test_a_second_demo_run_reuses_the_kept_key_and_makes_none(
+        tmp_path: Path, database_url: str) -> None:
+    url = database_url if BACKEND == "postgres" else f"sqlite://{tmp_path / 'demo.sqlite3'}"
+    key_file = tmp_path / ("prefcenter.demo-key" if BACKEND == "postgres" else "demo.demo-key")
+    first = _demo(url, tmp_path)
+    assert key_file.read_text().strip() == _key(first)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    keys_after_first = await _owner_keys(url)
+    second = _demo(url, tmp_path)
+    assert _key(second) == _key(first)
+    assert "kept in" in second and "NEW" not in second
+    assert len(await _owner_keys(url)) == len(keys_after_first) == 1
+
+    # Revoked (or the file lost): a new key, said clearly, with how to manage the old ones.
+    await db.init_db(Settings(database_url=url, run_workers=False))
+    try:
+        await ApiKey.all().update(revoked_at=utcnow())
+    finally:
+        await db.close_db()
+    third = _demo(url, tmp_path)
+    assert _key(third) != _key(first)
+    assert "NEW" in third and "api-key list" in third and "api-key revoke" in third
+    assert key_file.read_text().strip() == _key(third)
+    assert len(await _owner_keys(url)) == 2

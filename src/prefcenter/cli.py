@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from prefcenter.settings import Settings
@@ -65,21 +67,66 @@ def cmd_serve(args: argparse.Namespace, *, banner: Callable[[Settings], None] | 
     return 0
 
 
+#: Where ``prefcenter demo`` keeps its owner key's secret (only hashes are in the database).
+DEMO_KEY_SUFFIX = ".demo-key"
+
+
+def demo_key_file(settings: Settings) -> Path:
+    """Next to the SQLite file (``prefcenter.sqlite3`` -> ``prefcenter.demo-key``); for
+    another database, ``prefcenter.demo-key`` in the working directory."""
+    url = settings.database_url
+    if url.startswith("sqlite://") and not url.startswith("sqlite://:memory:"):
+        db_path = Path(url.removeprefix("sqlite://").split("?", 1)[0])
+        return db_path.with_name(db_path.stem + DEMO_KEY_SUFFIX)
+    return Path("prefcenter" + DEMO_KEY_SUFFIX)
+
+
+def _read_secret(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    """Owner-only (0600): the file holds a credential for the whole demo tenant."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(secret + "\n")
+    os.chmod(path, 0o600)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from prefcenter.services.demo import ensure_demo
 
     settings = _settings(args)
+    key_file = demo_key_file(settings)
 
     async def run() -> Any:
-        return await ensure_demo(timedelta(days=settings.link_ttl_days))
+        return await ensure_demo(timedelta(days=settings.link_ttl_days),
+                                 known_key=_read_secret(key_file))
 
     info = asyncio.run(_with_db(settings, run))
+    if not info.key_reused:
+        _write_secret(key_file, info.owner_key)
     base = settings.public_url.rstrip("/")
+    db_arg = f" --database-url {args.database_url}" if args.database_url else ""
+    if info.key_reused:
+        key_note = f"  (the demo's key, kept in {key_file})"
+    elif info.created:
+        key_note = f"  (new; kept in {key_file} for the next runs)"
+    else:
+        key_note = (f"  (NEW: {key_file} held no key that still works; kept there now.\n"
+                    f"                      Keys made earlier still work: list them with "
+                    f"`prefcenter api-key list{db_arg}`,\n"
+                    f"                      revoke one with `prefcenter api-key revoke KEY_ID"
+                    f"{db_arg}`)")
     print(f"""
 prefcenter demo tenant: {info.tenant.name} ({'created' if info.created else 'already there'})
   tenant id:          {info.tenant.id}
   root scope id:      {info.root.id}
   owner API key:      {info.owner_key}
+{key_note}
   GraphiQL:           {base}/graphql   (header: {{"Authorization": "Bearer {info.owner_key}"}})
   preference page for {info.contact.email}:
                       {base}/p/{info.preference_token}

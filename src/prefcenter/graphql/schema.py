@@ -20,6 +20,7 @@ from strawberry.extensions import (
     ValidationCache,
 )
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from prefcenter.errors import DomainError, ErrorCode
 from prefcenter.graphql import consent, contacts, frontend, keys, scopes, sms, stream
@@ -101,16 +102,35 @@ class AuthExtension(SchemaExtension):
         yield
 
 
+def _expected(error: GraphQLError) -> bool:
+    """A refusal or a bad request (typed ``DomainError``, GraphQL's own parse, validation
+    and variable errors) rather than a fault of this server."""
+    original = error.original_error
+    return original is None or isinstance(original, GraphQLError | DomainError)
+
+
 def _should_mask(error: GraphQLError) -> bool:
     """Show expected failures and GraphQL's own errors; hide everything unexpected."""
-    original = error.original_error
-    if original is None or isinstance(original, GraphQLError | DomainError):
-        return False
-    log.error("unexpected error in %s", error.path, exc_info=original)
-    return True
+    return not _expected(error)
 
 
-def build_schema(settings: Settings | None = None, subscription: Any = None) -> strawberry.Schema:
+class Schema(strawberry.Schema):
+    """Logs expected refusals (UNAUTHENTICATED, FORBIDDEN, NOT_FOUND, invalid documents) at
+    INFO: they are the caller's business, and GraphiQL or a partner asking without a key
+    must not page an operator. Anything unexpected is logged at ERROR with its traceback
+    (before ``MaskErrors`` hides it from the caller)."""
+
+    def process_errors(self, errors: list[GraphQLError],
+                       execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:
+            if _expected(error):
+                code = (error.extensions or {}).get("code", "GRAPHQL")
+                log.info("refused (%s): %s at %s", code, error.message, error.path)
+            else:
+                log.error("unexpected error in %s", error.path, exc_info=error.original_error)
+
+
+def build_schema(settings: Settings | None = None, subscription: Any = None) -> Schema:
     settings = settings or Settings()
     query = merge_types("Query", tuple(m.Query for m in QUERY_MODULES if hasattr(m, "Query")))
     mutation = merge_types("Mutation",
@@ -122,7 +142,7 @@ def build_schema(settings: Settings | None = None, subscription: Any = None) -> 
     # would make every request a cache miss.
     limits = [*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
               *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules]
-    return strawberry.Schema(
+    return Schema(
         query=query,
         mutation=mutation,
         subscription=subscription,

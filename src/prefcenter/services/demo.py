@@ -1,4 +1,10 @@
-"""The demo tenant: a scope tree from the seed products, contacts and decisions."""
+"""The demo tenant: a scope tree from the seed products, contacts and decisions.
+
+Only a key's hash is stored, so its secret cannot be shown again. ``ensure_demo`` takes the
+secret an earlier run kept (the CLI keeps it in a local file) and reuses it while it still
+works as the demo tenant's owner key; only otherwise does it make a new one. So running the
+demo again does not pile up owner keys.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from datetime import timedelta
 
 from prefcenter.models import Contact, Scope, Tenant
 from prefcenter.models.enums import Channel, Policy, Role, Source, TokenPurpose
+from prefcenter.errors import DomainError
 from prefcenter.services import auth, consent, contacts, scopes
 from prefcenter.services.principals import system_principal
 
@@ -21,10 +28,29 @@ class DemoInfo:
     contact: Contact
     preference_token: str
     created: bool
+    #: True when ``owner_key`` is the known secret handed in (no new key was made).
+    key_reused: bool = False
+    #: The id of the owner key shown (for ``api-key list`` / ``revoke``).
+    owner_key_id: str = ""
 
 
-async def ensure_demo(link_ttl: timedelta = timedelta(days=60)) -> DemoInfo:
-    """Create the demo tenant once; every call issues a fresh key and link."""
+async def _still_works(secret: str | None, tenant: Tenant) -> str | None:
+    """The key id when ``secret`` is a live OWNER key of ``tenant``, else None."""
+    if not secret:
+        return None
+    try:
+        principal = await auth.principal_from_api_key(secret)
+    except DomainError:
+        return None
+    if principal.tenant_id != str(tenant.id) or principal.role != Role.OWNER:
+        return None
+    return principal.key_id
+
+
+async def ensure_demo(link_ttl: timedelta = timedelta(days=60),
+                      known_key: str | None = None) -> DemoInfo:
+    """Create the demo tenant once. Reuse ``known_key`` while it is a live owner key of
+    the demo tenant, else issue a new one; every call issues a fresh preference link."""
     tenant = await Tenant.get_or_none(name=DEMO_TENANT)
     created = tenant is None
     if tenant is None:
@@ -55,9 +81,15 @@ async def ensure_demo(link_ttl: timedelta = timedelta(days=60)) -> DemoInfo:
         await consent.opt_out(system, str(ada.id), str(sleep.id), Channel.EMAIL, admin)
         await consent.opt_in(system, str(ada.id), str(root.id), Channel.SMS, admin)
     root = await Scope.get(tenant_id=tenant.id, parent_id=None)
-    issued = await auth.create_api_key(root, Role.OWNER, "demo owner key")
+    key_id = await _still_works(known_key, tenant)
+    if known_key and key_id:
+        secret, reused = known_key, True
+    else:
+        issued = await auth.create_api_key(root, Role.OWNER, "demo owner key")
+        secret, reused, key_id = issued.secret, False, str(issued.key.id)
     contact = await Contact.filter(tenant_id=tenant.id).order_by("created_at").first()
     assert contact is not None
     token = await auth.issue_contact_token(contact, root, TokenPurpose.PREFERENCES, link_ttl)
-    return DemoInfo(tenant=tenant, root=root, owner_key=issued.secret, contact=contact,
-                    preference_token=token.secret, created=created)
+    return DemoInfo(tenant=tenant, root=root, owner_key=secret, contact=contact,
+                    preference_token=token.secret, created=created, key_reused=reused,
+                    owner_key_id=key_id or "")
