@@ -8,10 +8,10 @@
 
 const OVERVIEW = `query PreferenceCentre {
   me { id name email phone locale suppressed }
-  scopes { id kind name depth pathIds }
+  scopes { id name depth pathIds channels }
   myDecisions {
     scopeId channel allowed reason nextAllowedAt explanation
-    decidedBy { id name kind }
+    decidedBy { id name }
     event { id channel source occurredAt }
   }
   preferences {
@@ -70,13 +70,18 @@ const UPDATE_DETAILS = `mutation UpdateDetails($input: UpdateContactInput!) {
 
 const HISTORY = `query History {
   consentEvents(first: 30) {
-    edges { node { id action channel source occurredAt scope { id name kind } } }
+    edges { node { id action channel source occurredAt scope { id name } } }
   }
 }`;
 
 // --- Words ------------------------------------------------------------------------------
 
 const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
+// Shown instead of a switch where a scope offers a channel we have no address for.
+const NO_ADDRESS = {
+  EMAIL: "We have no email address for you, so we can't email you about this.",
+  SMS: "We have no phone number for you, so we can't text you about this.",
+};
 const CHANNEL_WORDS = { EMAIL: "email", SMS: "text messages", ALL: "email and text messages" };
 const PERIOD_WORDS = { DAY: "a day", WEEK: "a week", MONTH: "a month" };
 const SOURCE_WORDS = {
@@ -198,18 +203,30 @@ function h(tag, attrs = {}, ...children) {
 
 const $ = (id) => document.getElementById(id);
 
-const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "long" });
-const dateTimeFormat = new Intl.DateTimeFormat(undefined, {
-  dateStyle: "medium",
-  timeStyle: "short",
-});
+// Dates as everywhere else a contact sees them (the server's templates.messages.date_locale
+// and format_date): CLDR's long date in the contact's locale when the text around it is in
+// that language; this page is in English, so an English locale (en, en-GB) or else "en".
+let dateFormat = new Intl.DateTimeFormat("en", { dateStyle: "long" });
+let timeFormat = new Intl.DateTimeFormat("en", { timeStyle: "short" });
+
+function useLocale(locale) {
+  let chosen = "en";
+  try {
+    const own = new Intl.Locale(String(locale || "").replace("_", "-"));
+    if (own.language === "en") chosen = own.toString();
+  } catch (_err) {
+    chosen = "en";
+  }
+  dateFormat = new Intl.DateTimeFormat(chosen, { dateStyle: "long" });
+  timeFormat = new Intl.DateTimeFormat(chosen, { timeStyle: "short" });
+}
 
 function formatDate(iso) {
   return iso ? dateFormat.format(new Date(iso)) : "";
 }
 
 function formatDateTime(iso) {
-  return iso ? dateTimeFormat.format(new Date(iso)) : "";
+  return iso ? `${dateFormat.format(new Date(iso))}, ${timeFormat.format(new Date(iso))}` : "";
 }
 
 function fill(text) {
@@ -238,6 +255,7 @@ const key = (scopeId, channel) => `${scopeId}|${channel}`;
 
 function absorb(data) {
   state.me = data.me;
+  useLocale(data.me.locale);
   state.scopes = data.scopes;
   state.byId = new Map(data.scopes.map((s) => [s.id, s]));
   state.children = new Map(data.scopes.map((s) => [s.id, []]));
@@ -251,6 +269,7 @@ function absorb(data) {
   state.requests = (data.optBackInRequests || []).filter((r) => r.status === "PENDING");
   const root = data.scopes.find((s) => s.pathIds.length === 1) || data.scopes[0];
   state.org = root ? root.name : "";
+  // The channels we can reach the contact on; each scope says which channels it offers.
   state.channels = ["EMAIL", "SMS"].filter((c) => (c === "EMAIL" ? data.me.email : data.me.phone));
   state.collapsible = data.scopes.length > 20;
 }
@@ -488,7 +507,7 @@ async function optOutFlow(scope, channel) {
     }
     return {
       value: level.id,
-      label: `Everything from ${level.name} (${level.kind})`,
+      label: `Everything from ${level.name}`,
       hint: `Covers ${namesUnder(level)}`,
     };
   });
@@ -648,7 +667,7 @@ async function blockedFlow(scope, channel, decision) {
   const answer = await ask({
     title: `${capitalise(words)} from ${scope.name} is off`,
     body: [
-      `It's off because you stopped ${words} from all of ${blocker.name} (${blocker.kind})` +
+      `It's off because you stopped ${words} from all of ${blocker.name}` +
         (decision.event ? ` on ${formatDate(decision.event.occurredAt)}.` : "."),
       `To get ${words} from ${scope.name} again, turn ${words} from ${blocker.name} back on. ` +
         "That also turns on everything else under it that you haven't switched off separately.",
@@ -682,12 +701,18 @@ function explainRefusal(result, channel) {
   }
 }
 
+// What "Not interested" does, in the same words as the Not Interested page (ni.effect in
+// the server's templates/messages.py): every channel, the scope and everything under it.
+function notInterestedEffect(scope) {
+  return `We won't contact you about ${scope.name} any more: no emails or text messages about it.`;
+}
+
 async function undoNotInterestedFlow(scope) {
   const answer = await ask({
     title: `Changed your mind about ${scope.name}?`,
     body: [
-      `You said you're not interested in ${scope.name}, so we don't send you invitations for it.`,
-      "If you've changed your mind, we'll include you again.",
+      `You said you're not interested in ${scope.name}. ${notInterestedEffect(scope)}`,
+      "If you've changed your mind, we may contact you about it again.",
     ],
     ok: "I've changed my mind",
     cancel: "Keep it muted",
@@ -695,7 +720,7 @@ async function undoNotInterestedFlow(scope) {
   if (!answer) return;
   await change(UNDO_NOT_INTERESTED, "undoNotInterested", { input: { scopeId: scope.id } },
     (result) => result.changed
-      ? `Done: you can get invitations for ${scope.name} again.`
+      ? `Done: we may contact you about ${scope.name} again.`
       : `${scope.name} wasn't muted any more.`);
 }
 
@@ -926,7 +951,8 @@ function renderMuted() {
     const scope = state.byId.get(mark.scopeId);
     if (!scope) return null;
     return h("li", { class: "muted-item" },
-      h("p", {}, h("strong", { text: scope.name }), ` (${scope.kind}) — since ${formatDate(mark.createdAt)}`),
+      h("p", {}, h("strong", { text: scope.name }), ` — since ${formatDate(mark.createdAt)}. `,
+        notInterestedEffect(scope)),
       h("button", {
         type: "button",
         class: "button button-secondary",
@@ -949,14 +975,14 @@ function renderNode(scope) {
   const headingId = `scope-${scope.id}`;
   const card = h("div", { class: `card${isRoot ? " card-root" : ""}` },
     h("div", { class: "card-head" },
-      h("h3", { id: headingId, class: "scope-name" }, scope.name),
-      h("span", { class: "kind" }, scope.kind)),
+      h("h3", { id: headingId, class: "scope-name" }, scope.name)),
     kids.length
       ? h("p", { class: "covers" }, isRoot
         ? `Switching this off stops everything from ${scope.name}.`
         : `Switching this off also stops ${namesUnder(scope)}.`)
       : null,
-    h("div", { class: "channels" }, state.channels.map((channel) => renderChannel(scope, channel))),
+    h("div", { class: "channels" }, (scope.channels || []).map((channel) =>
+      state.channels.includes(channel) ? renderChannel(scope, channel) : renderNoAddress(channel))),
     renderFrequency(scope));
   const node = h("li", { class: "node" }, card);
   if (kids.length) {
@@ -1012,6 +1038,15 @@ function renderChannel(scope, channel) {
     },
     h("span", { class: "switch-track", "aria-hidden": "true" }, h("span", { class: "switch-thumb" })),
     h("span", { class: "switch-state", "aria-hidden": "true" }, stateText)));
+}
+
+// A channel the scope offers but we have no address for: say why, no switch that does nothing.
+function renderNoAddress(channel) {
+  return h("div", { class: "channel is-unavailable" },
+    h("span", { class: "channel-name" },
+      h("span", { class: `channel-icon icon-${channel.toLowerCase()}`, "aria-hidden": "true" }),
+      CHANNEL_LABEL[channel]),
+    h("span", { class: "why" }, NO_ADDRESS[channel]));
 }
 
 let uid = 0;

@@ -222,7 +222,7 @@ async def test_a_higher_opt_out_is_explained_and_undone_where_it_was_made(
     await switch(page, "EMAIL", "Sleep study").click()
     dialog = page.get_by_role("dialog", name="Email from Sleep study is off")
     await expect(dialog).to_contain_text(
-        "It's off because you stopped email from all of Research panel (Account)")
+        "It's off because you stopped email from all of Research panel")
     await dialog.get_by_role("button", name="Turn on email from Research panel…").click()
     dialog = page.get_by_role("dialog", name="Turn email from Research panel back on?")
     await dialog.get_by_role("button", name="Send me the link").click()
@@ -391,7 +391,7 @@ async def test_how_often(server: Server, tenant: Seeded, browser: Any,
     email = switch(page, "EMAIL", "Sleep study")
     await expect(email).to_have_attribute("aria-checked", "true")  # still wanted, just paused
     await expect(page.locator(f"#{await email.get_attribute('aria-describedby')}")).to_contain_text(
-        "Messages from Sleep study (Study) are paused until")
+        "Messages from Sleep study are paused until")
     assert page.errors == []
 
 
@@ -403,11 +403,11 @@ async def test_not_interested_can_be_undone(server: Server, tenant: Seeded, brow
                                      True, consent.Request(source=Source.EMAIL_LINK))
     page = await open_page(browser, server, t, console_errors)
     section = page.get_by_role("region", name="Things you said you're not interested in")
-    await expect(section).to_contain_text("Phone beta (Opportunity) — since")
+    await expect(section).to_contain_text("Phone beta — since")
     email = switch(page, "EMAIL", "Phone beta")
     await expect(email).to_have_attribute("aria-checked", "false")
     await expect(page.locator(f"#{await email.get_attribute('aria-describedby')}")).to_contain_text(
-        "You said you are not interested in Phone beta (Opportunity)")
+        "You said you are not interested in Phone beta")
 
     await section.get_by_role("button", name="I've changed my mind about Phone beta").click()
     await page.get_by_role("dialog").get_by_role("button", name="I've changed my mind").click()

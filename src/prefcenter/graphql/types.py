@@ -20,7 +20,7 @@ from prefcenter.models import (
 from prefcenter.models import enums as e
 from prefcenter.services import authz, explain, ledger, sms
 from prefcenter.services import resolution as res
-from prefcenter.services.scopes import effective_policy
+from prefcenter.services.scopes import effective_policy, offered_channels_of
 
 Channel = strawberry.enum(e.Channel, description="A way to reach a contact; ALL covers every "
                           "channel in a consent decision.")
@@ -79,6 +79,20 @@ class ScopeNode:
             channel = e.Channel.EMAIL
         policy, _ = effective_policy(await path_of(self.m), channel)
         return policy
+
+    @strawberry.field(description="The channels this scope offers, the ones a preference "
+                      "page shows a switch for: the `channels` setting (inherited down the "
+                      "tree), else SMS only for a scope that owns a sending number (not the "
+                      "root), else EMAIL and SMS.")
+    async def channels(self, info: GInfo) -> list[Channel]:
+        ctx = info.context
+        if ctx.loaders is None:
+            ctx.loaders = {}
+        loader = ctx.loaders.get("offered_channels")
+        if loader is None:
+            loader = ctx.loaders["offered_channels"] = DataLoader(
+                load_fn=offered_channels_of, cache_key_fn=lambda scope: str(scope.id))
+        return list(await loader.load(self.m))
 
     @strawberry.field(description="Per-scope settings (keywords, mail options); keys only.")
     def settings(self, info: GInfo) -> JSON | None:
@@ -227,13 +241,15 @@ class Decision:
             return None
         return ConsentEventNode.from_model(event)
 
-    @strawberry.field(description="The reason in plain words, e.g. 'Opted out of all Acme "
-                      "(Group) email on 3 May 2026.'")
+    @strawberry.field(description="The reason in plain words, with dates in the contact's "
+                      "locale, e.g. 'Off: unsubscribed from email of Acme on May 3, 2026 by "
+                      "an administrator.'")
     async def explanation(self, info: GInfo) -> str:
         event = None
         if self.d.event_id is not None:
             event = await info.context.event_loader.load(self.d.event_id)
-        return explain.describe(self.d, event)
+        contact = await info.context.contact_loader.load(self.d.contact_id)
+        return explain.describe(self.d, event, contact.locale if contact else None)
 
 
 @strawberry.type(description="An explicit consent decision of a contact at one scope.")

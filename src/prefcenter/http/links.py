@@ -187,7 +187,8 @@ async def unsubscribe_post(request: Request[Any, Any, Any], token: str) -> Respo
             link.principal, str(link.contact.id), chosen.id, link.channel,
             _change(request, Source.EMAIL_LINK, words), _settings(request))
         context.update(email=links.mask_email(outcome.email),
-                       until=format_datetime(outcome.request.expires_at, lang))
+                       until=format_datetime(outcome.request.expires_at,
+                                             link.contact.locale))
         return _page("unsubscribe.html", lang, step="requested", **context)
     return _error(400, lang, tenant)
 
@@ -227,7 +228,8 @@ async def not_interested_post(request: Request[Any, Any, Any], token: str) -> Re
     muted = action == "mute"
     ctx = _ni_context(link)
     words = (t("ni.question", **ctx) + f" [{t('ni.mute_button')}]" if muted
-             else t("ni.muted_text", **ctx) + f" [{t('ni.unmute_button')}]")
+             else t("ni.effect", **ctx) + " " + t("ni.muted_text")
+             + f" [{t('ni.unmute_button')}]")
     change = await links.set_not_interested(link, muted,
                                              _change(request, Source.EMAIL_LINK, words))
     return _page("not_interested.html", lang, muted=muted, restored=not muted,
@@ -238,9 +240,11 @@ async def not_interested_post(request: Request[Any, Any, Any], token: str) -> Re
 
 
 async def _confirm_context(conf: confirmations.Confirmation, lang: str) -> dict[str, Any]:
+    locale = conf.link.contact.locale
     return {"tenant": conf.link.tenant.name, "channel": channel_words(conf.channel, lang),
-            "target": await links.describe(conf.scope), "until": format_datetime(conf.until, lang),
-            "date": format_datetime(conf.request.confirmed_at, lang)
+            "target": await links.describe(conf.scope),
+            "until": format_datetime(conf.until, locale),
+            "date": format_datetime(conf.request.confirmed_at, locale)
             if conf.request is not None and conf.request.confirmed_at else "",
             "blocking": ""}
 
@@ -278,7 +282,7 @@ async def confirm_post(request: Request[Any, Any, Any], token: str) -> Response[
     context = await _confirm_context(done.confirmation, lang)
     status = {"expired": 410, "blocked": 409}.get(done.state, 200)
     if done.blocking is not None:
-        context["blocking"] = f"{done.blocking.name} ({done.blocking.kind})"
+        context["blocking"] = done.blocking.name
     return _page("confirm.html", lang, status=status, state=done.state, **context)
 
 

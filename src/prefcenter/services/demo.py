@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from prefcenter.errors import DomainError
 from prefcenter.models import Contact, Scope, Tenant
 from prefcenter.models.enums import Channel, Policy, Role, Source, TokenPurpose
-from prefcenter.errors import DomainError
 from prefcenter.services import auth, consent, contacts, scopes
 from prefcenter.services.principals import system_principal
 
@@ -68,7 +68,8 @@ async def ensure_demo(link_ttl: timedelta = timedelta(days=60),
         await scopes.create_scope(system, parent_id=str(research.id), kind="Study",
                                   name="Diet study")
         await scopes.create_scope(system, parent_id=str(root.id), kind="Number",
-                                  name="+14155550100", sms_policy=Policy.CONSENT_REQUIRED)
+                                  name="+14155550100", sms_policy=Policy.CONSENT_REQUIRED,
+                                  settings={scopes.CHANNELS_KEY: [Channel.SMS.value]})
         ada = await contacts.create_contact(system, email="ada@example.com",
                                             phone="+14155550123", name="Ada Lovelace",
                                             external_id="cand-1")

@@ -1,10 +1,17 @@
-"""Decisions in plain words, for people (preference page, admin UIs)."""
+"""Decisions in plain words, for people (preference page, admin UIs).
+
+Contacts read these, so they name scopes by name only: a scope's kind is the tenant's own
+vocabulary ("Group", "Number") and means nothing to the person (and "Acme (demo) (Group)"
+read as noise). Dates are written as everywhere else a contact sees one
+(``templates.messages.format_date``, in the contact's locale).
+"""
 
 from __future__ import annotations
 
 from prefcenter.models import ConsentEvent
 from prefcenter.models.enums import Channel
 from prefcenter.services.resolution import Decision, Reason
+from prefcenter.templates.messages import format_date, format_datetime
 
 _SOURCE_WORDS = {
     "PREFERENCE_CENTER": "on the preference page",
@@ -22,12 +29,16 @@ def _channel_words(channel: Channel) -> str:
     return {"EMAIL": "email", "SMS": "text messages", "ALL": "all messages"}[channel.value]
 
 
-def _date(event: ConsentEvent | None) -> str:
-    return f" on {event.occurred_at:%-d %b %Y}" if event is not None else ""
+def describe(d: Decision, event: ConsentEvent | None, locale: str | None = None) -> str:
+    """``locale``: the contact's, for the dates (English words, so English unless the
+    locale is an English one such as ``en-GB``)."""
 
+    def _date(event: ConsentEvent | None) -> str:
+        if event is None:
+            return ""
+        return f" on {format_date(event.occurred_at, locale, 'en')}"
 
-def describe(d: Decision, event: ConsentEvent | None) -> str:
-    where = f"{d.decided_by.name} ({d.decided_by.kind})" if d.decided_by is not None else ""
+    where = d.decided_by.name if d.decided_by is not None else ""
     how = f" {_SOURCE_WORDS.get(event.source.value, '')}" if event is not None else ""
     what = _channel_words(event.channel if event is not None else d.channel)
     match d.reason:
@@ -38,7 +49,9 @@ def describe(d: Decision, event: ConsentEvent | None) -> str:
         case Reason.UNAVAILABLE:
             return "Not available for this invitation."
         case Reason.NOT_INTERESTED:
-            return f"Off: you said you are not interested in {where}{_date(event)}."
+            return (f"Off: you said you are not interested in {where}{_date(event)}. We "
+                    f"won't contact you about {where} any more: no emails or text messages "
+                    "about it.")
         case Reason.OPTED_IN:
             return f"On: subscribed to {what} of {where}{_date(event)}{how}."
         case Reason.DEFAULT_ALLOWED:
@@ -46,7 +59,8 @@ def describe(d: Decision, event: ConsentEvent | None) -> str:
         case Reason.CONSENT_REQUIRED:
             return "Off: no consent given yet; this kind of message needs your consent first."
         case Reason.FREQUENCY_CAP:
-            when = f" until {d.next_allowed_at:%-d %b %Y %H:%M} UTC" if d.next_allowed_at else ""
+            when = (f" until {format_datetime(d.next_allowed_at, locale, 'en')}"
+                    if d.next_allowed_at else "")
             detail = "paused" if d.detail == "paused" else f"limited to {d.detail}"
             return f"Waiting: messages from {where} are {detail}{when}."
     return d.reason.value

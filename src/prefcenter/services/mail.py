@@ -177,7 +177,7 @@ async def prepare(row: OutboxMail, settings: Settings, now: datetime) -> Prepare
     context = {"tenant": tenant.name, "name": contact.name, "channel": channel,
                "target": target, "subject": subject,
                "url": links.link_url(settings, TokenPurpose.CONFIRM_OPT_BACK_IN, confirm.secret),
-               "until": words_datetime(until, lang), **extra}
+               "until": words_datetime(until, contact.locale), **extra}
     msg = EmailMessage(policy=MAIL_POLICY)
     msg["Subject"] = _one_line(subject)
     msg["From"] = settings.mail_from

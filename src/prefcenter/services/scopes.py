@@ -1,4 +1,14 @@
-"""Tenants and their scope trees, policies inherited down the tree."""
+"""Tenants and their scope trees, policies inherited down the tree.
+
+Which channels a scope offers (``offered_channels``; the preference page shows a switch
+only for those), the one rule, walking from the scope up to the root, first answer wins:
+
+1. the scope setting ``channels`` (e.g. ``["SMS"]``), validated, inherited down the tree;
+2. a scope that owns a registered sending number (``registerSmsNumber``) stands for that
+   number: SMS only. Not the tenant's root: it is the whole organisation, which a number
+   registered there does not turn into a text-only one;
+3. otherwise every channel (EMAIL, SMS).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +20,7 @@ from prefcenter import db
 from prefcenter.errors import Invalid, NotFound
 from prefcenter.models import Scope, Tenant
 from prefcenter.models.enums import Channel, Policy
+from prefcenter.models.sms import SmsNumber
 from prefcenter.services import authz
 from prefcenter.services.common import parse_uuid
 from prefcenter.services.principals import Capability, Principal
@@ -20,6 +31,52 @@ DEFAULT_POLICY: dict[Channel, Policy] = {
     Channel.EMAIL: Policy.ALLOWED,
     Channel.SMS: Policy.CONSENT_REQUIRED,
 }
+
+
+#: Scope setting: the channels offered at the scope and below (see the module docstring).
+CHANNELS_KEY = "channels"
+#: The channels a scope can offer, in the order pages show them.
+OFFERABLE: tuple[Channel, ...] = (Channel.EMAIL, Channel.SMS)
+
+
+def check_channels_setting(settings: Mapping[str, Any] | None) -> None:
+    """``channels``: a non-empty list of distinct EMAIL / SMS (null removes it)."""
+    if not settings or settings.get(CHANNELS_KEY) is None:
+        return
+    value = settings[CHANNELS_KEY]
+    names = [c.value for c in OFFERABLE]
+    if (not isinstance(value, list) or not value or len(set(map(str, value))) != len(value)
+            or not all(isinstance(c, str) and c in names for c in value)):
+        raise Invalid(f"'{CHANNELS_KEY}' must be a non-empty list of distinct channels out "
+                      f"of {', '.join(names)}, e.g. [\"SMS\"].", field="settings")
+
+
+def offered_channels(path: Sequence[Scope], number_scope_ids: set[str]
+                     ) -> tuple[Channel, ...]:
+    """The channels the last scope of ``path`` (root..scope) offers; ``number_scope_ids``:
+    the tenant's scopes that own a sending number."""
+    for scope in reversed(path):
+        value = (scope.settings or {}).get(CHANNELS_KEY)
+        if isinstance(value, list) and value:
+            return tuple(c for c in OFFERABLE if c.value in value)
+        if scope.parent_id is not None and str(scope.id) in number_scope_ids:
+            return (Channel.SMS,)
+    return OFFERABLE
+
+
+async def offered_channels_of(scopes: Sequence[Scope]) -> list[tuple[Channel, ...]]:
+    """``offered_channels`` for many scopes in two queries (their ancestors, the numbers)."""
+    if not scopes:
+        return []
+    known = {str(s.id): s for s in scopes}
+    missing = {a for s in scopes for a in s.ancestor_ids()} - known.keys()
+    if missing:
+        known.update({str(s.id): s for s in await Scope.filter(id__in=list(missing))})
+    tenants = {str(s.tenant_id) for s in scopes}
+    numbers = {str(i) for i in await SmsNumber.filter(tenant_id__in=list(tenants))
+               .values_list("scope_id", flat=True)}
+    return [offered_channels([known[a] for a in s.ancestor_ids() if a in known], numbers)
+            for s in scopes]
 
 
 def _clean_name(value: str, field: str) -> str:
@@ -75,6 +132,7 @@ async def create_scope(
         raise NotFound("No such scope.", field="parentId")
     from prefcenter.services.sms import check_scope_settings
 
+    check_channels_setting(settings)
     await check_scope_settings(settings, parent=parent)
     scope_id = uuid.uuid4()
     return await Scope.create(
@@ -116,6 +174,7 @@ async def update_scope(
     if settings is not None:
         from prefcenter.services.sms import check_scope_settings
 
+        check_channels_setting(settings)
         await check_scope_settings(settings, scope=scope)
         merged = dict(scope.settings or {})
         for key, value in settings.items():

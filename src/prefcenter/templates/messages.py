@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from babel import Locale, UnknownLocaleError
+from babel import dates as babel_dates
+
 SUPPORTED = ("en", "de")
 DEFAULT = "en"
 
@@ -26,7 +29,7 @@ _M: dict[str, dict[str, str]] = {
         "en": "You will still hear from the rest of {tenant}.",
         "de": "Andere Nachrichten von {tenant} erhalten Sie weiterhin.",
     },
-    "level.ancestor": {"en": "All of {name} ({kind})", "de": "Alles von {name} ({kind})"},
+    "level.ancestor": {"en": "All of {name}", "de": "Alles von {name}"},
     "level.ancestor_hint": {
         "en": "Includes {self} and everything else under {name}.",
         "de": "Umfasst {self} und alles andere unter {name}.",
@@ -37,7 +40,7 @@ _M: dict[str, dict[str, str]] = {
         "de": "Alle Bereiche von {tenant}, jetzt und künftig.",
     },
     "what.self": {"en": "“{name}”", "de": "„{name}“"},
-    "what.ancestor": {"en": "all of “{name}” ({kind})", "de": "allem unter „{name}“ ({kind})"},
+    "what.ancestor": {"en": "all of “{name}”", "de": "allem unter „{name}“"},
     "what.root": {"en": "anything", "de": "allem"},
     # --- unsubscribe ---
     "unsub.title": {"en": "Unsubscribe", "de": "Abmelden"},
@@ -89,27 +92,33 @@ _M: dict[str, dict[str, str]] = {
     },
     # --- not interested ---
     "ni.title": {"en": "Not interested?", "de": "Kein Interesse?"},
+    # What the mark does (resolution step 3: every channel, the scope and everything under
+    # it), in the same words as the preference page (frontend-stub/app.js, NOT_INTERESTED).
+    "ni.effect": {
+        "en": "We won't contact you about {scope} any more: no emails or text messages "
+              "about it.",
+        "de": "Wir kontaktieren Sie nicht mehr zu {scope}: keine E-Mails oder SMS dazu.",
+    },
     "ni.question": {
-        "en": "If you are not interested in {scope}, {tenant} will stop inviting you to it. "
-              "Nothing else changes.",
-        "de": "Wenn Sie kein Interesse an {scope} haben, lädt {tenant} Sie nicht mehr dazu "
-              "ein. Sonst ändert sich nichts.",
+        "en": "Not interested in {scope}? Tell us, and we won't contact you about {scope} any "
+              "more: no emails or text messages about it. Everything else stays as it is.",
+        "de": "Kein Interesse an {scope}? Sagen Sie es uns, und wir kontaktieren Sie nicht "
+              "mehr zu {scope}: keine E-Mails oder SMS dazu. Alles andere bleibt, wie es ist.",
     },
     "ni.mute_button": {"en": "I'm not interested", "de": "Ich habe kein Interesse"},
     "ni.muted_title": {"en": "You are not interested in {scope}",
                        "de": "Sie haben kein Interesse an {scope}"},
     "ni.muted_text": {
-        "en": "{tenant} will not invite you to {scope}. Clicked by mistake, or changed your "
-              "mind? You can undo it here, now or later from the same link.",
-        "de": "{tenant} lädt Sie nicht zu {scope} ein. Versehentlich geklickt oder "
-              "umentschieden? Sie können das hier rückgängig machen, jetzt oder später über "
-              "denselben Link.",
+        "en": "Clicked by mistake, or changed your mind? You can undo it here, now or later "
+              "from the same link.",
+        "de": "Versehentlich geklickt oder umentschieden? Sie können das hier rückgängig "
+              "machen, jetzt oder später über denselben Link.",
     },
     "ni.unmute_button": {"en": "I've changed my mind", "de": "Ich habe es mir anders überlegt"},
     "ni.restored_title": {"en": "Welcome back", "de": "Willkommen zurück"},
     "ni.restored_text": {
-        "en": "{tenant} may invite you to {scope} again.",
-        "de": "{tenant} darf Sie wieder zu {scope} einladen.",
+        "en": "We may contact you about {scope} again.",
+        "de": "Wir dürfen Sie wieder zu {scope} kontaktieren.",
     },
     # --- opt-back-in confirmation ---
     "c.title": {"en": "Opt back in?", "de": "Wieder anmelden?"},
@@ -226,14 +235,6 @@ _CHANNEL_WORDS = {
     "de": {"EMAIL": "E-Mails", "SMS": "SMS", "ALL": "Nachrichten"},
 }
 
-_MONTHS = {
-    "en": ["January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"],
-    "de": ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August",
-           "September", "Oktober", "November", "Dezember"],
-}
-
-
 def language_of(locale: str | None) -> str:
     """``de-DE`` -> ``de``; anything unsupported -> ``en``."""
     lang = (locale or "").replace("_", "-").split("-")[0].strip().lower()
@@ -254,17 +255,35 @@ def channel_words(channel: str, lang: str) -> str:
     return _CHANNEL_WORDS[language_of(lang)][str(channel)]
 
 
-def format_date(value: datetime, lang: str) -> str:
-    month = _MONTHS[language_of(lang)][value.month - 1]
-    if language_of(lang) == "de":
-        return f"{value.day}. {month} {value.year}"
-    return f"{value.day} {month} {value.year}"
+def date_locale(locale: str | None, text: str | None = None) -> Locale:
+    """The locale a contact's dates are written in: its own (``en-GB``, ``de-AT``) when
+    the text around them is in its language, else the text's language (``fr`` reads
+    English pages, so English dates; so does ``de`` on the English-only preference page).
+    ``text``: the language of the text, by default the contact's (as the link pages and
+    mail choose it). Every date a contact sees goes through here or its copy in the
+    preference page (``frontend-stub/app.js``, ``dateLocale``)."""
+    lang = language_of(text or locale)
+    try:
+        own = Locale.parse((locale or "").replace("-", "_").strip() or lang)
+    except (ValueError, TypeError, UnknownLocaleError):
+        own = None
+    return own if own is not None and own.language == lang else Locale.parse(lang)
 
 
-def format_datetime(value: datetime, lang: str) -> str:
-    """In UTC, e.g. ``3 May 2026, 14:05 UTC``."""
-    value = value.astimezone(UTC)
-    return f"{format_date(value, lang)}, {value:%H:%M} UTC"
+def format_date(value: datetime, locale: str | None, text: str | None = None) -> str:
+    """CLDR's long date in the contact's locale: ``December 3, 2026``, ``3 December 2026``
+    (en-GB), ``3. Dezember 2026``; the preference page writes the same with
+    ``Intl.DateTimeFormat(locale, {dateStyle: "long"})``."""
+    return babel_dates.format_date(value.astimezone(UTC) if value.tzinfo else value,
+                                   format="long", locale=date_locale(locale, text))
+
+
+def format_datetime(value: datetime, locale: str | None, text: str | None = None) -> str:
+    """The date as ``format_date``, then the time in UTC: ``December 3, 2026, 2:05 PM UTC``."""
+    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    time = babel_dates.format_time(value, format="short", tzinfo=UTC,
+                                   locale=date_locale(locale, text))
+    return f"{format_date(value, locale, text)}, {time} UTC"
 
 
 def accept_language(header: str | None) -> str:
