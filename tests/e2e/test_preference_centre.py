@@ -92,7 +92,7 @@ async def test_main_view(server: Server, tenant: Seeded, browser: Any,
     sleep_why = await page.locator(
         f"#{await switch(page, 'EMAIL', 'Sleep study').get_attribute('aria-describedby')}"
     ).inner_text()
-    assert re.search(r"Unsubscribed from email of Sleep study \(Study\) on .* from a link "
+    assert re.search(r"Unsubscribed from email of Sleep study on .* from a link "
                      r"in an email", sleep_why), sleep_why
     await page.get_by_text("Things you said you're not interested in").wait_for()
     ARTIFACTS.mkdir(exist_ok=True)
@@ -130,7 +130,7 @@ async def test_switch_off_confirm_reload_and_see_it_off(
     await expect(sleep).to_have_attribute("aria-checked", "false")
     why = page.locator(f"#{await sleep.get_attribute('aria-describedby')}")
     await expect(why).to_have_text(re.compile(
-        r"^Unsubscribed from email of Sleep study \(Study\) on .+ on the preference page\.$"))
+        r"^Unsubscribed from email of Sleep study on .+ on the preference page\.$"))
     await expect(switch(page, "EMAIL", "Diet study")).to_have_attribute("aria-checked", "true")
     await expect(switch(page, "SMS", "Sleep study")).to_have_attribute("aria-checked", "false")
     got = await decision(server, t, "sleep")
@@ -158,7 +158,7 @@ async def test_opt_out_of_everything_above(server: Server, tenant: Seeded, brows
     await expect(switch(page, "EMAIL", "Events")).to_have_attribute("aria-checked", "true")
     diet = switch(page, "EMAIL", "Diet study")
     await expect(page.locator(f"#{await diet.get_attribute('aria-describedby')}")).to_have_text(
-        re.compile(r"^Unsubscribed from email of Research panel \(Account\) on "))
+        re.compile(r"^Unsubscribed from email of Research panel on "))
     got = await decision(server, t, "diet")
     assert (got["reason"], got["decidedBy"]["name"]) == ("OPTED_OUT", "Research panel")
     assert page.errors == []
@@ -207,7 +207,7 @@ async def test_opt_back_in_is_confirmed_from_the_mail(
     sleep = switch(page, "EMAIL", "Sleep study")
     await expect(sleep).to_have_attribute("aria-checked", "true")
     await expect(page.locator(f"#{await sleep.get_attribute('aria-describedby')}")).to_have_text(
-        re.compile(r"^Subscribed to email of Sleep study \(Study\) on .+ from a link in an "
+        re.compile(r"^Subscribed to email of Sleep study on .+ from a link in an "
                    r"email\.$"))
     await expect(page.get_by_role("heading", name="Waiting for your confirmation")).to_be_hidden()
     assert page.errors == []
@@ -412,7 +412,7 @@ async def test_not_interested_can_be_undone(server: Server, tenant: Seeded, brow
     await section.get_by_role("button", name="I've changed my mind about Phone beta").click()
     await page.get_by_role("dialog").get_by_role("button", name="I've changed my mind").click()
     await expect(page.get_by_role("status")).to_have_text(
-        "Done: you can get invitations for Phone beta again.")
+        "Done: we may contact you about Phone beta again.")
     await expect(section).to_be_hidden()
     await expect(switch(page, "EMAIL", "Phone beta")).to_have_attribute("aria-checked", "true")
     assert (await decision(server, t, "phone"))["reason"] == "DEFAULT_ALLOWED"

@@ -138,3 +138,29 @@ async def test_a_fixed_number_of_queries_whatever_the_tree(world: World) -> None
     large, more = await _count(w, token)
     assert len(more) == len(answers) + 50
     assert large == small, (small, large)
+
+
+async def test_explanations_name_scopes_only_and_write_dates_in_the_contacts_locale(
+        world: World) -> None:
+    import calendar
+
+    from prefcenter.models import ConsentEvent, Contact
+
+    w = world
+    await consent.opt_out(w.system, w.cid("ada"), w.sid("account"), Channel.EMAIL, ADMIN)
+    event = await ConsentEvent.filter(contact_id=w.cid("ada")).first()
+    assert event is not None
+    when = event.occurred_at
+    month = calendar.month_name[when.month]
+    # English words: an English locale's own order (en-GB day first), any other language's
+    # contact reads the English (US) order, the same as on the preference page.
+    for locale, date in (("en", f"{month} {when.day}, {when.year}"),
+                         ("en-GB", f"{when.day} {month} {when.year}"),
+                         ("de", f"{month} {when.day}, {when.year}")):
+        await Contact.filter(id=w.cid("ada")).update(locale=locale)
+        data = await w.gql(MY_DECISIONS, {"ch": ["EMAIL"]}, token=await token_for(w, "ada"))
+        sleep = next(d for d in data["myDecisions"] if d["scopeId"] == w.sid("study_sleep"))
+        assert sleep["explanation"] == (
+            f"Off: unsubscribed from email of Research panel on {date} by an administrator.")
+        assert not any("(Account)" in d["explanation"] or "(Group)" in d["explanation"]
+                       for d in data["myDecisions"])
