@@ -111,16 +111,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         _write_secret(key_file, info.owner_key)
     base = settings.public_url.rstrip("/")
     db_arg = f" --database-url {args.database_url}" if args.database_url else ""
+    pad = " " * 22
     if info.key_reused:
-        key_note = f"  (the demo's key, kept in {key_file})"
+        key_note = f"{pad}(the demo's key, kept in {key_file})"
     elif info.created:
-        key_note = f"  (new; kept in {key_file} for the next runs)"
+        key_note = f"{pad}(new; kept in {key_file} for the next runs)"
     else:
-        key_note = (f"  (NEW: {key_file} held no key that still works; kept there now.\n"
-                    f"                      Keys made earlier still work: list them with "
+        key_note = (f"{pad}(NEW key: {key_file} held none that still works; kept there now.\n"
+                    f"{pad} Keys made earlier keep working until revoked: "
                     f"`prefcenter api-key list{db_arg}`,\n"
-                    f"                      revoke one with `prefcenter api-key revoke KEY_ID"
-                    f"{db_arg}`)")
+                    f"{pad} `prefcenter api-key revoke KEY_ID{db_arg}`)")
     print(f"""
 prefcenter demo tenant: {info.tenant.name} ({'created' if info.created else 'already there'})
   tenant id:          {info.tenant.id}

@@ -37,7 +37,8 @@ async def _number_scope(t: Seeded, server: Server) -> str:
     number = await scopes.create_scope(t.system, parent_id=t.sid("root"), kind="Number",
                                        name="Texts from Acme")
     t.scopes["number"] = number
-    await sms.register_number(t.system, scope_id=str(number.id), number=f"+49151{secrets.randbelow(10**8):08d}",
+    await sms.register_number(t.system, scope_id=str(number.id),
+                              number=f"+49151{secrets.randbelow(10**8):08d}",
                               auth_token="0123456789abcdef0123",
                               webhook_url=f"{server.url}/sms/inbound")
     return str(number.id)
