@@ -46,6 +46,11 @@ LAUNCH_ARGS = [
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 DESKTOP = {"width": 1280, "height": 900}
+#: The focused element, inside the component's shadow root too (``document.activeElement``
+#: is the ``<prefcenter-preferences>`` host while focus is inside it).
+ACTIVE = ("(() => { let a = document.activeElement; "
+          "while (a && a.shadowRoot && a.shadowRoot.activeElement) a = a.shadowRoot.activeElement; "
+          "return a; })()")
 PHONE = {"width": 390, "height": 844}
 
 

@@ -1,6 +1,7 @@
 """The page's GraphQL operations are valid against the schema and documented in its README.
 
-No browser needed: the operations are read from ``frontend-stub/app.js`` as written, so a
+No browser needed: the operations are read from the component
+(``frontend-stub/prefcenter-preferences.js``, which the page uses) as written, so a
 schema change that breaks the page (or an operation the README forgets) fails here first.
 """
 
@@ -17,12 +18,12 @@ STUB = Path(__file__).resolve().parents[2] / "frontend-stub"
 
 
 def operations() -> dict[str, str]:
-    """``const NAME = `...`;`` documents of app.js, with ``${OTHER}`` pieces filled in."""
-    source = (STUB / "app.js").read_text()
-    consts = dict(re.findall(r"const ([A-Z_]+) = `([^`]*)`;", source))
-    filled = {name: re.sub(r"\$\{([A-Z_]+)\}", lambda m: consts[m.group(1)], text)
-              for name, text in consts.items()}
-    return {name: text for name, text in filled.items()
+    """``const NAME = /* GraphQL */ `...`;`` documents of the component (plain documents,
+    no ``${}`` pieces, so graphql-codegen reads them as the browser sends them)."""
+    source = (STUB / "prefcenter-preferences.js").read_text()
+    found = dict(re.findall(r"const ([A-Z_]+) = /\* GraphQL \*/ `([^`]*)`;", source))
+    assert not any("${" in text for text in found.values()), "an operation with ${} pieces"
+    return {name: text for name, text in found.items()
             if text.lstrip().startswith(("query", "mutation"))}
 
 

@@ -16,7 +16,7 @@ from prefcenter.services import confirmations, consent, scopes
 from prefcenter.services.auth import hash_secret
 from prefcenter.services.common import utcnow
 from prefcenter.services.principals import Principal
-from tests.e2e.conftest import ARTIFACTS, PHONE, Server
+from tests.e2e.conftest import ACTIVE, ARTIFACTS, PHONE, Server
 from tests.e2e.seed import Seeded
 
 pytestmark = pytest.mark.browser
@@ -316,23 +316,23 @@ async def test_keyboard_only(server: Server, tenant: Seeded, browser: Any,
     target = "Email from Diet study"
     for _ in range(120):
         await page.keyboard.press("Tab")
-        if await page.evaluate("document.activeElement.getAttribute('aria-label')") == target:
+        if await page.evaluate(f"{ACTIVE}.getAttribute('aria-label')") == target:
             break
     else:
         raise AssertionError(f"Tab never reached the switch '{target}'")
-    outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    outline = await page.evaluate(f"getComputedStyle({ACTIVE}).outlineStyle")
     assert outline not in ("", "none"), "the focused switch shows no focus ring"
     await page.keyboard.press("Space")
     dialog = page.get_by_role("dialog", name="Stop email from Diet study?")
     await expect(dialog).to_be_visible()
-    assert await page.evaluate("document.activeElement.closest('dialog') !== null")
+    assert await page.evaluate(f"{ACTIVE}.closest('dialog') !== null")
     await page.keyboard.press("ArrowDown")  # the next level up: all of Research panel
     await expect(dialog.get_by_role("radio", name=re.compile("Everything from Research"))
                  ).to_be_checked()
     await page.keyboard.press("ArrowUp")  # back to only Diet study
     await page.keyboard.press("Tab")  # "No, keep it"
     await page.keyboard.press("Tab")  # "Yes, stop email"
-    assert await page.evaluate("document.activeElement.textContent") == "Yes, stop email"
+    assert await page.evaluate(f"{ACTIVE}.textContent") == "Yes, stop email"
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("status")).to_have_text(
         "Done: you won't get email from Diet study any more.")

@@ -1,4 +1,5 @@
-"""``GET /p/{token}``: the preference-centre page (``frontend-stub/``) and its assets.
+"""``GET /p/{token}``: the preference-centre page (``frontend-stub/``) and its assets;
+``GET /static/component/…``: the same centre as an embeddable web component.
 
 The page is static: it reads the token from its own address and talks GraphQL with it.
 Opening the link only reads: a live link gets the page, an unknown one a 404 page and an
@@ -41,6 +42,12 @@ PAGE_HEADERS = {
         "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
 }
 ASSET_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+#: The embeddable component (``/static/component/``) is public code any page may load:
+#: module scripts are fetched with CORS, so every origin may read these files. What the
+#: component then asks ``/graphql`` is limited to ``PREFCENTER_CORS_ORIGINS``.
+COMPONENT_FILES = frozenset({"prefcenter-preferences.js", "app.css"})
+COMPONENT_HEADERS = {**ASSET_HEADERS, "Access-Control-Allow-Origin": "*",
+                     "Cross-Origin-Resource-Policy": "cross-origin"}
 
 
 def candidate_dirs(settings: Settings) -> list[Path]:
@@ -132,6 +139,18 @@ def routes(settings: Settings) -> list[Any]:
                     media_type=MEDIA_TYPES[match.group(1)] if match else None,
                     headers=ASSET_HEADERS)
 
+    @get("/static/component/{name:str}", opt={"anonymous": True}, include_in_schema=False)
+    async def component_asset(name: str) -> Response[Any]:
+        match = ASSET_NAME.match(name)
+        path = folder / name if folder is not None and match and name in COMPONENT_FILES \
+            else None
+        if path is None or not path.is_file():
+            return Response("Not found", status_code=404, media_type="text/plain",
+                            headers={"Access-Control-Allow-Origin": "*"})
+        return File(path, filename=name, content_disposition_type="inline",
+                    media_type=MEDIA_TYPES[match.group(1)] if match else None,
+                    headers=COMPONENT_HEADERS)
+
     @route("/p/{token:str}", http_method=[HttpMethod.GET, HttpMethod.HEAD],
            opt={"anonymous": True}, include_in_schema=False)
     async def preference_page(request: Request[Any, Any, Any], token: str) -> Response[Any]:
@@ -152,7 +171,7 @@ def routes(settings: Settings) -> list[Any]:
                     content_disposition_type="inline", media_type="text/html",
                     headers=PAGE_HEADERS)
 
-    return [preference_asset, preference_page]
+    return [preference_asset, component_asset, preference_page]
 
 
 feature = Feature(name=__name__, routes=routes)
