@@ -11,8 +11,11 @@ it these tests skip with the reason, except under ``CI=true`` where they fail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
+import functools
+import http.server
 import os
 import socket
 import subprocess
@@ -116,6 +119,54 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
         controller.stop()
 
 
+# --- host pages on other origins (the embeddable component) --------------------------------
+
+
+@dataclass
+class HostSite:
+    """A plain static web server on its own port: another origin, like a customer's SPA."""
+
+    origin: str
+    folder: Path
+
+    def page(self, name: str, html_text: str) -> str:
+        (self.folder / name).write_text(html_text)
+        return f"{self.origin}/{name}"
+
+
+@contextlib.contextmanager
+def _static_site(folder: Path) -> Iterator[HostSite]:
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield HostSite(origin=f"http://127.0.0.1:{httpd.server_address[1]}", folder=folder)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def host_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostSite]:
+    """The origin the server allows (``PREFCENTER_CORS_ORIGINS``)."""
+    with _static_site(tmp_path_factory.mktemp("host-allowed")) as site:
+        yield site
+
+
+@pytest.fixture(scope="session")
+def other_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostSite]:
+    """An origin the server does not allow."""
+    with _static_site(tmp_path_factory.mktemp("host-other")) as site:
+        yield site
+
+
 # --- the prefcenter server ----------------------------------------------------------------
 
 
@@ -137,8 +188,8 @@ class Server:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory,
-           smtp_server: tuple[Mailbox, int]) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, smtp_server: tuple[Mailbox, int],
+           host_site: HostSite) -> Iterator[Server]:
     problem = _missing_browser()
     if problem:
         if os.environ.get("CI") == "true":
@@ -160,6 +211,8 @@ def server(tmp_path_factory: pytest.TempPathFactory,
         "PREFCENTER_RATE_LIMIT_ANONYMOUS_PER_MINUTE": "100000",
         "PREFCENTER_RATE_LIMIT_KEY_PER_MINUTE": "100000",
         "PREFCENTER_LOG_LEVEL": "WARNING",
+        # Only the host page's origin may call /graphql from a browser (other_site may not).
+        "PREFCENTER_CORS_ORIGINS": host_site.origin,
     }
     log_path = folder / "server.log"
     with log_path.open("wb") as log:
