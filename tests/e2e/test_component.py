@@ -53,7 +53,8 @@ def host_page(server: Server, token: str, *, lang: str = "", page_lang: str = "e
   <script>
     window.events = [];
     for (const name of ["prefcenter-load", "prefcenter-change", "prefcenter-error"]) {{
-      document.addEventListener(name, (e) => window.events.push({{ type: e.type, detail: e.detail }}));
+      document.addEventListener(name,
+        (e) => window.events.push({{ type: e.type, detail: e.detail }}));
     }}
   </script>
 </body>
