@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from prefcenter.services.keywords import (
+    DEFAULT_KEYWORDS,
     KeywordConfig,
     KeywordKind,
     KeywordMatch,
@@ -37,6 +38,41 @@ DE_REPLIES = {
     "Es können Gebühren für Nachrichten und Daten anfallen.",
 }
 REPLIES = {"en": EN_REPLIES, "de": DE_REPLIES}
+
+# Issue 15: every new language, table-driven. Each row: body as texted, the kind and the
+# language it matches, the start of the default reply (literal, so a changed catalog
+# text fails here). Bodies that are more than the keyword never match (whole-message rule).
+NEW_LANGUAGES = [
+    ("ARRÊT", STOP, "fr", "Vous êtes désabonné"),
+    ("arret", STOP, "fr", "Vous êtes désabonné"),
+    ("Arrête !", STOP, "fr", "Vous êtes désabonné"),
+    ("ARRETT", STOP, "fr", "Vous êtes désabonné"),
+    ("désabonner", STOP, "fr", "Vous êtes désabonné"),
+    ("ABONNER", START, "fr", "Vous êtes réabonné"),
+    ("aide", HELP, "fr", "Répondez STOP"),
+    ("ALTO", STOP, "es", "Se ha dado de baja"),
+    ("¡Alto!", STOP, "es", "Se ha dado de baja"),
+    ("detener", STOP, "es", "Se ha dado de baja"),
+    ("BAJA", STOP, "es", "Se ha dado de baja"),
+    ("fin", STOP, "es", "Se ha dado de baja"),
+    ("ALTA", START, "es", "Se ha vuelto a suscribir"),
+    ("Ayuda", HELP, "es", "Responda STOP"),
+    ("BASTA", STOP, "it", "Iscrizione annullata"),
+    ("annulla", STOP, "it", "Iscrizione annullata"),
+    ("ISCRIVIMI", START, "it", "È di nuovo iscritto"),
+    ("aiuto", HELP, "it", "Risponda STOP"),
+    ("STOPPEN", STOP, "nl", "U bent afgemeld"),
+    ("afmelden", STOP, "nl", "U bent afgemeld"),
+    ("AANMELDEN", START, "nl", "U bent weer aangemeld"),
+    ("hulp", HELP, "nl", "Antwoord STOP"),
+    ("SAIR", STOP, "pt", "A sua subscrição foi cancelada"),
+    ("Pare.", STOP, "pt", "A sua subscrição foi cancelada"),
+    ("descadastrar", STOP, "pt", "A sua subscrição foi cancelada"),
+    ("VOLTAR", START, "pt", "Voltou a subscrever"),
+    ("ajuda", HELP, "pt", "Responda STOP"),
+]
+NOT_KEYWORDS = ["ALTO por favor", "arrêt des messages", "basta così", "hulp nodig",
+                "sair daqui", "aide moi", "🛑 alto"]
 
 # (keyword, kind, language of the reply); START exists in both languages, English wins.
 DEFAULT_WORDS: list[tuple[str, KeywordKind, str]] = [
@@ -200,21 +236,35 @@ def test_normalize_body(body: str, normalized: str) -> None:
 def test_default_config() -> None:
     config = merge_configs([])
     assert config == KeywordConfig()
-    assert config.languages == ("en", "de")
-    assert config.active_keywords() == {
-        STOP: tuple(
-            sorted(
-                {
-                    "stop", "stopall", "stop all", "unsubscribe", "cancel", "end", "quit",
-                    "revoke", "optout", "opt out", "stopp", "beenden", "abbrechen", "abmelden",
-                    "ende",
-                }
-            )
-        ),
-        START: ("ja", "start", "unstop", "yes"),
-        HELP: ("help", "hilfe", "info"),
-    }  # fmt: skip
+    assert config.languages == ("en", "de", "fr", "es", "it", "nl", "pt")
+    active = config.active_keywords()
+    # English and German exactly as before issue 15; every language's words are active.
+    assert {
+        "stop", "stopall", "stop all", "unsubscribe", "cancel", "end", "quit",
+        "revoke", "optout", "opt out", "stopp", "beenden", "abbrechen", "abmelden", "ende",
+    } <= set(active[STOP])  # fmt: skip
+    assert {"ja", "start", "unstop", "yes"} <= set(active[START])
+    assert {"help", "hilfe", "info"} <= set(active[HELP])
+    for words in DEFAULT_KEYWORDS.values():
+        for kind, listed in words.items():
+            assert {normalize_body(w) for w in listed} <= set(active[kind]), kind
+    # No word means two things across the languages.
     assert config.conflicts() == {}
+
+
+@pytest.mark.parametrize(("body", "kind", "language", "reply"), NEW_LANGUAGES)
+def test_new_languages(body: str, kind: KeywordKind, language: str, reply: str) -> None:
+    match = match_keyword(body, merge_configs([]))
+    assert match is not None, body
+    assert (match.kind, match.language) == (kind, language)
+    assert match.reply.startswith(reply), match.reply
+    # Disabling the language turns its own words off (STOP/START/HELP stay, in English).
+    assert match_keyword(body, merge_configs([{"disable_languages": [language]}])) is None
+
+
+@pytest.mark.parametrize("body", NOT_KEYWORDS)
+def test_new_languages_keep_the_whole_message_rule(body: str) -> None:
+    assert match_keyword(body, merge_configs([])) is None
 
 
 def _kind(body: str, configs: list[Mapping[str, Any] | None]) -> KeywordKind | None:
@@ -251,9 +301,9 @@ def _kind(body: str, configs: list[Mapping[str, Any] | None]) -> KeywordKind | N
         ([{"disable_languages": ["en", "de"]}], "stop", STOP),
         ([{"disable_languages": ["en"]}], "yes", START),
         # extra languages supply their words via "add"; inactive unless enabled
-        ([{"add": {"fr": {"STOP": ["ARRET"]}}}], "arret", None),
-        ([{"languages": ["fr"], "add": {"fr": {"STOP": ["ARRET"]}}}], "Arret!", STOP),
-        ([{"languages": ["fr"]}, {"add": {"fr": {"STOP": ["ARRET"]}}}], "arret", STOP),
+        ([{"add": {"sv": {"STOP": ["SLUTA"]}}}], "sluta", None),
+        ([{"languages": ["sv"], "add": {"sv": {"STOP": ["SLUTA"]}}}], "Sluta!", STOP),
+        ([{"languages": ["sv"]}, {"add": {"sv": {"STOP": ["SLUTA"]}}}], "sluta", STOP),
         # inheritance root..leaf: later configs win, None/{} change nothing
         ([{"add": {"STOP": ["HALT"]}}, {"remove": {"STOP": ["HALT"]}}], "halt", None),
         ([{"remove": {"STOP": ["HALT"]}}, {"add": {"STOP": ["HALT"]}}], "halt", STOP),
@@ -262,8 +312,8 @@ def _kind(body: str, configs: list[Mapping[str, Any] | None]) -> KeywordKind | N
         ([{"add": {"STOP": ["HALT"]}}, None, {"add": {"HELP": ["MENU"]}}], "halt", STOP),
         ([{"disable_languages": ["de"]}, {"languages": ["de"]}], "stopp", STOP),
         ([{"languages": ["de"]}, {"disable_languages": ["de"]}], "stopp", None),
-        ([{"languages": ["fr"], "add": {"fr": {"STOP": ["ARRET"]}}}, {"disable_languages": ["fr"]}],
-         "arret", None),
+        ([{"languages": ["sv"], "add": {"sv": {"STOP": ["SLUTA"]}}}, {"disable_languages": ["sv"]}],
+         "sluta", None),
         # ambiguous words (rejected by validation) resolve safely
         ([{"add": {"HELP": ["STOP"]}}], "stop", STOP),
         ([{"add": {"STOP": ["HELP"]}}], "help", HELP),
@@ -284,8 +334,8 @@ def test_protected_keywords_survive_a_directly_built_config() -> None:
 
 
 def test_english_is_always_enabled_and_first() -> None:
-    config = KeywordConfig(languages=("DE", "fr"))
-    assert config.languages == ("en", "de", "fr")
+    config = KeywordConfig(languages=("DE", "sv"))
+    assert config.languages == ("en", "de", "sv")
     assert _kinds(config, ["stop", "stopp"]) == [STOP, STOP]
 
 
@@ -295,7 +345,7 @@ def test_english_is_always_enabled_and_first() -> None:
         ([], "start", "en"),
         ([{"add": {"de": {"STOP": ["CANCEL"]}}}], "cancel", "en"),
         ([{"add": {"STOP": ["ENDE"]}}], "ende", "en"),
-        ([{"languages": ["fr"], "add": {"fr": {"STOP": ["STOPP"]}}}], "stopp", "de"),
+        ([{"languages": ["sv"], "add": {"sv": {"STOP": ["STOPP"]}}}], "stopp", "de"),
     ],
 )
 def test_first_enabled_language_wins_for_shared_words(
@@ -314,8 +364,8 @@ def test_first_enabled_language_wins_for_shared_words(
          KeywordConfig(remove={STOP: ("halt",)})),
         ([{"remove": {"STOP": ["halt"]}}, {"add": {"STOP": ["HALT"]}}],
          KeywordConfig(add={"en": {STOP: ("halt",)}})),
-        ([{"disable_languages": ["en", "de"], "languages": ["FR"]}],
-         KeywordConfig(languages=("en", "fr"))),
+        ([{"disable_languages": ["en", "de", "fr", "es", "it", "nl", "pt"], "languages": ["SV"]}],
+         KeywordConfig(languages=("en", "sv"))),
         ([{"replies": {"EN": {"stop": " Bye "}}}], KeywordConfig(replies={"en": {STOP: "Bye"}})),
     ],
 )  # fmt: skip
@@ -337,7 +387,7 @@ def test_malformed_stored_configs_are_ignored_not_raised() -> None:
         {"add": "oops"},
         {"languages": 5, "disable_languages": "de"},
         {"add": {"STOP": "HALT"}},
-        {"add": {"zz-!!": {"STOP": ["x"]}, "fr": ["y"], "STAHP": ["z"]}},
+        {"add": {"zz-!!": {"STOP": ["x"]}, "sv": ["y"], "STAHP": ["z"]}},
         {"remove": {"STOP": [None, 3, ""]}, "replies": {"en": {"STOP": 5, "HELP": "  "}}},
         {"replies": {"en": "hi", "english": {"STOP": "x"}}},
     ]
@@ -364,12 +414,12 @@ def test_malformed_stored_configs_are_ignored_not_raised() -> None:
         ([{"replies": {"en": {"STOP": "Root"}}}, {"replies": {"en": {"HELP": "Leaf"}}}],
          "stop", "Root"),
         # a language without its own text falls back to English (override, then default)
-        ([{"languages": ["fr"], "add": {"fr": {"STOP": ["ARRET"], "HELP": ["AIDE"]}},
-           "replies": {"fr": {"STOP": "Vous êtes désabonné."}}}], "arret", "Vous êtes désabonné."),
-        ([{"languages": ["fr"], "add": {"fr": {"STOP": ["ARRET"], "HELP": ["AIDE"]}},
-           "replies": {"fr": {"STOP": "Vous êtes désabonné."}}}], "aide", EN_REPLIES[HELP]),
-        ([{"languages": ["fr"], "add": {"fr": {"STOP": ["ARRET"]}},
-           "replies": {"en": {"STOP": "Custom"}}}], "arret", "Custom"),
+        ([{"languages": ["sv"], "add": {"sv": {"STOP": ["SLUTA"], "HELP": ["HJALP"]}},
+           "replies": {"sv": {"STOP": "Vous êtes désabonné."}}}], "sluta", "Vous êtes désabonné."),
+        ([{"languages": ["sv"], "add": {"sv": {"STOP": ["SLUTA"], "HELP": ["HJALP"]}},
+           "replies": {"sv": {"STOP": "Vous êtes désabonné."}}}], "hjalp", EN_REPLIES[HELP]),
+        ([{"languages": ["sv"], "add": {"sv": {"STOP": ["SLUTA"]}},
+           "replies": {"en": {"STOP": "Custom"}}}], "sluta", "Custom"),
     ],
 )  # fmt: skip
 def test_replies(configs: list[Mapping[str, Any] | None], body: str, expected: str) -> None:
@@ -379,21 +429,21 @@ def test_replies(configs: list[Mapping[str, Any] | None], body: str, expected: s
 
 
 def test_match_reports_the_language_of_an_added_word() -> None:
-    config = merge_configs([{"languages": ["fr"], "add": {"fr": {"STOP": ["ARRET"]}}}])
-    assert match_keyword("ARRET", config) == KeywordMatch(
-        kind=STOP, keyword="arret", language="fr", reply=EN_REPLIES[STOP]
+    config = merge_configs([{"languages": ["sv"], "add": {"sv": {"STOP": ["SLUTA"]}}}])
+    assert match_keyword("SLUTA", config) == KeywordMatch(
+        kind=STOP, keyword="sluta", language="sv", reply=EN_REPLIES[STOP]
     )
-    assert config.languages == ("en", "de", "fr")
+    assert config.languages == ("en", "de", "fr", "es", "it", "nl", "pt", "sv")
 
 
 # --------------------------------------------------------------------------- validation
 
 VALID_EXAMPLE = {
-    "languages": ["fr"],
+    "languages": ["sv"],
     "disable_languages": ["de"],
-    "add": {"STOP": ["HALT"], "fr": {"STOP": ["ARRET"], "HELP": ["AIDE"]}},
+    "add": {"STOP": ["HALT"], "sv": {"STOP": ["SLUTA"], "HELP": ["HJALP"]}},
     "remove": {"START": ["YES"]},
-    "replies": {"en": {"HELP": "Reply STOP to opt out."}, "fr": {"STOP": "Désabonné."}},
+    "replies": {"en": {"HELP": "Reply STOP to opt out."}, "sv": {"STOP": "Désabonné."}},
 }
 
 
@@ -411,7 +461,7 @@ VALID_EXAMPLE = {
         # JA would clash, but German is disabled up the tree
         ({"add": {"STOP": ["JA"]}}, [{"disable_languages": ["de"]}]),
         # the language is enabled by an ancestor
-        ({"add": {"fr": {"STOP": ["ARRET"]}}}, [None, {"languages": ["fr"]}]),
+        ({"add": {"sv": {"STOP": ["SLUTA"]}}}, [None, {"languages": ["sv"]}]),
     ],
 )
 def test_valid_configs(raw: object, inherited: list[Mapping[str, Any] | None]) -> None:
@@ -443,9 +493,9 @@ def test_valid_configs(raw: object, inherited: list[Mapping[str, Any] | None]) -
         ({"add": {"STOP": [5]}}, [], "5 is not a keyword"),
         ({"add": {"STOP": ["x" * 161]}}, [], "limited to 160 characters"),
         ({"add": {"stahp": ["x"]}}, [], "'stahp' is neither a keyword kind"),
-        ({"add": {"fr": ["ARRET"]}}, [], "add.fr must be an object"),
-        ({"add": {"fr": {"STAHP": ["ARRET"]}}}, [], "add.fr: unknown keyword kind 'STAHP'"),
-        ({"add": {"fr": {"STOP": ["ARRET"]}}}, [], "language 'fr' have no effect"),
+        ({"add": {"sv": ["SLUTA"]}}, [], "add.sv must be an object"),
+        ({"add": {"sv": {"STAHP": ["SLUTA"]}}}, [], "add.sv: unknown keyword kind 'STAHP'"),
+        ({"add": {"sv": {"STOP": ["SLUTA"]}}}, [], "language 'sv' have no effect"),
         ({"add": {"STOP": ["HALT"]}, "remove": {"STOP": ["halt"]}}, [],
          "'halt' is both added and removed as a STOP keyword."),
         ({"add": {"STOP": ["YES"]}}, [], "'yes' cannot be both a STOP and a START keyword."),

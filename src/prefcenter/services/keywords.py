@@ -1,6 +1,7 @@
 """SMS keyword engine: STOP / START / HELP keywords and revocation-by-other-words detection.
 
-Pure standard-library code: no I/O, no ORM, no web framework.  The caller loads the
+No ORM, no web framework (default reply texts come from the message catalogs,
+``templates/messages.py``).  The caller loads the
 keyword configuration stored on each scope (raw JSON, see below), merges the chain
 root..leaf with :func:`merge_configs` and hands the result to :func:`match_keyword`.
 
@@ -12,9 +13,14 @@ Matching rule
     is only whitespace/punctuation around one.
 
 Languages
-    Default keywords and replies exist for ``"en"`` and ``"de"``; both are enabled by
-    default and English can never be disabled.  A config may enable more languages (and
-    supply their words under ``add``) or disable German.
+    Default keywords and replies exist for English, German, French, Spanish, Italian,
+    Dutch and Portuguese (issue 15), all enabled by default; English can never be
+    disabled.  A word two languages share (Spanish and Portuguese PARAR) answers in the
+    first of them in ``DEFAULT_LANGUAGES`` order.  The words are those carriers and the large SMS providers document per
+    language (e.g. Twilio's ARRET/ARRETE for French-Canadian carriers, ALTO/PARAR/BAJA for
+    Spanish); accented and plain spellings are both listed because normalisation keeps
+    accents.  A config may enable more languages (and supply their words under ``add``)
+    or disable any but English.  A reply is written in the language of the word matched.
 
 Raw config (JSON stored on a scope)::
 
@@ -56,6 +62,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 
+from prefcenter.templates import messages
+
 __all__ = [
     "DEFAULT_CONFIG",
     "DEFAULT_KEYWORDS",
@@ -85,7 +93,7 @@ class KeywordKind(StrEnum):
 #: English is always enabled and is the fallback for reply texts.
 FALLBACK_LANGUAGE = "en"
 #: Languages enabled when no config says otherwise.
-DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de")
+DEFAULT_LANGUAGES: tuple[str, ...] = ("en", "de", "fr", "es", "it", "nl", "pt")
 
 #: Default keywords per language code and kind (display form; matched after normalisation).
 DEFAULT_KEYWORDS: Mapping[str, Mapping[KeywordKind, tuple[str, ...]]] = {
@@ -110,38 +118,41 @@ DEFAULT_KEYWORDS: Mapping[str, Mapping[KeywordKind, tuple[str, ...]]] = {
         KeywordKind.START: ("START", "JA"),
         KeywordKind.HELP: ("HILFE",),
     },
+    "fr": {
+        KeywordKind.STOP: ("ARRET", "ARRÊT", "ARRETE", "ARRÊTE", "ARRETT", "DESABONNER",
+                           "DÉSABONNER", "DESINSCRIRE", "DÉSINSCRIRE"),
+        KeywordKind.START: ("ABONNER", "REPRENDRE"),
+        KeywordKind.HELP: ("AIDE",),
+    },
+    "es": {
+        KeywordKind.STOP: ("ALTO", "PARAR", "PARA", "BAJA", "CANCELAR", "DETENER", "FIN"),
+        KeywordKind.START: ("ALTA", "REANUDAR", "COMENZAR"),
+        KeywordKind.HELP: ("AYUDA",),
+    },
+    "it": {
+        KeywordKind.STOP: ("BASTA", "ANNULLA", "CANCELLA", "FERMA", "DISISCRIVI", "DISISCRIVIMI"),
+        KeywordKind.START: ("ISCRIVI", "ISCRIVIMI", "RIPRENDI"),
+        KeywordKind.HELP: ("AIUTO",),
+    },
+    "nl": {
+        KeywordKind.STOP: ("STOPPEN", "AFMELDEN", "UITSCHRIJVEN", "OPZEGGEN"),
+        KeywordKind.START: ("AANMELDEN", "HERVATTEN"),
+        KeywordKind.HELP: ("HULP",),
+    },
+    "pt": {
+        KeywordKind.STOP: ("PARAR", "PARE", "SAIR", "CANCELAR", "DESCADASTRAR",
+                           "REMOVER"),
+        KeywordKind.START: ("VOLTAR", "RETOMAR", "INICIAR"),
+        KeywordKind.HELP: ("AJUDA",),
+    },
 }
 
-#: Default reply texts per language code and kind (English from seed 004).  The German
-#: texts name STOP/START, which can never be removed, so they stay true under any config.
+#: Default reply texts per language code and kind: the message catalogs' ``sms.STOP``,
+#: ``sms.START``, ``sms.HELP`` (English from seed 004). Every text names STOP/START, which
+#: can never be removed, so they stay true under any config.
 DEFAULT_REPLIES: Mapping[str, Mapping[KeywordKind, str]] = {
-    "en": {
-        KeywordKind.STOP: (
-            "You have successfully been unsubscribed, you will not receive any more messages "
-            "from this number. Reply START to re-subscribe."
-        ),
-        KeywordKind.START: (
-            "You have successfully been re-subscribed to this number. Reply STOP to "
-            "unsubscribe. Msg&Data Rates May Apply."
-        ),
-        KeywordKind.HELP: (
-            "Reply STOP to unsubscribe or START to re-subscribe. Msg&Data Rates May Apply."
-        ),
-    },
-    "de": {
-        KeywordKind.STOP: (
-            "Sie wurden erfolgreich abgemeldet und erhalten keine weiteren Nachrichten von "
-            "dieser Nummer. Antworten Sie START, um sich wieder anzumelden."
-        ),
-        KeywordKind.START: (
-            "Sie wurden erfolgreich wieder angemeldet. Antworten Sie STOP, um sich "
-            "abzumelden. Es können Gebühren für Nachrichten und Daten anfallen."
-        ),
-        KeywordKind.HELP: (
-            "Antworten Sie STOP, um sich abzumelden, oder START, um sich wieder anzumelden. "
-            "Es können Gebühren für Nachrichten und Daten anfallen."
-        ),
-    },
+    language: {kind: messages.texts(language)[f"sms.{kind.value}"] for kind in KeywordKind}
+    for language in messages.SUPPORTED
 }
 
 #: Keywords that can never be removed from their kind (normalised form -> kind).

@@ -1,4 +1,5 @@
-"""Server-rendered pages and mail bodies: one Jinja2 environment, two languages.
+"""Server-rendered pages and mail bodies: one Jinja2 environment, every language of the
+catalogs (``messages.py``).
 
 Jinja2 rather than hand-written string templates: HTML is auto-escaped (``.html`` only;
 plain-text mail is not), pages share one accessible layout through inheritance, and the
@@ -8,6 +9,7 @@ the same ``render``, so there is one place for each piece of wording (``messages
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -31,10 +33,13 @@ _env = Environment(
 )
 
 
-def render(template: str, lang: str, /, **context: Any) -> str:
-    """Render ``template`` in ``lang`` (``en``/``de``); ``t(key, **values)`` gives the words."""
+def render(template: str, lang: str, /, *, overrides: Mapping[str, str] | None = None,
+           **context: Any) -> str:
+    """Render ``template`` in ``lang``; ``t(key, **values)`` gives the words, a tenant's
+    ``overrides`` (by key) first."""
     lang = language_of(lang)
-    return _env.get_template(template).render(lang=lang, t=translator(lang), **context)
+    return _env.get_template(template).render(lang=lang, t=translator(lang, overrides),
+                                              **context)
 
 
 __all__ = ["SUPPORTED", "channel_words", "format_date", "format_datetime", "language_of",
