@@ -15,12 +15,13 @@ Matching rule
 Languages
     Default keywords and replies exist for English, German, French, Spanish, Italian,
     Dutch and Portuguese (issue 15), all enabled by default; English can never be
-    disabled.  A word two languages share (Spanish and Portuguese PARAR) answers in the
-    first of them in ``DEFAULT_LANGUAGES`` order.  The words are those carriers and the large SMS providers document per
-    language (e.g. Twilio's ARRET/ARRETE for French-Canadian carriers, ALTO/PARAR/BAJA for
-    Spanish); accented and plain spellings are both listed because normalisation keeps
-    accents.  A config may enable more languages (and supply their words under ``add``)
-    or disable any but English.  A reply is written in the language of the word matched.
+    disabled.  The words are those carriers and the large SMS providers document per
+    language (e.g. Twilio's ARRET/ARRETE for French-Canadian carriers, ALTO/PARAR/BAJA
+    for Spanish); accented and plain spellings are both listed because normalisation
+    keeps accents.  A config may enable more languages (and supply their words under
+    ``add``) or disable any but English.  A reply is written in the language of the word
+    matched; a word two languages share (Spanish and Portuguese PARAR) answers in the
+    first of them in ``DEFAULT_LANGUAGES`` order.
 
 Raw config (JSON stored on a scope)::
 
