@@ -31,11 +31,12 @@ from litestar.exceptions import HTTPException
 from prefcenter.errors import DomainError
 from prefcenter.features import Feature
 from prefcenter.models.enums import Source, TokenPurpose
-from prefcenter.services import auth, confirmations, links, mail
+from prefcenter.services import auth, confirmations, languages, links, mail
 from prefcenter.services.auth import TokenError
 from prefcenter.services.consent import Request as ChangeRequest
+from prefcenter.services.languages import Voice
 from prefcenter.settings import Settings
-from prefcenter.templates import channel_words, format_datetime, language_of, render, translator
+from prefcenter.templates import format_datetime, render
 from prefcenter.templates.messages import accept_language
 
 log = logging.getLogger(__name__)
@@ -54,13 +55,15 @@ GET_HEAD = [HttpMethod.GET, HttpMethod.HEAD]
 OPTS = {"anonymous": True}
 
 
-def _page(template: str, lang: str, *, status: int = 200, **context: Any) -> Response[str]:
-    return Response(render(f"pages/{template}", lang, **context), status_code=status,
-                    media_type=MediaType.HTML, headers=PAGE_HEADERS)
+def _page(template: str, voice: Voice, *, status: int = 200, **context: Any) -> Response[str]:
+    return Response(render(f"pages/{template}", voice.lang, overrides=voice.overrides,
+                           **context),
+                    status_code=status, media_type=MediaType.HTML,
+                    headers={**PAGE_HEADERS, "Content-Language": voice.lang})
 
 
-def _error(status: int, lang: str, tenant: str = "") -> Response[str]:
-    return _page("error.html", lang, status=status, tenant=tenant, code=status)
+def _error(status: int, voice: Voice, tenant: str = "") -> Response[str]:
+    return _page("error.html", voice, status=status, tenant=tenant, code=status)
 
 
 def _text(body: str, status: int = 200) -> Response[str]:
@@ -72,8 +75,16 @@ def _token_status(exc: TokenError) -> int:
     return 410 if exc.code == "EXPIRED" else 404
 
 
-def _visitor_lang(request: Request[Any, Any, Any]) -> str:
-    return accept_language(request.headers.get("accept-language"))
+def _visitor_lang(request: Request[Any, Any, Any]) -> Voice:
+    """No link, no contact: the browser's language."""
+    return Voice(lang=accept_language(request.headers.get("accept-language")))
+
+
+async def _voice(request: Request[Any, Any, Any], link: links.Link) -> Voice:
+    """The contact's language (then the browser's, then the scope's default) and the
+    tenant's wording at the link's scope."""
+    return await languages.voice(link.scope, link.contact.locale,
+                                 request.headers.get("accept-language"))
 
 
 def _change(request: Request[Any, Any, Any], source: Source, text: str) -> ChangeRequest:
@@ -102,8 +113,9 @@ def _settings(request: Request[Any, Any, Any]) -> Settings:
 # --- /u/: unsubscribe -------------------------------------------------------------------
 
 
-def _unsub_context(link: links.Link, levels: list[links.Level], lang: str) -> dict[str, Any]:
-    return {"tenant": link.tenant.name, "channel": channel_words(link.channel, lang),
+def _unsub_context(link: links.Link, levels: list[links.Level], voice: Voice
+                   ) -> dict[str, Any]:
+    return {"tenant": link.tenant.name, "channel": voice.channel(link.channel),
             "levels": [{"id": lv.id, "relation": lv.relation, "name": lv.scope.name,
                         "kind": lv.scope.kind} for lv in levels],
             "token_scope": link.scope.name, "chosen": None, "show_back": len(levels) > 1,
@@ -115,9 +127,9 @@ def _chosen(level: links.Level) -> dict[str, str]:
             "kind": level.scope.kind}
 
 
-def _what(level: links.Level, tenant: str, lang: str) -> str:
-    return translator(lang)(f"what.{level.relation}", name=level.scope.name,
-                            kind=level.scope.kind, tenant=tenant)
+def _what(level: links.Level, tenant: str, voice: Voice) -> str:
+    return voice.t(f"what.{level.relation}", name=level.scope.name, kind=level.scope.kind,
+                   tenant=tenant)
 
 
 @route("/u/{token:str}", http_method=GET_HEAD, opt=OPTS, name="unsubscribe-page")
@@ -128,17 +140,17 @@ async def unsubscribe_page(request: Request[Any, Any, Any], token: str,
         link = await links.open_link(token, TokenPurpose.UNSUBSCRIBE)
     except TokenError as exc:
         return _error(_token_status(exc), _visitor_lang(request))
-    lang = language_of(link.contact.locale)
+    voice = await _voice(request, link)
     levels = await links.unsubscribe_levels(link.scope)
-    context = _unsub_context(link, levels, lang)
+    context = _unsub_context(link, levels, voice)
     if level is None and len(levels) > 1:
-        return _page("unsubscribe.html", lang, step="choose", **context)
+        return _page("unsubscribe.html", voice, step="choose", **context)
     try:
         chosen = links.pick_level(levels, level if level is not None else levels[0].id)
     except DomainError:
-        return _error(400, lang, link.tenant.name)
+        return _error(400, voice, link.tenant.name)
     context["chosen"] = _chosen(chosen)
-    return _page("unsubscribe.html", lang, step="confirm", **context)
+    return _page("unsubscribe.html", voice, step="confirm", **context)
 
 
 @post("/u/{token:str}", opt=OPTS, name="unsubscribe-post", status_code=200)
@@ -152,10 +164,10 @@ async def unsubscribe_post(request: Request[Any, Any, Any], token: str) -> Respo
         if one_click:
             return _text(exc.message, _token_status(exc))
         return _error(_token_status(exc), _visitor_lang(request))
-    lang = language_of(link.contact.locale)
-    t = translator(lang)
+    voice = await _voice(request, link)
+    t = voice.t
     tenant = link.tenant.name
-    channel = channel_words(link.channel, lang)
+    channel = voice.channel(link.channel)
     if one_click:
         change = await links.one_click(link, ChangeRequest(
             source=Source.ONE_CLICK,
@@ -170,17 +182,17 @@ async def unsubscribe_post(request: Request[Any, Any, Any], token: str) -> Respo
     try:
         chosen = links.pick_level(levels, form.get("level"))
     except DomainError:
-        return _error(400, lang, tenant)
-    context = _unsub_context(link, levels, lang)
+        return _error(400, voice, tenant)
+    context = _unsub_context(link, levels, voice)
     context["chosen"] = _chosen(chosen)
-    what = _what(chosen, tenant, lang)
+    what = _what(chosen, tenant, voice)
     if action == "unsubscribe":
         words = (t("unsub.confirm_text", channel=channel, what=what, tenant=tenant)
                  + f" [{t('unsub.confirm_button')}]")
         change = await links.unsubscribe(link, chosen, _change(request, Source.EMAIL_LINK,
                                                               words))
         context.update(changed=change.changed, can_undo=bool(link.contact.email))
-        return _page("unsubscribe.html", lang, step="done", **context)
+        return _page("unsubscribe.html", voice, step="done", **context)
     if action == "opt_back_in":
         words = t("unsub.undo_text") + f" [{t('unsub.undo_button')}]"
         outcome = await confirmations.request_opt_back_in(
@@ -188,9 +200,9 @@ async def unsubscribe_post(request: Request[Any, Any, Any], token: str) -> Respo
             _change(request, Source.EMAIL_LINK, words), _settings(request))
         context.update(email=links.mask_email(outcome.email),
                        until=format_datetime(outcome.request.expires_at,
-                                             link.contact.locale))
-        return _page("unsubscribe.html", lang, step="requested", **context)
-    return _error(400, lang, tenant)
+                                             link.contact.locale, voice.lang))
+        return _page("unsubscribe.html", voice, step="requested", **context)
+    return _error(400, voice, tenant)
 
 
 # --- /ni/: not interested ---------------------------------------------------------------
@@ -207,7 +219,7 @@ async def not_interested_page(request: Request[Any, Any, Any], token: str) -> Re
         link = await links.open_link(token, TokenPurpose.NOT_INTERESTED)
     except TokenError as exc:
         return _error(_token_status(exc), _visitor_lang(request))
-    return _page("not_interested.html", language_of(link.contact.locale),
+    return _page("not_interested.html", await _voice(request, link),
                  muted=await links.is_muted(link), restored=False, changed=False,
                  **_ni_context(link))
 
@@ -220,11 +232,11 @@ async def not_interested_post(request: Request[Any, Any, Any], token: str) -> Re
         link = await links.open_link(token, TokenPurpose.NOT_INTERESTED)
     except TokenError as exc:
         return _error(_token_status(exc), _visitor_lang(request))
-    lang = language_of(link.contact.locale)
-    t = translator(lang)
+    voice = await _voice(request, link)
+    t = voice.t
     action = form.get("action")
     if action not in ("mute", "unmute"):
-        return _error(400, lang, link.tenant.name)
+        return _error(400, voice, link.tenant.name)
     muted = action == "mute"
     ctx = _ni_context(link)
     words = (t("ni.question", **ctx) + f" [{t('ni.mute_button')}]" if muted
@@ -232,19 +244,19 @@ async def not_interested_post(request: Request[Any, Any, Any], token: str) -> Re
              + f" [{t('ni.unmute_button')}]")
     change = await links.set_not_interested(link, muted,
                                              _change(request, Source.EMAIL_LINK, words))
-    return _page("not_interested.html", lang, muted=muted, restored=not muted,
+    return _page("not_interested.html", voice, muted=muted, restored=not muted,
                  changed=change.changed, **ctx)
 
 
 # --- /c/: opt-back-in confirmation ------------------------------------------------------
 
 
-async def _confirm_context(conf: confirmations.Confirmation, lang: str) -> dict[str, Any]:
+async def _confirm_context(conf: confirmations.Confirmation, voice: Voice) -> dict[str, Any]:
     locale = conf.link.contact.locale
-    return {"tenant": conf.link.tenant.name, "channel": channel_words(conf.channel, lang),
+    return {"tenant": conf.link.tenant.name, "channel": voice.channel(conf.channel),
             "target": await links.describe(conf.scope),
-            "until": format_datetime(conf.until, locale),
-            "date": format_datetime(conf.request.confirmed_at, locale)
+            "until": format_datetime(conf.until, locale, voice.lang),
+            "date": format_datetime(conf.request.confirmed_at, locale, voice.lang)
             if conf.request is not None and conf.request.confirmed_at else "",
             "blocking": ""}
 
@@ -256,9 +268,9 @@ async def confirm_page(request: Request[Any, Any, Any], token: str) -> Response[
         conf = await confirmations.open_confirmation(token)
     except TokenError as exc:
         return _error(_token_status(exc), _visitor_lang(request))
-    lang = language_of(conf.link.contact.locale)
-    return _page("confirm.html", lang, status=410 if conf.state == "expired" else 200,
-                 state=conf.state, **await _confirm_context(conf, lang))
+    voice = await _voice(request, conf.link)
+    return _page("confirm.html", voice, status=410 if conf.state == "expired" else 200,
+                 state=conf.state, **await _confirm_context(conf, voice))
 
 
 @post("/c/{token:str}", opt=OPTS, name="confirm-post", status_code=200)
@@ -269,21 +281,21 @@ async def confirm_post(request: Request[Any, Any, Any], token: str) -> Response[
         conf = await confirmations.open_confirmation(token)
     except TokenError as exc:
         return _error(_token_status(exc), _visitor_lang(request))
-    lang = language_of(conf.link.contact.locale)
+    voice = await _voice(request, conf.link)
     if form.get("action") != "confirm":
-        return _error(400, lang, conf.link.tenant.name)
-    t = translator(lang)
-    context = await _confirm_context(conf, lang)
+        return _error(400, voice, conf.link.tenant.name)
+    t = voice.t
+    context = await _confirm_context(conf, voice)
     what = t(f"what.{context['target'].relation}", name=context["target"].name,
              kind=context["target"].kind, tenant=context["tenant"])
     words = (t("c.question", channel=context["channel"], what=what, tenant=context["tenant"])
              + f" [{t('c.button')}]")
     done = await confirmations.confirm(token, _change(request, Source.EMAIL_LINK, words))
-    context = await _confirm_context(done.confirmation, lang)
+    context = await _confirm_context(done.confirmation, voice)
     status = {"expired": 410, "blocked": 409}.get(done.state, 200)
     if done.blocking is not None:
         context["blocking"] = done.blocking.name
-    return _page("confirm.html", lang, status=status, state=done.state, **context)
+    return _page("confirm.html", voice, status=status, state=done.state, **context)
 
 
 # --- errors -----------------------------------------------------------------------------

@@ -49,13 +49,13 @@ from prefcenter.models.mail import (
     OptBackInStatus,
     OutboxMail,
 )
-from prefcenter.services import auth, links
+from prefcenter.services import auth, languages, links
 from prefcenter.services.common import utcnow
 from prefcenter.services.consent import CONTACT_SOURCES
 from prefcenter.services.scopes import inherited_setting, path_of
 from prefcenter.settings import Settings
-from prefcenter.templates import channel_words, language_of, render, translator
 from prefcenter.templates import format_datetime as words_datetime
+from prefcenter.templates import render
 
 log = logging.getLogger("prefcenter.mail")
 
@@ -142,10 +142,11 @@ async def prepare(row: OutboxMail, settings: Settings, now: datetime) -> Prepare
     if contact is None or scope is None or not contact.email:
         raise Cancel("the contact has no email address")
     tenant = await Tenant.get(id=row.tenant_id)
-    lang = language_of(contact.locale)
-    t = translator(lang)
+    voice = languages.voice_on(await path_of(scope), contact.locale)
+    lang = voice.lang
+    t = voice.t
     target = await links.describe(scope)
-    channel = channel_words(row.channel, lang)
+    channel = voice.channel(row.channel)
     issued: list[auth.IssuedToken] = []
     async with db.transaction():
         if row.kind == MailKind.OPT_BACK_IN_REQUEST:
@@ -174,10 +175,10 @@ async def prepare(row: OutboxMail, settings: Settings, now: datetime) -> Prepare
             contact, scope, TokenPurpose.UNSUBSCRIBE, links.link_ttl(settings),
             channel=Channel.EMAIL)
         issued = [confirm, unsubscribe]
-    context = {"tenant": tenant.name, "name": contact.name, "channel": channel,
+    context: dict[str, Any] = {"tenant": tenant.name, "name": contact.name, "channel": channel,
                "target": target, "subject": subject,
                "url": links.link_url(settings, TokenPurpose.CONFIRM_OPT_BACK_IN, confirm.secret),
-               "until": words_datetime(until, contact.locale), **extra}
+               "until": words_datetime(until, contact.locale, lang), **extra}
     msg = EmailMessage(policy=MAIL_POLICY)
     msg["Subject"] = _one_line(subject)
     msg["From"] = settings.mail_from
@@ -188,9 +189,10 @@ async def prepare(row: OutboxMail, settings: Settings, now: datetime) -> Prepare
     unsubscribe_url = links.link_url(settings, TokenPurpose.UNSUBSCRIBE, unsubscribe.secret)
     msg["List-Unsubscribe"] = f"<{unsubscribe_url}>"
     msg["List-Unsubscribe-Post"] = links.ONE_CLICK_BODY
-    msg.set_content(render(f"mail/{template}.txt", lang, **context), cte="quoted-printable")
-    msg.add_alternative(render(f"mail/{template}.html", lang, **context), subtype="html",
-                        cte="quoted-printable")
+    msg.set_content(render(f"mail/{template}.txt", lang, overrides=voice.overrides,
+                           **context), cte="quoted-printable")
+    msg.add_alternative(render(f"mail/{template}.html", lang, overrides=voice.overrides,
+                               **context), subtype="html", cte="quoted-printable")
     msg["Content-Language"] = lang  # after the body: set_content clears Content-* headers
     return Prepared(message=msg, token_ids=[str(i.token.id) for i in issued])
 

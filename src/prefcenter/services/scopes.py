@@ -130,9 +130,11 @@ async def create_scope(
     parent = await get_scope(principal, parent_id, field="parentId")
     if principal.is_contact or not authz.path_is_within(parent.path, principal.scope_path):
         raise NotFound("No such scope.", field="parentId")
+    from prefcenter.services.languages import check_settings as check_language_settings
     from prefcenter.services.sms import check_scope_settings
 
     check_channels_setting(settings)
+    check_language_settings(settings)
     await check_scope_settings(settings, parent=parent)
     scope_id = uuid.uuid4()
     return await Scope.create(
@@ -172,9 +174,11 @@ async def update_scope(
     if sms_policy is not _UNSET:
         scope.sms_policy = sms_policy
     if settings is not None:
+        from prefcenter.services.languages import check_settings as check_language_settings
         from prefcenter.services.sms import check_scope_settings
 
         check_channels_setting(settings)
+        check_language_settings(settings)
         await check_scope_settings(settings, scope=scope)
         merged = dict(scope.settings or {})
         for key, value in settings.items():

@@ -1,0 +1,114 @@
+"""Which language a contact reads, and a tenant's own wording, per scope (issue 15).
+
+Language, first answer wins: the contact's own locale when we speak it (``de-AT`` ->
+``de``), then the browser's ``Accept-Language`` (pages only; mail and texts have no
+browser), then the scope setting ``defaultLanguage`` (inherited down the tree), then
+English. A contact created without a locale has ``en``, which we speak: set ``locale``
+on import where it is known.
+
+Wording: the scope setting ``texts`` replaces any catalog text by its key, per language,
+e.g. ``{"de": {"unsub.title": "Vom Newsletter abmelden"}}``; inherited down the tree, a
+deeper scope's text for the same key and language wins. Saving checks every language,
+key and placeholder (``check_settings``); reading skips anything that would not format,
+so a stored text can never break a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefcenter.errors import Invalid
+from prefcenter.models import Scope
+from prefcenter.services.scopes import inherited_setting, path_of, settings_chain
+from prefcenter.templates import messages
+
+#: Scope setting: the language when neither the contact nor its browser names one we speak.
+DEFAULT_LANGUAGE_KEY = "defaultLanguage"
+#: Scope setting: ``{language: {message key: text}}``, the tenant's own wording.
+TEXTS_KEY = "texts"
+#: Longest text a tenant may set for one key.
+MAX_TEXT_LENGTH = 2000
+
+
+def check_settings(settings: Mapping[str, Any] | None) -> None:
+    """Refuse an invalid ``defaultLanguage`` or ``texts`` (``None`` removes either)."""
+    if not settings:
+        return
+    supported = ", ".join(messages.SUPPORTED)
+    default = settings.get(DEFAULT_LANGUAGE_KEY)
+    if default is not None and default not in messages.SUPPORTED:
+        raise Invalid(f"'{DEFAULT_LANGUAGE_KEY}' must be one of {supported}.",
+                      field="settings")
+    texts = settings.get(TEXTS_KEY)
+    if texts is None:
+        return
+    if not isinstance(texts, Mapping) or not texts:
+        raise Invalid(f"'{TEXTS_KEY}' must map languages to texts by key, e.g. "
+                      '{"de": {"unsub.title": "..."}}.', field="settings")
+    known = messages.keys()
+    for lang, by_key in texts.items():
+        if lang not in messages.SUPPORTED:
+            raise Invalid(f"'{TEXTS_KEY}': {lang!r} is not one of {supported}.",
+                          field="settings")
+        if not isinstance(by_key, Mapping) or not by_key:
+            raise Invalid(f"'{TEXTS_KEY}.{lang}' must map message keys to texts.",
+                          field="settings")
+        for key, text in by_key.items():
+            if key not in known:
+                raise Invalid(f"'{TEXTS_KEY}.{lang}': no message {key!r}.", field="settings")
+            if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_LENGTH:
+                raise Invalid(f"'{TEXTS_KEY}.{lang}.{key}' must be a text of 1 to "
+                              f"{MAX_TEXT_LENGTH} characters.", field="settings")
+            if not _formats(key, text):
+                allowed = ", ".join(sorted(messages.placeholders(messages.texts("en")[key])))
+                raise Invalid(f"'{TEXTS_KEY}.{lang}.{key}' may use only the placeholders "
+                              f"{{{allowed}}}" if allowed else
+                              f"'{TEXTS_KEY}.{lang}.{key}' takes no placeholders.",
+                              field="settings")
+
+
+def _formats(key: str, text: str) -> bool:
+    """The text uses only the placeholders the key's English text has, and parses."""
+    try:
+        used = messages.placeholders(text)
+    except ValueError:
+        return False
+    return used <= messages.placeholders(messages.texts("en")[key])
+
+
+@dataclass(frozen=True)
+class Voice:
+    """How one contact is addressed at one scope: the language and the tenant's wording."""
+
+    lang: str
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+    def t(self, key: str, **values: object) -> str:
+        return messages.translator(self.lang, self.overrides)(key, **values)
+
+    def channel(self, channel: str) -> str:
+        return messages.channel_words(channel, self.lang, self.overrides)
+
+
+def voice_on(path: Sequence[Scope], locale: str | None, accept: str | None = None) -> Voice:
+    """The voice at the last scope of ``path`` (root..scope)."""
+    default = inherited_setting(path, DEFAULT_LANGUAGE_KEY)
+    lang = messages.choose_language(locale, accept, default if isinstance(default, str)
+                                    else None)
+    known = messages.keys()
+    overrides: dict[str, str] = {}
+    for value in settings_chain(path, TEXTS_KEY):  # root first: deeper scopes win
+        by_key = value.get(lang) if isinstance(value, Mapping) else None
+        if not isinstance(by_key, Mapping):
+            continue
+        for key, text in by_key.items():
+            if key in known and isinstance(text, str) and text.strip() and _formats(key, text):
+                overrides[key] = text
+    return Voice(lang=lang, overrides=overrides)
+
+
+async def voice(scope: Scope, locale: str | None, accept: str | None = None) -> Voice:
+    """The voice for a contact (``locale``) reading about ``scope``."""
+    return voice_on(await path_of(scope), locale, accept)
