@@ -22,7 +22,7 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 
 from prefcenter.errors import DomainError, ErrorCode
-from prefcenter.graphql import consent, contacts, frontend, keys, scopes, sms, stream
+from prefcenter.graphql import consent, contacts, frontend, keys, optin, scopes, sms, stream
 from prefcenter.graphql import links as links_graphql
 from prefcenter.graphql.base import GraphQLDomainError
 from prefcenter.graphql.context import Context
@@ -37,7 +37,8 @@ log = logging.getLogger("prefcenter.graphql")
 PARSE_CACHE_SIZE = 1000
 VALIDATION_CACHE_SIZE = 1000
 
-QUERY_MODULES: list[Any] = [scopes, contacts, consent, keys, frontend, sms, stream, links_graphql]
+QUERY_MODULES: list[Any] = [scopes, contacts, consent, keys, frontend, sms, stream, links_graphql,
+                            optin]
 
 
 def _introspects(execution_context: Any) -> bool:
