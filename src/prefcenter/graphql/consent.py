@@ -121,7 +121,7 @@ class ConsentChangePayload:
     confirmation_pending: bool = strawberry.field(
         default=False, description="optIn at a scope whose opt-in mode is CONFIRMED: nothing "
         "is opted in yet; a confirmation email went to the contact (state "
-        "PENDING_CONFIRMATION until it confirms or the request expires).")
+        "PENDING until it confirms or the request expires).")
     confirmation_request_id: strawberry.ID | None = strawberry.field(
         default=None, description="The consent request waiting for confirmation.")
     confirmation_expires_at: datetime | None = strawberry.field(

@@ -247,11 +247,11 @@ class ConsentDecision:
     scope_id: strawberry.ID = strawberry.field(description="Where it was set.")
     channel: Channel = strawberry.field(description="For which channel (or ALL).")
     status: ConsentStatus = strawberry.field(
-        description="OPTED_IN, OPTED_OUT, or PENDING_CONFIRMATION (an opt-in waiting for "
+        description="OPTED_IN, OPTED_OUT, or PENDING (an opt-in waiting for "
         "the contact's confirmation).")
     updated_at: datetime = strawberry.field(description="When it was last set.")
     pending_until: datetime | None = strawberry.field(
-        default=None, description="PENDING_CONFIRMATION: when the request expires.")
+        default=None, description="PENDING: when the request expires.")
 
     @classmethod
     def from_model(cls, m: ConsentState) -> ConsentDecision:

@@ -10,6 +10,22 @@ from uuid import uuid4
 from tortoise import fields
 from tortoise.indexes import Index
 
+
+class AlterFieldNotOnSqlite(ops.AlterField):
+    """An AlterField that SQLite skips: only enum descriptions and a VARCHAR length change
+    here, which SQLite neither stores nor enforces, while rebuilding ``consent_event`` (as
+    SQLite's AlterField does) fails on the rows that reference it. PostgreSQL alters."""
+
+    async def database_forward(self, app_label, old_state, new_state, state_editor=None):
+        if state_editor is not None and state_editor.client.capabilities.dialect == "sqlite":
+            return
+        await super().database_forward(app_label, old_state, new_state, state_editor)
+
+    async def database_backward(self, app_label, old_state, new_state, state_editor=None):
+        if state_editor is not None and state_editor.client.capabilities.dialect == "sqlite":
+            return
+        await super().database_backward(app_label, old_state, new_state, state_editor)
+
 class Migration(migrations.Migration):
     dependencies = [('models', '0006_contact_token_expiry_index')]
 
@@ -70,20 +86,20 @@ class Migration(migrations.Migration):
             options={'table': 'signup_form', 'app': 'models', 'pk_attr': 'id', 'table_description': 'A publishable form key that starts confirmed opt-ins at exactly one scope.'},
             bases=['Model'],
         ),
-        ops.AlterField(
+        AlterFieldNotOnSqlite(
             model_name='ConsentEvent',
             name='action',
             field=fields.CharEnumField(description='OPTED_IN: OPTED_IN\nOPTED_OUT: OPTED_OUT\nNOT_INTERESTED: NOT_INTERESTED\nINTEREST_RESTORED: INTEREST_RESTORED\nFREQUENCY_SET: FREQUENCY_SET\nFREQUENCY_CLEARED: FREQUENCY_CLEARED\nOPT_BACK_IN_REQUESTED: OPT_BACK_IN_REQUESTED\nOPT_BACK_IN_EXPIRED: OPT_BACK_IN_EXPIRED\nSUPPRESSED: SUPPRESSED\nUNSUPPRESSED: UNSUPPRESSED\nCONFIRMATION_REQUESTED: CONFIRMATION_REQUESTED\nCONFIRMATION_EXPIRED: CONFIRMATION_EXPIRED\nCONFIRMATION_MAILED: CONFIRMATION_MAILED\nCONSENT_ASKED: CONSENT_ASKED\nCONSENT_DECLINED: CONSENT_DECLINED', enum_type=Action, max_length=32),
         ),
-        ops.AlterField(
+        AlterFieldNotOnSqlite(
             model_name='ConsentState',
             name='status',
-            field=fields.CharEnumField(description='OPTED_IN: OPTED_IN\nOPTED_OUT: OPTED_OUT\nPENDING_CONFIRMATION: PENDING_CONFIRMATION', enum_type=ConsentStatus, max_length=24),
+            field=fields.CharEnumField(description='OPTED_IN: OPTED_IN\nOPTED_OUT: OPTED_OUT\nPENDING: PENDING', enum_type=ConsentStatus, max_length=16),
         ),
         ops.AddField(
             model_name='ConsentState',
             name='pending_until',
-            field=fields.DatetimeField(null=True, description='PENDING_CONFIRMATION only: when its consent request expires (issue #21). Kept on', auto_now=False, auto_now_add=False),
+            field=fields.DatetimeField(null=True, description='PENDING only: when its consent request expires (issue #21). Kept on', auto_now=False, auto_now_add=False),
         ),
         ops.AlterModelOptions(
             name='OptBackInRequest',

@@ -65,12 +65,12 @@ class ConsentState(Model):
     )
     scope_path = fields.CharField(max_length=2000)
     channel = fields.CharEnumField(Channel, max_length=8)
-    status = fields.CharEnumField(ConsentStatus, max_length=24)
+    status = fields.CharEnumField(ConsentStatus, max_length=16)
     event: fields.ForeignKeyRelation[ConsentEvent] = fields.ForeignKeyField(
         "models.ConsentEvent", related_name=False, on_delete=fields.RESTRICT
     )
     updated_at = fields.DatetimeField()
-    #: PENDING_CONFIRMATION only: when its consent request expires (issue #21). Kept on
+    #: PENDING only: when its consent request expires (issue #21). Kept on
     #: the row so that resolution sees a pending opt-in, and its expiry, in the rows it
     #: already loads.
     pending_until = fields.DatetimeField(null=True)

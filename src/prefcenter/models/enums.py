@@ -18,7 +18,7 @@ class ConsentStatus(StrEnum):
     OPTED_OUT = "OPTED_OUT"
     #: An opt-in at a CONFIRMED scope waiting for the contact's confirmation (issue #21):
     #: never allows; expires with its request (``ConsentState.pending_until``).
-    PENDING_CONFIRMATION = "PENDING_CONFIRMATION"
+    PENDING = "PENDING"
 
 
 class OptInMode(StrEnum):
@@ -66,7 +66,7 @@ class Action(StrEnum):
     SUPPRESSED = "SUPPRESSED"
     UNSUPPRESSED = "UNSUPPRESSED"
     #: Issue #21: a first opt-in at a CONFIRMED scope waits for the contact (state
-    #: PENDING_CONFIRMATION); its expiry removes that state again.
+    #: PENDING); its expiry removes that state again.
     CONFIRMATION_REQUESTED = "CONFIRMATION_REQUESTED"
     CONFIRMATION_EXPIRED = "CONFIRMATION_EXPIRED"
     #: The confirmation mail of a consent request left for the contact (message id, time).

@@ -5,7 +5,7 @@ One mechanism for two things (issue #21 made the second the same as the first):
 - **Opting back in** after an opt-out (``request_opt_back_in``, kind ``OPT_BACK_IN``).
 - **A first opt-in at a CONFIRMED scope** (``opt_in``, kind ``OPT_IN``): an opt-in from
   a form, an import or an admin key where the (inherited) opt-in mode for the channel is
-  CONFIRMED records CONFIRMATION_REQUESTED, writes the state PENDING_CONFIRMATION (with
+  CONFIRMED records CONFIRMATION_REQUESTED, writes the state PENDING (with
   the request's expiry, so that resolution sees it in the rows it loads) and mails the
   link. Confirming writes OPTED_IN; expiry records CONFIRMATION_EXPIRED and removes the
   pending state. A contact's own opt-in (preference page, a link) and a START text are
@@ -217,13 +217,13 @@ async def start_request(
         # The state the ledger's CONFIRMATION_REQUESTED stands for (see ledger.py).
         updated = await ConsentState.filter(
             contact_id=contact.id, scope_id=scope.id, channel=channel).update(
-            status=ConsentStatus.PENDING_CONFIRMATION, event_id=event.id, updated_at=now,
+            status=ConsentStatus.PENDING, event_id=event.id, updated_at=now,
             pending_until=expires_at)
         if not updated:
             await ConsentState.create(
                 tenant_id=contact.tenant_id, contact=contact, scope=scope,
                 scope_path=scope.path, channel=channel,
-                status=ConsentStatus.PENDING_CONFIRMATION, event=event, updated_at=now,
+                status=ConsentStatus.PENDING, event=event, updated_at=now,
                 pending_until=expires_at)
     await _mail(contact, scope, channel, str(request_id), request.ip, settings, now)
     return RequestOutcome(created, created=True, mailed=True, email=email,
@@ -385,7 +385,7 @@ async def _expire(request_id: str, now: datetime) -> bool:
         # The pending state goes with its request (unless a decision replaced it).
         await ConsentState.filter(
             contact_id=request.contact_id, scope_id=request.scope_id,
-            channel=request.channel, status=ConsentStatus.PENDING_CONFIRMATION).delete()
+            channel=request.channel, status=ConsentStatus.PENDING).delete()
     return True
 
 

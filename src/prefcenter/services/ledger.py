@@ -153,11 +153,11 @@ async def verify_invariants(tenant_id: str | None = None) -> list[str]:
         elif e.action == Action.CONFIRMATION_REQUESTED:
             # Issue #21: an opt-in waiting for confirmation is a state of its own ...
             expected_consent[(cid, sid, e.channel.value)] = (
-                ConsentStatus.PENDING_CONFIRMATION.value, e.id)
+                ConsentStatus.PENDING.value, e.id)
         elif e.action == Action.CONFIRMATION_EXPIRED:
             # ... which its expiry removes, unless a decision replaced it meanwhile.
             key = (cid, sid, e.channel.value)
-            if expected_consent.get(key, ("",))[0] == ConsentStatus.PENDING_CONFIRMATION:
+            if expected_consent.get(key, ("",))[0] == ConsentStatus.PENDING:
                 expected_consent.pop(key)
         elif e.action == Action.NOT_INTERESTED:
             expected_mute[(cid, sid)] = e.id

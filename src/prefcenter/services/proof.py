@@ -81,6 +81,6 @@ async def consent_proof(principal: Principal, contact_id: str, scope_id: str,
             steps.append((Step.MAILED, event))
         elif event.action == Action.CONSENT_ASKED:
             steps.append((Step.ASKED, event))
-    if state.status != ConsentStatus.PENDING_CONFIRMATION:
+    if state.status != ConsentStatus.PENDING:
         steps.append((Step.ANSWERED if question_id else Step.CONFIRMED, deciding))
     return Proof(state, steps)

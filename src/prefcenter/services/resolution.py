@@ -136,7 +136,7 @@ def resolve(
             # the request's expiry (the most specific one decides). It never allows; under
             # an ALLOWED policy it changes nothing, so nobody can mute a contact by
             # starting sign-ups. An overdue one (its sweep not run yet) counts as absent.
-            pending = [s for s in on_path if s.status == ConsentStatus.PENDING_CONFIRMATION
+            pending = [s for s in on_path if s.status == ConsentStatus.PENDING
                        and (s.pending_until is None or s.pending_until > now)]
             if pending:
                 wait = max(pending, key=lambda s: (index[str(s.scope_id)], s.event_id))
