@@ -130,7 +130,7 @@ async def test_replies_with_no_open_question_are_unchanged(sms: Sms) -> None:
     cid = await _candidate(sms)
     # No question: "Nein" is no keyword (ignored), "Ja" is START at the number's scope.
     assert messages(await sms.text("Nein", from_=CANDIDATE)) == []
-    assert not [e for e in await sms.events(cid)]
+    assert await sms.events(cid) == []
     assert messages(await sms.text("Ja", from_=CANDIDATE)) == [
         DEFAULT_REPLIES["de"][KeywordKind.START]]
     assert (await sms.decision(cid, scope="number"))["reason"] == "OPTED_IN"
