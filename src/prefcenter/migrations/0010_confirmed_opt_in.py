@@ -113,6 +113,6 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='OptBackInRequest',
             name='kind',
-            field=fields.CharEnumField(default=RequestKind.OPT_BACK_IN, description='OPT_BACK_IN: OPT_BACK_IN\nOPT_IN: OPT_IN', enum_type=RequestKind, max_length=16),
+            field=fields.CharEnumField(default=RequestKind.OPT_BACK_IN, description='OPT_BACK_IN: OPT_BACK_IN\nOPT_IN: OPT_IN', db_default='OPT_BACK_IN', enum_type=RequestKind, max_length=16),
         ),
     ]

@@ -123,7 +123,8 @@ class OptBackInRequest(Model):
     expired_at = fields.DatetimeField(null=True)
     #: When the confirmation email was last queued (a repeated request re-sends, rarely).
     last_mail_at = fields.DatetimeField()
-    kind = fields.CharEnumField(RequestKind, max_length=16, default=RequestKind.OPT_BACK_IN)
+    kind = fields.CharEnumField(RequestKind, max_length=16, default=RequestKind.OPT_BACK_IN,
+                                db_default=RequestKind.OPT_BACK_IN.value)
     form: fields.ForeignKeyNullableRelation[Any] = fields.ForeignKeyField(
         "models.SignupForm", related_name="requests", null=True, on_delete=fields.SET_NULL)
 
