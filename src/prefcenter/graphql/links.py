@@ -179,7 +179,9 @@ class Mutation:
             return to_error(done.blocked)
         if done.state == "expired":
             return OperationError(code=ErrorCode.EXPIRED, field="token", message=(
-                "This request has expired; nothing changed. Ask again."))
+                "This request has expired; the contact is still not subscribed. Ask again."
+                if conf.opt_in else "This opt-back-in request has expired; the contact is "
+                "still opted out. Ask again with requestOptBackIn."))
         if done.state == "stale":
             return OperationError(code=ErrorCode.OPT_BACK_IN_REQUIRED, field="token", message=(
                 "The contact opted out after this request was made; that choice stands."))
