@@ -18,7 +18,7 @@ const OVERVIEW = `query PreferenceCentre {
     frequencies { scopeId channel maxCount period pausedUntil }
     notInterested { scopeId createdAt }
   }
-  optBackInRequests { id scopeId channel status expiresAt }
+  optBackInRequests { id scopeId channel status expiresAt kind }
 }`;
 
 // What every consent change answers: a payload or a typed error (never an exception).
@@ -44,6 +44,16 @@ const REQUEST_OPT_BACK_IN = `mutation RequestOptBackIn($input: RequestOptBackInI
     __typename
     ... on OptBackInPayload { message request { id scopeId channel status expiresAt } }
     ... on BlockedError { blockingScopeId }
+    ... on Error { code message field }
+  }
+}`;
+
+// Issue #21: any pending consent request (opt-back-in or a first opt-in) is mailed again
+// through one mutation, within the server's limits.
+const RESEND_CONFIRMATION = `mutation ResendConfirmation($requestId: ID!) {
+  resendConfirmation(requestId: $requestId) {
+    __typename
+    ... on ResendPayload { mailed message request { id expiresAt } }
     ... on Error { code message field }
   }
 }`;
@@ -642,19 +652,31 @@ async function runOptBackIn(scope, channel, text) {
 
 async function resendConfirmation(scope, pending) {
   const words = CHANNEL_WORDS[pending.channel];
+  const again = pending.kind === "OPT_IN" ? "" : " back";
   const answer = await ask({
     title: "Waiting for your confirmation",
     body: [
-      `We sent a link to ${destination(pending.channel)} to turn ${words} from ${scope.name} ` +
-        `back on. It stays off until you open that link, which works until ` +
+      `We sent a link to ${destination(pending.channel)} to turn ${words} from ${scope.name}` +
+        `${again} on. It stays off until you open that link, which works until ` +
         `${formatDate(pending.expiresAt)}.`,
-      "Can't find it? Check your spam folder, or we can send a new link.",
+      "Can't find it? Check your spam folder, or we can send the mail again.",
     ],
-    ok: "Send a new link",
+    ok: "Send the mail again",
     cancel: "Close",
   });
   if (!answer) return;
-  await runOptBackIn(scope, pending.channel, consentText(scope, pending.channel));
+  let data;
+  try {
+    data = await graphql(RESEND_CONFIRMATION, { requestId: pending.id });
+  } catch (err) {
+    failed(err);
+    return;
+  }
+  const result = data.resendConfirmation;
+  await reload(result.__typename === "ResendPayload"
+    ? (result.mailed ? `Sent again: check your inbox at ${destination(pending.channel)}.`
+      : result.message)
+    : result.message);
 }
 
 async function blockedFlow(scope, channel, decision) {

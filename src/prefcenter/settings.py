@@ -46,6 +46,13 @@ class Settings:
     link_retention_days: int = 90
     #: Days an opt-back-in confirmation request stays open.
     opt_back_in_ttl_days: int = 7
+    # --- Issue #21: confirmed opt-in and sign-up forms. Every consent request (a first
+    # opt-in at a CONFIRMED scope, or an opt-back-in) stays open opt_back_in_ttl_days.
+    #: Confirmation mails one address may receive per rolling day (0: no limit).
+    confirmation_mails_per_address_per_day: int = 3
+    #: Confirmation mails one client address (a sign-up form's visitor) may cause per
+    #: rolling hour (0: no limit).
+    confirmation_mails_per_client_per_hour: int = 10
     #: Largest ``audience`` request, in contacts.
     max_audience: int = 10_000
     #: Largest page of any connection.

@@ -23,7 +23,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from prefcenter.errors import DomainError, ErrorCode
-from prefcenter.graphql import consent, contacts, frontend, keys, scopes, sms, stream
+from prefcenter.graphql import consent, contacts, frontend, keys, optin, scopes, sms, stream
 from prefcenter.graphql import links as links_graphql
 from prefcenter.graphql.base import GraphQLDomainError
 from prefcenter.graphql.context import Context
@@ -38,7 +38,8 @@ log = logging.getLogger("prefcenter.graphql")
 PARSE_CACHE_SIZE = 1000
 VALIDATION_CACHE_SIZE = 1000
 
-QUERY_MODULES: list[Any] = [scopes, contacts, consent, keys, frontend, sms, stream, links_graphql]
+QUERY_MODULES: list[Any] = [scopes, contacts, consent, keys, frontend, sms, stream, links_graphql,
+                            optin]
 
 
 def _introspects(execution_context: Any) -> bool:

@@ -156,6 +156,46 @@ _M: dict[str, dict[str, str]] = {
         "de": "Sie sind von allem unter {blocking} abgemeldet, was dies einschließt; es hat "
               "sich nichts geändert.",
     },
+    # --- confirming a first opt-in (issue #21) ---
+    "ci.title": {"en": "Confirm your subscription?", "de": "Anmeldung bestätigen?"},
+    "ci.question": {
+        "en": "Do you want to receive {channel} about {what} from {tenant}? Nothing is sent "
+              "unless you confirm.",
+        "de": "Möchten Sie {channel} zu {what} von {tenant} erhalten? Ohne Ihre Bestätigung "
+              "erhalten Sie nichts.",
+    },
+    "ci.words": {"en": "You are agreeing to:", "de": "Sie stimmen zu:"},
+    "ci.button": {"en": "Yes, subscribe me", "de": "Ja, anmelden"},
+    "ci.done_title": {"en": "You are subscribed", "de": "Sie sind angemeldet"},
+    "ci.done_text": {
+        "en": "You will receive {channel} about {what} from {tenant}. You can unsubscribe at "
+              "any time.",
+        "de": "Sie erhalten {channel} zu {what} von {tenant}. Sie können sich jederzeit "
+              "abmelden.",
+    },
+    "ci.expired_text": {
+        "en": "It was valid until {until}. You are not subscribed; nothing changed.",
+        "de": "Sie war gültig bis {until}. Sie sind nicht angemeldet; es hat sich nichts "
+              "geändert.",
+    },
+    "c.stale_title": {"en": "Nothing changed", "de": "Es hat sich nichts geändert"},
+    "c.stale_text": {
+        "en": "You unsubscribed after this request was made; that choice stands.",
+        "de": "Sie haben sich nach dieser Anfrage abgemeldet; dabei bleibt es.",
+    },
+    "mail.ci.subject": {
+        "en": "Please confirm: {channel} from {tenant}",
+        "de": "Bitte bestätigen: {channel} von {tenant}",
+    },
+    "mail.ci.intro": {
+        "en": "We received a request to send you {channel} about {what} from {tenant}.",
+        "de": "Wir haben eine Anfrage erhalten, Ihnen {channel} zu {what} von {tenant} zu "
+              "senden.",
+    },
+    "mail.ci.action": {
+        "en": "Nothing is sent unless you confirm with this link:",
+        "de": "Sie erhalten nichts, solange Sie nicht über diesen Link bestätigen:",
+    },
     # --- errors ---
     "err.404_title": {"en": "This link is not valid", "de": "Dieser Link ist ungültig"},
     "err.404_text": {
