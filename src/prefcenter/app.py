@@ -17,6 +17,7 @@ from prefcenter.features import load_features
 from prefcenter.graphql.context import Context
 from prefcenter.graphql.schema import build_schema
 from prefcenter.http import graphiql, ratelimit
+from prefcenter.http.graphql_media import SpecMediaMixin
 from prefcenter.http.health import healthz
 from prefcenter.settings import Settings, get_settings
 
@@ -44,7 +45,8 @@ def graphql_controller(settings: Settings) -> type:
         keep_alive_interval=15,
     )
 
-    class GraphQLController(base):  # type: ignore[misc, valid-type]
+    # SpecMediaMixin (issue 16): application/graphql-response+json and the spec's status codes.
+    class GraphQLController(SpecMediaMixin, base):  # type: ignore[misc, valid-type]
         # The stock dependency builds an empty Response in a worker thread on every request;
         # building it on the loop is cheaper (STACK-NOTES: ~2x throughput on small queries).
         dependencies = {
