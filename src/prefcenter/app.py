@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, *, generate_schemas: bool = Fal
         # answer, rate-limited ones included.
         middleware=[*obs.middleware, ratelimit.RateLimitMiddleware(settings, limiter)],
         debug=False,
+        **({"logging_config": obs.logging_config} if obs.logging_config else {}),
     )
     app.state.settings = settings
     for key, value in state.items():

@@ -29,18 +29,20 @@ class Observability:
     lifespans: list[Any] = field(default_factory=list)
     #: Strawberry extensions to add to the schema.
     extensions: list[Any] = field(default_factory=list)
+    #: Litestar's logging config for JSON lines; None: Litestar's default.
+    logging_config: Any = None
 
 
 def setup(settings: Settings, tracer_provider: Any = None) -> Observability:
     """What to wire for ``settings``; ``tracer_provider`` overrides the OTLP one (tests)."""
     metrics.check(settings)
-    logs.configure(settings)
     json_logs = settings.log_format.lower() == "json"
     obs = Observability(middleware=[DefineMiddleware(context.RequestContextMiddleware,
-                                                     access=json_logs)])
+                                                     access=json_logs)],
+                        logging_config=logs.logging_config(settings))
     count = settings.metrics != "off"
+    metrics.enable(count)
     if count:
-        metrics.enable()
         obs.middleware.append(metrics.http_middleware())
         obs.routes.append(metrics.metrics_endpoint)
     provider = tracer_provider if tracer_provider is not None else tracing.provider_for(settings)

@@ -18,8 +18,13 @@ from strawberry.extensions import SchemaExtension
 from prefcenter.observability import context, metrics
 
 
-def outcome(result: Any) -> str:
-    if not isinstance(result, ExecutionResult) or not result.errors:
+def outcome(ec: Any) -> str:
+    """ok; error (field errors, with or without data); request_error (parse, validation or
+    variable failures, refusals before execution: no data at all)."""
+    result = ec.result
+    if not isinstance(result, ExecutionResult):
+        return "request_error" if ec.pre_execution_errors else "ok"
+    if not result.errors:
         return "ok"
     if result.data is None and all(not e.path for e in result.errors):
         return "request_error"
@@ -47,7 +52,7 @@ class OperationObserver(SchemaExtension):
                 kind = ec.operation_type.value
             except Exception:  # no valid document: nothing to name
                 kind = "unknown"
-            result_outcome = outcome(ec.result)
+            result_outcome = outcome(ec)
             context.annotate(operation=name, operation_type=kind)
             if span is not None:
                 span.update_name(f"graphql {kind} {name or 'anonymous'}")

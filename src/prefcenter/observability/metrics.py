@@ -117,9 +117,9 @@ def subscriber_connected() -> Iterator[None]:
         SUBSCRIBERS.dec()
 
 
-def enable() -> None:
+def enable(on: bool) -> None:
     global enabled
-    enabled = True
+    enabled = on
 
 
 async def _refresh_queue_gauges() -> None:
