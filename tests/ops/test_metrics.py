@@ -38,6 +38,9 @@ async def test_requests_operations_decisions_and_sql_are_counted(
     bad = await client.post("/graphql", json={"query": "query Broken { nope }"},
                             headers={"authorization": f"Bearer {world.keys['owner']}"})
     assert bad.status_code == 200
+    unparsable = await client.post("/graphql", json={"query": "query Syntax {"},
+                                   headers={"authorization": f"Bearer {world.keys['owner']}"})
+    assert "Syntax Error" in unparsable.text
     after = await scrape(client)
 
     def moved(name: str, **labels: str) -> float:
@@ -49,11 +52,13 @@ async def test_requests_operations_decisions_and_sql_are_counted(
                  outcome="ok") >= 1
     assert moved("prefcenter_graphql_operations_total", operation="Broken",
                  outcome="request_error") == 1
+    assert moved("prefcenter_graphql_operations_total", operation="anonymous", type="unknown",
+                 outcome="request_error") == 1
     assert moved("prefcenter_graphql_operation_seconds_count", operation="Check") == 3
     assert moved("prefcenter_decisions_total", reason="DEFAULT_ALLOWED", allowed="true") == 4
     # Litestar's request metrics, by route template and status.
     assert moved("prefcenter_http_requests_total", path="/graphql", method="POST",
-                 status_code="200") >= 5
+                 status_code="200") >= 6
     assert moved("prefcenter_db_statements_total", statement="SELECT") >= 4
     assert moved("prefcenter_db_statement_seconds_sum") > 0
 

@@ -46,21 +46,30 @@ class OperationObserver(SchemaExtension):
         span_cm = (self.tracer.start_as_current_span("graphql.operation")
                    if self.tracer is not None else contextlib.nullcontext())
         with span_cm as span:
-            yield
-            name = ec.operation_name
+            failed = False
             try:
-                kind = ec.operation_type.value
-            except Exception:  # no valid document: nothing to name
-                kind = "unknown"
-            result_outcome = outcome(ec)
-            context.annotate(operation=name, operation_type=kind)
-            if span is not None:
-                span.update_name(f"graphql {kind} {name or 'anonymous'}")
-                span.set_attribute("graphql.operation.name", name or "")
-                span.set_attribute("graphql.operation.type", kind)
-                span.set_attribute("graphql.outcome", result_outcome)
-                if principal is not None:
-                    span.set_attribute("prefcenter.tenant_id", principal.tenant_id)
+                yield
+            except Exception:  # e.g. a syntax error raised through the cached parser
+                failed = True
+                raise
+            finally:
+                self._record(span, principal, started, failed)
+
+    def _record(self, span: Any, principal: Any, started: float, failed: bool) -> None:
+        ec = self.execution_context
+        try:
+            name, kind = ec.operation_name, ec.operation_type.value
+        except Exception:  # no (valid) document: nothing to name
+            name, kind = ec._provided_operation_name, "unknown"
+        result_outcome = "request_error" if failed else outcome(ec)
+        context.annotate(operation=name, operation_type=kind)
+        if span is not None:
+            span.update_name(f"graphql {kind} {name or 'anonymous'}")
+            span.set_attribute("graphql.operation.name", name or "")
+            span.set_attribute("graphql.operation.type", kind)
+            span.set_attribute("graphql.outcome", result_outcome)
+            if principal is not None:
+                span.set_attribute("prefcenter.tenant_id", principal.tenant_id)
         if self.count:
             label = metrics.operation_label(name)
             metrics.GRAPHQL_OPERATIONS.labels(label, kind, result_outcome).inc()
