@@ -122,6 +122,24 @@ class Settings:
     #: Folder of the preference-centre page served at ``/p/{token}``; empty: the
     #: ``frontend-stub/`` folder of the source checkout (or of an installed copy).
     frontend_dir: str = ""
+    # --- Operations (issue 16): metrics, traces, logs, shutdown, workers -------------------
+    #: ``/metrics`` (Prometheus): ``off``, ``open`` (anyone who reaches the port; put it on a
+    #: private network) or ``token`` (``Authorization: Bearer <metrics_token>``).
+    metrics: str = "off"
+    metrics_token: str = ""
+    #: OpenTelemetry traces over OTLP/HTTP to this collector (``http://collector:4318``);
+    #: empty: no tracing. Needs the ``otel`` extra (``pip install prefcenter[otel]``).
+    otel_endpoint: str = ""
+    otel_service_name: str = "prefcenter"
+    #: ``text`` (default) or ``json``: one JSON object per log line, with the request id,
+    #: tenant, key id and GraphQL operation of the request it belongs to.
+    log_format: str = "text"
+    #: On SIGTERM: seconds ``/readyz`` answers 503 while requests are still served (so a load
+    #: balancer stops sending), then seconds requests in flight get to finish.
+    shutdown_drain_seconds: float = 0.0
+    shutdown_timeout_seconds: float = 30.0
+    #: Server processes behind the one port (``prefcenter serve --workers N``).
+    workers: int = 1
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod

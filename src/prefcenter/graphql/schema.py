@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import strawberry
@@ -131,7 +131,9 @@ class Schema(strawberry.Schema):
                 log.error("unexpected error in %s", error.path, exc_info=error.original_error)
 
 
-def build_schema(settings: Settings | None = None, subscription: Any = None) -> Schema:
+def build_schema(settings: Settings | None = None, subscription: Any = None,
+                 observers: Sequence[Any] = ()) -> Schema:
+    """``observers``: extensions run after the others (metrics, traces, log context; issue 16)."""
     settings = settings or Settings()
     query = merge_types("Query", tuple(m.Query for m in QUERY_MODULES if hasattr(m, "Query")))
     mutation = merge_types("Mutation",
@@ -155,6 +157,7 @@ def build_schema(settings: Settings | None = None, subscription: Any = None) -> 
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
             lambda: MaskErrors(should_mask_error=_should_mask,
                                error_message="Unexpected error; it has been logged."),
+            *observers,
         ],
     )
 

@@ -18,6 +18,7 @@ from prefcenter.models import (
     Scope,
 )
 from prefcenter.models import enums as e
+from prefcenter.observability import metrics
 from prefcenter.services import authz, explain, ledger, sms
 from prefcenter.services import resolution as res
 from prefcenter.services.scopes import effective_policy, offered_channels_of
@@ -214,6 +215,7 @@ class Decision:
 
     @classmethod
     def from_decision(cls, d: res.Decision, send_id: str | None = None) -> Decision:
+        metrics.count_decision(d.reason, d.allowed)  # issue 16: decisions by reason
         return cls(d=d, allowed=d.allowed, reason=d.reason, channel=d.channel,
                    contact_id=strawberry.ID(d.contact_id), scope_id=strawberry.ID(d.scope_id),
                    next_allowed_at=d.next_allowed_at, expires_at=d.expires_at,
