@@ -5,6 +5,11 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 /** What a ledger event did. */
 export type Action =
+  | 'CONFIRMATION_EXPIRED'
+  | 'CONFIRMATION_MAILED'
+  | 'CONFIRMATION_REQUESTED'
+  | 'CONSENT_ASKED'
+  | 'CONSENT_DECLINED'
   | 'FREQUENCY_CLEARED'
   | 'FREQUENCY_SET'
   | 'INTEREST_RESTORED'
@@ -40,6 +45,7 @@ export type ConsentChangeInput = {
 export type ErrorCode =
   | 'ALREADY_DONE'
   | 'BLOCKED_BY_OPT_OUT'
+  | 'CONFIRMATION_REQUIRED'
   | 'CONFLICT'
   | 'DUPLICATE'
   | 'EVIDENCE_REQUIRED'
@@ -53,7 +59,9 @@ export type ErrorCode =
   | 'NOT_ALLOWED'
   | 'NOT_FOUND'
   | 'OPT_BACK_IN_REQUIRED'
-  | 'UNAUTHENTICATED';
+  | 'UNAUTHENTICATED'
+  | 'UNKNOWN_FORM_KEY'
+  | 'WRONG_SCOPE';
 
 /** What backs a change: the words shown or received, versions, documents. */
 export type EvidenceInput = {
@@ -111,8 +119,9 @@ export type Period =
   | 'MONTH'
   | 'WEEK';
 
-/** Why a decision came out as it did, in resolution order: SUPPRESSED, OPTED_OUT, NOT_INTERESTED (only the contact sees it; others see UNAVAILABLE), OPTED_IN, DEFAULT_ALLOWED / CONSENT_REQUIRED, FREQUENCY_CAP. */
+/** Why a decision came out as it did, in resolution order: SUPPRESSED, OPTED_OUT, NOT_INTERESTED (only the contact sees it; others see UNAVAILABLE), OPTED_IN, DEFAULT_ALLOWED / CONSENT_REQUIRED, FREQUENCY_CAP; CONFIRMATION_PENDING when an opt-in waits for the contact's confirmation (see expiresAt). */
 export type Reason =
+  | 'CONFIRMATION_PENDING'
   | 'CONSENT_REQUIRED'
   | 'DEFAULT_ALLOWED'
   | 'FREQUENCY_CAP'
@@ -121,6 +130,11 @@ export type Reason =
   | 'OPTED_OUT'
   | 'SUPPRESSED'
   | 'UNAVAILABLE';
+
+/** What a consent request asks the contact to confirm. */
+export type RequestKind =
+  | 'OPT_BACK_IN'
+  | 'OPT_IN';
 
 /** Ask a contact to confirm opting back in after an opt-out. */
 export type RequestOptBackInInput = {
@@ -164,7 +178,7 @@ export type UpdateContactInput = {
 export type PreferenceCentreQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type PreferenceCentreQuery = { me: { id: string, name: string, email: string | null, phone: string | null, locale: string, suppressed: boolean }, scopes: Array<{ id: string, name: string, depth: number, pathIds: Array<string>, channels: Array<Channel> }>, myDecisions: Array<{ scopeId: string, channel: Channel, allowed: boolean, reason: Reason, nextAllowedAt: string | null, explanation: string, decidedBy: { id: string, name: string } | null, event: { id: string, channel: Channel, source: Source, occurredAt: string } | null }>, preferences: { frequencies: Array<{ scopeId: string, channel: Channel, maxCount: number | null, period: Period | null, pausedUntil: string | null }>, notInterested: Array<{ scopeId: string, createdAt: string }> }, optBackInRequests: Array<{ id: string, scopeId: string, channel: Channel, status: OptBackInStatus, expiresAt: string }> };
+export type PreferenceCentreQuery = { me: { id: string, name: string, email: string | null, phone: string | null, locale: string, suppressed: boolean }, scopes: Array<{ id: string, name: string, depth: number, pathIds: Array<string>, channels: Array<Channel> }>, myDecisions: Array<{ scopeId: string, channel: Channel, allowed: boolean, reason: Reason, nextAllowedAt: string | null, explanation: string, decidedBy: { id: string, name: string } | null, event: { id: string, channel: Channel, source: Source, occurredAt: string } | null }>, preferences: { frequencies: Array<{ scopeId: string, channel: Channel, maxCount: number | null, period: Period | null, pausedUntil: string | null }>, notInterested: Array<{ scopeId: string, createdAt: string }> }, optBackInRequests: Array<{ id: string, scopeId: string, channel: Channel, status: OptBackInStatus, expiresAt: string, kind: RequestKind }> };
 
 export type OptOutMutationVariables = Exact<{
   input: ConsentChangeInput;
@@ -230,6 +244,17 @@ export type UpdateDetailsMutation = { updateContact:
     | { __typename: 'BlockedError', code: ErrorCode, message: string, field: string | null }
     | { __typename: 'ContactPayload', contact: { id: string, name: string, locale: string } }
     | { __typename: 'OperationError', code: ErrorCode, message: string, field: string | null }
+   };
+
+export type ResendConfirmationMutationVariables = Exact<{
+  requestId: string;
+}>;
+
+
+export type ResendConfirmationMutation = { resendConfirmation:
+    | { __typename: 'BlockedError', code: ErrorCode, message: string, field: string | null }
+    | { __typename: 'OperationError', code: ErrorCode, message: string, field: string | null }
+    | { __typename: 'ResendPayload', mailed: boolean, message: string, request: { id: string, expiresAt: string } }
    };
 
 export type HistoryQueryVariables = Exact<{ [key: string]: never; }>;

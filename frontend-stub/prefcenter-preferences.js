@@ -27,7 +27,7 @@ const OVERVIEW = /* GraphQL */ `query PreferenceCentre {
     frequencies { scopeId channel maxCount period pausedUntil }
     notInterested { scopeId createdAt }
   }
-  optBackInRequests { id scopeId channel status expiresAt }
+  optBackInRequests { id scopeId channel status expiresAt kind }
 }`;
 
 // What every consent change answers: a payload or a typed error (never an exception).
@@ -80,6 +80,16 @@ const UPDATE_DETAILS = /* GraphQL */ `mutation UpdateDetails($input: UpdateConta
   updateContact(input: $input) {
     __typename
     ... on ContactPayload { contact { id name locale } }
+    ... on Error { code message field }
+  }
+}`;
+
+// Issue #21: any pending consent request (opt-back-in or a first opt-in) is mailed again
+// through one mutation, within the server's limits.
+const RESEND_CONFIRMATION = /* GraphQL */ `mutation ResendConfirmation($requestId: ID!) {
+  resendConfirmation(requestId: $requestId) {
+    __typename
+    ... on ResendPayload { mailed message request { id expiresAt } }
     ... on Error { code message field }
   }
 }`;
@@ -777,19 +787,34 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
 
   async function resendConfirmation(scope, pending) {
     const words = CHANNEL_WORDS[pending.channel];
+    const again = pending.kind === "OPT_IN" ? "" : " back";
     const answer = await ask({
       title: "Waiting for your confirmation",
       body: [
-        `We sent a link to ${destination(pending.channel)} to turn ${words} from ${scope.name} ` +
-          `back on. It stays off until you open that link, which works until ` +
+        `We sent a link to ${destination(pending.channel)} to turn ${words} from ${scope.name}` +
+          `${again} on. It stays off until you open that link, which works until ` +
           `${formatDate(pending.expiresAt)}.`,
-        "Can't find it? Check your spam folder, or we can send a new link.",
+        "Can't find it? Check your spam folder, or we can send the mail again.",
       ],
-      ok: "Send a new link",
+      ok: "Send the mail again",
       cancel: "Close",
     });
     if (!answer) return;
-    await runOptBackIn(scope, pending.channel, consentText(scope, pending.channel));
+    let data;
+    try {
+      data = await graphql(RESEND_CONFIRMATION, { requestId: pending.id });
+    } catch (err) {
+      failed(err);
+      return;
+    }
+    const result = data.resendConfirmation;
+    if (result.__typename === "ResendPayload") {
+      changed("resendConfirmation", { scopeId: scope.id, channel: pending.channel }, result.mailed);
+    }
+    await reload(result.__typename === "ResendPayload"
+      ? (result.mailed ? `Sent again: check your inbox at ${destination(pending.channel)}.`
+        : result.message)
+      : result.message);
   }
 
   async function blockedFlow(scope, channel, decision) {

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,15 +11,13 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from strawberry.litestar import make_graphql_controller
 
-from prefcenter import db
+from prefcenter import db, observability
 from prefcenter.features import load_features
 from prefcenter.graphql.context import Context
 from prefcenter.graphql.schema import build_schema
-from prefcenter.http import graphiql, ratelimit
-from prefcenter.http.health import healthz
+from prefcenter.http import graphiql, health, ratelimit
+from prefcenter.http.graphql_media import SpecMediaMixin
 from prefcenter.settings import Settings, get_settings
-
-log = logging.getLogger("prefcenter")
 
 
 def _no_thread_response() -> Response[Any]:
@@ -29,8 +26,8 @@ def _no_thread_response() -> Response[Any]:
     return Response({}, background=BackgroundTasks([]))
 
 
-def graphql_controller(settings: Settings) -> type:
-    schema = build_schema(settings)
+def graphql_controller(settings: Settings, observers: Sequence[Any] = ()) -> type:
+    schema = build_schema(settings, observers=observers)
 
     async def context_getter() -> Context:
         return Context(settings=settings)
@@ -44,7 +41,8 @@ def graphql_controller(settings: Settings) -> type:
         keep_alive_interval=15,
     )
 
-    class GraphQLController(base):  # type: ignore[misc, valid-type]
+    # SpecMediaMixin (issue 16): application/graphql-response+json and the spec's status codes.
+    class GraphQLController(SpecMediaMixin, base):  # type: ignore[misc, valid-type]
         # The stock dependency builds an empty Response in a worker thread on every request;
         # building it on the loop is cheaper (STACK-NOTES: ~2x throughput on small queries).
         dependencies = {
@@ -59,9 +57,11 @@ def graphql_controller(settings: Settings) -> type:
 
 
 def create_app(settings: Settings | None = None, *, generate_schemas: bool = False,
-               init_database: bool = True) -> Litestar:
+               init_database: bool = True, tracer_provider: Any = None) -> Litestar:
     settings = settings or get_settings()
-    logging.basicConfig(level=settings.log_level)
+    # Issue 16: metrics, traces, JSON logs, request ids (observability/); each off unless
+    # configured. ``tracer_provider`` replaces the OTLP exporter (tests).
+    obs = observability.setup(settings, tracer_provider)
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:
@@ -76,10 +76,12 @@ def create_app(settings: Settings | None = None, *, generate_schemas: bool = Fal
             if init_database:
                 await db.close_db()
 
-    route_handlers: list[Any] = [healthz, graphql_controller(settings), graphiql.assets_router()]
+    route_handlers: list[Any] = [*health.routes(), graphql_controller(settings, obs.extensions),
+                                 graphiql.assets_router(), *obs.routes]
     limiter = ratelimit.limiter_for(settings)
-    lifespans: list[Any] = [database, ratelimit.lifespan(limiter)]
-    plugins: list[Any] = []
+    lifespans: list[Any] = [database, ratelimit.lifespan(limiter), *obs.lifespans,
+                            health.shutdown_lifespan(settings.shutdown_drain_seconds)]
+    plugins: list[Any] = [*obs.plugins]
     state: dict[str, Any] = {}
     for feature in load_features():
         route_handlers.extend(feature.routes(settings))
@@ -95,8 +97,11 @@ def create_app(settings: Settings | None = None, *, generate_schemas: bool = Fal
         lifespan=lifespans,
         plugins=plugins,
         cors_config=cors,
-        middleware=[ratelimit.RateLimitMiddleware(settings, limiter)],
+        # Issue 16: request id / log context and request metrics first, so they see every
+        # answer, rate-limited ones included.
+        middleware=[*obs.middleware, ratelimit.RateLimitMiddleware(settings, limiter)],
         debug=False,
+        **({"logging_config": obs.logging_config} if obs.logging_config else {}),
     )
     app.state.settings = settings
     for key, value in state.items():

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -58,12 +60,34 @@ def cmd_serve(args: argparse.Namespace, *, banner: Callable[[Settings], None] | 
     # Migrate (or refuse) before uvicorn starts, so a database problem is one line, not a
     # lifespan traceback; the app's own start-up then finds the schema current.
     asyncio.run(_with_db(settings, _nothing))
-    app = create_app(settings)
+    workers = args.workers if getattr(args, "workers", None) is not None else settings.workers
+    if workers < 1:
+        return _fail("--workers must be at least 1")
     if banner is not None:
         banner(settings)
     print(f"prefcenter: serving on http://{settings.host}:{settings.port} "
-          f"(GraphiQL at /graphql)", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+          f"(GraphiQL at /graphql; {workers} server process(es))", flush=True)
+    common: dict[str, Any] = {
+        "host": settings.host, "port": settings.port, "log_level": "warning",
+        # After SIGTERM (and the drain, see http/health.py): how long requests in flight
+        # get before they are cancelled.
+        "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **common)
+        return 0
+    # Several processes share the one listening socket (uvicorn's supervisor restarts one
+    # that dies). Each builds its app from the environment, so the command line's
+    # settings travel there; metrics from every process are added up through
+    # PROMETHEUS_MULTIPROC_DIR.
+    os.environ.update({"PREFCENTER_DATABASE_URL": settings.database_url,
+                       "PREFCENTER_HOST": settings.host, "PREFCENTER_PORT": str(settings.port),
+                       "PREFCENTER_PUBLIC_URL": settings.public_url})
+    with contextlib.ExitStack() as stack:
+        if settings.metrics != "off" and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="prefcenter-metrics-"))
+        uvicorn.run("prefcenter.app:create_app", factory=True, workers=workers, **common)
     return 0
 
 
@@ -297,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the server")
     server_args(p)
+    p.add_argument("--workers", type=int, default=None,
+                   help="server processes behind the one port (default 1; or "
+                   "PREFCENTER_WORKERS); use PostgreSQL and PREFCENTER_REDIS_URL with several")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("demo", help="create the demo tenant once, print a key and a link, serve")

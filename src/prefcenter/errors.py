@@ -25,6 +25,12 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
     CONFLICT = "CONFLICT"
+    #: Issue #21: an opt-in this scope takes only with the contact's own confirmation.
+    CONFIRMATION_REQUIRED = "CONFIRMATION_REQUIRED"
+    #: Issue #21: a sign-up form key nobody issued, or one that was revoked.
+    UNKNOWN_FORM_KEY = "UNKNOWN_FORM_KEY"
+    #: Issue #21: a sign-up form key used for a scope other than its own.
+    WRONG_SCOPE = "WRONG_SCOPE"
 
 
 class DomainError(Exception):

@@ -35,6 +35,7 @@ FEATURE_MODULES = [
     "prefcenter.stream.feature",  # subscriptions fan-out and webhooks
     "prefcenter.http.frontend",  # /p/{token}: the preference-centre page
     "prefcenter.http.home",  # / and /docs: what this server is, where to go
+    "prefcenter.http.forms",  # /forms/{key}/signup: sign-up forms (issue #21)
 ]
 
 

@@ -46,6 +46,13 @@ class Settings:
     link_retention_days: int = 90
     #: Days an opt-back-in confirmation request stays open.
     opt_back_in_ttl_days: int = 7
+    # --- Issue #21: confirmed opt-in and sign-up forms. Every consent request (a first
+    # opt-in at a CONFIRMED scope, or an opt-back-in) stays open opt_back_in_ttl_days.
+    #: Confirmation mails one address may receive per rolling day (0: no limit).
+    confirmation_mails_per_address_per_day: int = 3
+    #: Confirmation mails one client address (a sign-up form's visitor) may cause per
+    #: rolling hour (0: no limit).
+    confirmation_mails_per_client_per_hour: int = 10
     #: Largest ``audience`` request, in contacts.
     max_audience: int = 10_000
     #: Largest page of any connection.
@@ -115,6 +122,24 @@ class Settings:
     #: Folder of the preference-centre page served at ``/p/{token}``; empty: the
     #: ``frontend-stub/`` folder of the source checkout (or of an installed copy).
     frontend_dir: str = ""
+    # --- Operations (issue 16): metrics, traces, logs, shutdown, workers -------------------
+    #: ``/metrics`` (Prometheus): ``off``, ``open`` (anyone who reaches the port; put it on a
+    #: private network) or ``token`` (``Authorization: Bearer <metrics_token>``).
+    metrics: str = "off"
+    metrics_token: str = ""
+    #: OpenTelemetry traces over OTLP/HTTP to this collector (``http://collector:4318``);
+    #: empty: no tracing. Needs the ``otel`` extra (``pip install prefcenter[otel]``).
+    otel_endpoint: str = ""
+    otel_service_name: str = "prefcenter"
+    #: ``text`` (default) or ``json``: one JSON object per log line, with the request id,
+    #: tenant, key id and GraphQL operation of the request it belongs to.
+    log_format: str = "text"
+    #: On SIGTERM: seconds ``/readyz`` answers 503 while requests are still served (so a load
+    #: balancer stops sending), then seconds requests in flight get to finish.
+    shutdown_drain_seconds: float = 0.0
+    shutdown_timeout_seconds: float = 30.0
+    #: Server processes behind the one port (``prefcenter serve --workers N``).
+    workers: int = 1
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -89,6 +89,7 @@ async def test_unsubscribe_then_opt_back_in_by_confirmation(
     trail = [(e.action.value, e.source.value) for e in await events_of(world, "ada")]
     assert trail == [("OPTED_OUT", "EMAIL_LINK"),
                      ("OPT_BACK_IN_REQUESTED", "PREFERENCE_CENTER"),
+                     ("CONFIRMATION_MAILED", "PREFERENCE_CENTER"),  # since #21: the proof
                      ("OPTED_IN", "EMAIL_LINK")]
     opted_in = (await events_of(world, "ada"))[-1]
     assert requests[0]["id"] in opted_in.evidence["note"]
@@ -97,7 +98,7 @@ async def test_unsubscribe_then_opt_back_in_by_confirmation(
     # Confirming again changes nothing more.
     again = await client.post(path(confirm), data={"action": "confirm"})
     assert again.status_code == 200 and "Already confirmed" in again.text
-    assert len(await events_of(world, "ada")) == 3
+    assert len(await events_of(world, "ada")) == 4
     await assert_ledger_consistent(world.tenant_id)
 
 

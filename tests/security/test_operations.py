@@ -251,6 +251,35 @@ OPS: dict[str, Op] = {
         f"mutation($i: ID!) {{ resolveUnroutedSms(input: {{id: $i, action: DISMISS}}) "
         f"{RESULT} }}", one("unrouted"), C.MANAGE_KEYS, targets="unrouted", legit="a_owner",
         makes="unrouted"),
+    # --- issue #21: confirmed opt-in ------------------------------------------------
+    "Query.optInMode": op("query($s: ID!) { optInMode(scopeId: $s, channel: EMAIL) { mode } }",
+                          sc, C.READ_SCOPES, targets="scope"),
+    "Query.signupForms": op("query($s: ID!) { signupForms(scopeId: $s) { id key } }", sc,
+                            C.WRITE, targets="scope", makes="form"),
+    "Query.consentProof": op("query($c: ID!, $s: ID!) { consentProof(contactId: $c, "
+                             "scopeId: $s, channel: EMAIL) { complete steps { step } } }", cs,
+                             C.READ_EVENTS, contact=True, targets="contact scope",
+                             makes="opted_out"),
+    "Query.consentQuestions": op("query($c: ID!) { consentQuestions(contactId: $c) { id "
+                                 "words } }", c_only, C.READ_CONTACTS, targets="contact",
+                                 makes="question"),
+    "Mutation.setOptInMode": op(
+        f"mutation($s: ID!) {{ setOptInMode(input: {{scopeId: $s, channel: EMAIL, "
+        f"mode: CONFIRMED}}) {RESULT} }}", sc, C.WRITE, targets="scope"),
+    "Mutation.createSignupForm": op(
+        f'mutation($s: ID!) {{ createSignupForm(input: {{scopeId: $s, name: "Footer", '
+        f'words: "Yes, send me the newsletter."}}) {RESULT} }}', sc, C.WRITE,
+        targets="scope"),
+    "Mutation.revokeSignupForm": op(
+        f"mutation($i: ID!) {{ revokeSignupForm(id: $i) {RESULT} }}", one("form"), C.WRITE,
+        targets="form", makes="form"),
+    "Mutation.askConsent": op(
+        f'mutation($c: ID!, $s: ID!) {{ askConsent(input: {{contactId: $c, scopeId: $s, '
+        f'words: "Texts about jobs? Reply YES or NO."}}) {RESULT} }}', cs, C.WRITE,
+        targets="contact scope"),
+    "Mutation.resendConfirmation": op(
+        f"mutation($i: ID!) {{ resendConfirmation(requestId: $i) {RESULT} }}",
+        one("request"), C.WRITE, contact=True, targets="request contact", makes="request"),
     # --- subscriptions ---------------------------------------------------------------
     "Subscription.consentChanged": op(
         "subscription($s: ID!, $a: String) { consentChanged(scopeId: $s, after: $a) "
@@ -334,6 +363,29 @@ async def _confirm_token(sec: Security, t: dict[str, str]) -> str:
     return t["confirm_token"]
 
 
+async def _form(sec: Security, t: dict[str, str]) -> str:
+    data = await _gql(sec, "a_news_admin", 'mutation($s: ID!) { createSignupForm(input: '
+                      '{scopeId: $s, name: "Footer", words: "Yes, the newsletter."}) '
+                      "{ ... on SignupFormPayload { form { id } } } }", s=t["scope"])
+    return str(data["createSignupForm"]["form"]["id"])
+
+
+async def _question(sec: Security, t: dict[str, str]) -> str:
+    data = await _gql(sec, "a_news_admin", 'mutation($c: ID!, $s: ID!) { askConsent(input: '
+                      '{contactId: $c, scopeId: $s, words: "Texts? Reply YES or NO."}) '
+                      "{ ... on ConsentQuestionPayload { question { id } } } }",
+                      c=t["contact"], s=t["scope"])
+    return str(data["askConsent"]["question"]["id"])
+
+
+async def _request(sec: Security, t: dict[str, str]) -> str:
+    await _opted_out(sec, t)
+    data = await _gql(sec, "a_news_admin", "mutation($c: ID!, $s: ID!) { requestOptBackIn("
+                      "input: {contactId: $c, scopeId: $s, channel: EMAIL}) { ... on "
+                      "OptBackInPayload { request { id } } } }", c=t["contact"], s=t["scope"])
+    return str(data["requestOptBackIn"]["request"]["id"])
+
+
 async def _event(sec: Security, t: dict[str, str]) -> str:
     await _gql(sec, "nina", "mutation($s: ID!) { optOut(input: {scopeId: $s, channel: SMS}) "
                "{ __typename } }", s=t["scope"])
@@ -343,7 +395,7 @@ async def _event(sec: Security, t: dict[str, str]) -> str:
 MAKERS: dict[str, Callable[[Security, dict[str, str]], Awaitable[str]]] = {
     "endpoint": _endpoint, "sms_number": _sms_number, "review": _review,
     "unrouted": _unrouted, "opted_out": _opted_out, "confirm_token": _confirm_token,
-    "event": _event,
+    "event": _event, "form": _form, "question": _question, "request": _request,
 }
 
 
@@ -414,6 +466,8 @@ async def over_websocket(sec: Security, query: str, variables: dict[str, Any],
 
 
 async def snapshot() -> tuple[int, ...]:
+    from prefcenter.models.mail import OutboxMail
+    from prefcenter.models.optin import ConsentQuestion, SignupForm
     from prefcenter.models.sms import SmsNumber, SmsReview, UnroutedSms
     from prefcenter.models.webhooks import WebhookEndpoint
 
@@ -425,7 +479,10 @@ async def snapshot() -> tuple[int, ...]:
             await WebhookEndpoint.all().count(),
             await WebhookEndpoint.filter(description="x").count(),
             await SmsNumber.all().count(), await SmsReview.filter(status="PENDING").count(),
-            await UnroutedSms.filter(status="PENDING").count())
+            await UnroutedSms.filter(status="PENDING").count(),
+            await SignupForm.all().count(), await SignupForm.filter(revoked_at=None).count(),
+            await ConsentQuestion.all().count(), await OutboxMail.all().count(),
+            str(sorted(str(v) for v in await Scope.all().values_list("settings", flat=True))))
 
 
 def _cursor_before_everything() -> str:

@@ -71,7 +71,7 @@ def test_serve_migrates_on_start_unless_auto_migrate_is_off(database_url: str,
     assert "pending   0001_initial" in before.stdout and "applied" not in before.stdout
 
     with serving(database_url, tmp_path) as base:
-        assert httpx.get(f"{base}/healthz", timeout=5).json()["database"] == "ok"
+        assert httpx.get(f"{base}/readyz", timeout=5).json()["database"] == "ok"
     after = cli("migrate", "--plan", "--database-url", database_url, cwd=tmp_path)
     assert "applied   0001_initial" in after.stdout and "pending" not in after.stdout
     # migrated now: a server with auto-migration off starts too

@@ -30,8 +30,8 @@ from prefcenter.graphql.types import (
     Source,
 )
 from prefcenter.models import enums as e
+from prefcenter.services import confirmations, ledger
 from prefcenter.services import consent as svc
-from prefcenter.services import ledger
 from prefcenter.services import resolution as res
 from prefcenter.services.principals import Principal
 
@@ -118,6 +118,14 @@ class ConsentChangePayload:
     contact: ContactNode = strawberry.field(description="The contact.")
     scope: ScopeNode = strawberry.field(description="Where it applied.")
     events: list[ConsentEventNode] = strawberry.field(description="The ledger events written.")
+    confirmation_pending: bool = strawberry.field(
+        default=False, description="optIn at a scope whose opt-in mode is CONFIRMED: nothing "
+        "is opted in yet; a confirmation email went to the contact (state "
+        "PENDING until it confirms or the request expires).")
+    confirmation_request_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The consent request waiting for confirmation.")
+    confirmation_expires_at: datetime | None = strawberry.field(
+        default=None, description="When that request expires unless confirmed.")
 
 
 @strawberry.type(description="The outcome of recordSend / claimSend.")
@@ -240,14 +248,22 @@ class Mutation:
 
     @strawberry.mutation(description="Opt in at a scope (with evidence). Refused below an "
                          "opt-out higher up; over an opt-out here it needs requestOptBackIn, or "
-                         "for an admin written consent.")
+                         "for an admin written consent. Where the scope's opt-in mode is "
+                         "CONFIRMED, a key's opt-in (ADMIN, API, IMPORT, PARTICIPATION_FORM) "
+                         "starts a consent request instead (confirmationPending).")
     @mutation_errors
     async def opt_in(self, info: GInfo, input: ConsentChangeInput) -> ConsentChangeResult:
         principal = guard(info)
-        change = await svc.opt_in(principal, self_or(info, input.contact_id), input.scope_id,
-                                  input.channel,
-                                  _request(info, principal, input.source, input.evidence))
-        return _payload(change)
+        outcome = await confirmations.opt_in(
+            principal, self_or(info, input.contact_id), input.scope_id, input.channel,
+            _request(info, principal, input.source, input.evidence), info.context.settings)
+        payload = _payload(outcome.change)
+        if outcome.request is not None and outcome.request.request is not None:
+            req = outcome.request.request
+            payload.confirmation_pending = True
+            payload.confirmation_request_id = strawberry.ID(str(req.id))
+            payload.confirmation_expires_at = req.expires_at
+        return payload
 
     @strawberry.mutation(description="The contact mutes a scope (\"Not interested?\").")
     @mutation_errors

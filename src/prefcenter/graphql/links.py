@@ -30,6 +30,8 @@ OptBackInStatus = strawberry.enum(
     mail_models.OptBackInStatus,
     description="Where a double opt-in stands: PENDING (the contact is still opted out), "
     "CONFIRMED (the contact confirmed from the emailed link) or EXPIRED.")
+RequestKind = strawberry.enum(
+    mail_models.RequestKind, description="What a consent request asks the contact to confirm.")
 
 
 @strawberry.type(description="What a sender puts into one message for one contact. Every URL "
@@ -54,8 +56,9 @@ class ContactLinks:
 
 
 @strawberry.type(name="OptBackInRequest",
-                 description="A request to lift an opt-out, waiting for the contact's "
-                 "confirmation from an emailed link (double opt-in).")
+                 description="A consent request waiting for the contact's confirmation from "
+                 "an emailed link (double opt-in): lifting an opt-out, or (kind OPT_IN) a "
+                 "first opt-in at a CONFIRMED scope.")
 class OptBackInRequestNode:
     m: strawberry.Private[mail_models.OptBackInRequest]
     id: strawberry.ID = strawberry.field(description="Request id.")
@@ -67,13 +70,20 @@ class OptBackInRequestNode:
     requested_at: datetime = strawberry.field(description="When it was requested.")
     expires_at: datetime = strawberry.field(description="When it expires unless confirmed.")
     confirmed_at: datetime | None = strawberry.field(description="When the contact confirmed.")
+    kind: RequestKind = strawberry.field(
+        default=mail_models.RequestKind.OPT_BACK_IN,
+        description="OPT_BACK_IN (lifts an opt-out) or OPT_IN (a first opt-in at a scope "
+        "whose opt-in mode is CONFIRMED, or from a sign-up form).")
+    form_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The sign-up form that asked, where one did.")
 
     @classmethod
     def from_model(cls, m: mail_models.OptBackInRequest) -> OptBackInRequestNode:
         return cls(m=m, id=strawberry.ID(str(m.id)), contact_id=strawberry.ID(str(m.contact_id)),
                    scope_id=strawberry.ID(str(m.scope_id)), channel=m.channel,
                    status=confirmations.effective_status(m), requested_at=m.requested_at,
-                   expires_at=m.expires_at, confirmed_at=m.confirmed_at)
+                   expires_at=m.expires_at, confirmed_at=m.confirmed_at, kind=m.kind,
+                   form_id=strawberry.ID(str(m.form_id)) if m.form_id else None)
 
     @strawberry.field(description="The scope, if visible to you.")
     async def scope(self, info: GInfo) -> ScopeNode | None:
@@ -149,6 +159,7 @@ class Mutation:
                                 evidence=input.evidence.to_dict() if input.evidence else None,
                                 ip=info.context.client_ip, user_agent=info.context.user_agent),
             info.context.settings)
+        assert outcome.request is not None  # a refusal by the limits raised
         return OptBackInPayload(request=OptBackInRequestNode.from_model(outcome.request),
                                 message=outcome.message)
 
@@ -168,8 +179,12 @@ class Mutation:
             return to_error(done.blocked)
         if done.state == "expired":
             return OperationError(code=ErrorCode.EXPIRED, field="token", message=(
-                "This opt-back-in request has expired; the contact is still opted out. "
-                "Ask again with requestOptBackIn."))
+                "This request has expired; the contact is still not subscribed. Ask again."
+                if conf.opt_in else "This opt-back-in request has expired; the contact is "
+                "still opted out. Ask again with requestOptBackIn."))
+        if done.state == "stale":
+            return OperationError(code=ErrorCode.OPT_BACK_IN_REQUIRED, field="token", message=(
+                "The contact opted out after this request was made; that choice stands."))
         change = done.change
         events = change.events if change is not None else []
         return ConsentChangePayload(

@@ -55,6 +55,11 @@ RULES: dict[str, Rule] = {
     "Query.smsNumbers": _r(C.READ_SCOPES),
     "Query.smsReviewQueue": _r(C.READ_CONTACTS),
     "Query.unroutedSms": _r(C.MANAGE_KEYS),
+    # Issue #21: confirmed opt-in
+    "Query.optInMode": _r(C.READ_SCOPES),
+    "Query.signupForms": _r(C.WRITE),
+    "Query.consentProof": _r(C.READ_EVENTS, contact=True),
+    "Query.consentQuestions": _r(C.READ_CONTACTS),
     # Mutations
     "Mutation.createScope": _r(C.WRITE),
     "Mutation.updateScope": _r(C.WRITE),
@@ -80,6 +85,12 @@ RULES: dict[str, Rule] = {
     "Mutation.updateSmsNumber": _r(C.WRITE),
     "Mutation.resolveSmsReview": _r(C.WRITE),
     "Mutation.resolveUnroutedSms": _r(C.MANAGE_KEYS),
+    # Issue #21: confirmed opt-in
+    "Mutation.setOptInMode": _r(C.WRITE),
+    "Mutation.createSignupForm": _r(C.WRITE),
+    "Mutation.revokeSignupForm": _r(C.WRITE),
+    "Mutation.askConsent": _r(C.WRITE),
+    "Mutation.resendConfirmation": _r(C.WRITE, contact=True),
     # Subscriptions
     "Subscription.consentChanged": _r(C.READ_EVENTS, contact=True),
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import strawberry
@@ -23,7 +23,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from prefcenter.errors import DomainError, ErrorCode
-from prefcenter.graphql import consent, contacts, frontend, keys, scopes, sms, stream
+from prefcenter.graphql import consent, contacts, frontend, keys, optin, scopes, sms, stream
 from prefcenter.graphql import links as links_graphql
 from prefcenter.graphql.base import GraphQLDomainError
 from prefcenter.graphql.context import Context
@@ -38,7 +38,8 @@ log = logging.getLogger("prefcenter.graphql")
 PARSE_CACHE_SIZE = 1000
 VALIDATION_CACHE_SIZE = 1000
 
-QUERY_MODULES: list[Any] = [scopes, contacts, consent, keys, frontend, sms, stream, links_graphql]
+QUERY_MODULES: list[Any] = [scopes, contacts, consent, keys, frontend, sms, stream, links_graphql,
+                            optin]
 
 
 def _introspects(execution_context: Any) -> bool:
@@ -130,7 +131,9 @@ class Schema(strawberry.Schema):
                 log.error("unexpected error in %s", error.path, exc_info=error.original_error)
 
 
-def build_schema(settings: Settings | None = None, subscription: Any = None) -> Schema:
+def build_schema(settings: Settings | None = None, subscription: Any = None,
+                 observers: Sequence[Any] = ()) -> Schema:
+    """``observers``: extensions run after the others (metrics, traces, log context; issue 16)."""
     settings = settings or Settings()
     query = merge_types("Query", tuple(m.Query for m in QUERY_MODULES if hasattr(m, "Query")))
     mutation = merge_types("Mutation",
@@ -154,6 +157,7 @@ def build_schema(settings: Settings | None = None, subscription: Any = None) -> 
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
             lambda: MaskErrors(should_mask_error=_should_mask,
                                error_message="Unexpected error; it has been logged."),
+            *observers,
         ],
     )
 

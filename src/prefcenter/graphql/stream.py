@@ -23,6 +23,7 @@ from prefcenter.graphql.base import (
 from prefcenter.graphql.types import Action, Channel, ConsentEventNode, ScopeNode
 from prefcenter.models.webhooks import DeliveryStatus as DeliveryStatusEnum
 from prefcenter.models.webhooks import WebhookAttempt, WebhookEndpoint
+from prefcenter.observability import metrics
 from prefcenter.services import changes, ledger, webhooks
 from prefcenter.services.auth import principal_from_bearer
 from prefcenter.stream import fanout
@@ -281,9 +282,10 @@ class Subscription:
             await principal_from_bearer(credential or "")
 
         try:
-            async for event in fanout.feed(plugin, selection, after_id, context.settings,
-                                           reauthenticate=reauthenticate):
-                yield ConsentEventNode.from_model(event)
+            with metrics.subscriber_connected():  # issue 16: the subscribers gauge
+                async for event in fanout.feed(plugin, selection, after_id, context.settings,
+                                               reauthenticate=reauthenticate):
+                    yield ConsentEventNode.from_model(event)
         except fanout.SlowSubscriber as exc:
             await _close(info, fanout.SLOW_SUBSCRIBER_CLOSE_CODE, exc.reason)
         except DomainError as exc:

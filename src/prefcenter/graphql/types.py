@@ -18,6 +18,7 @@ from prefcenter.models import (
     Scope,
 )
 from prefcenter.models import enums as e
+from prefcenter.observability import metrics
 from prefcenter.services import authz, explain, ledger, sms
 from prefcenter.services import resolution as res
 from prefcenter.services.scopes import effective_policy, offered_channels_of
@@ -34,7 +35,8 @@ Role = strawberry.enum(e.Role, description="What an API key may do inside its su
 Reason = strawberry.enum(res.Reason, description="Why a decision came out as it did, in "
                          "resolution order: SUPPRESSED, OPTED_OUT, NOT_INTERESTED (only the "
                          "contact sees it; others see UNAVAILABLE), OPTED_IN, DEFAULT_ALLOWED / "
-                         "CONSENT_REQUIRED, FREQUENCY_CAP.")
+                         "CONSENT_REQUIRED, FREQUENCY_CAP; CONFIRMATION_PENDING when an opt-in "
+                         "waits for the contact's confirmation (see expiresAt).")
 
 
 @strawberry.type(name="Scope", description="A node of the tenant's tree (Group, Client, Study, "
@@ -205,14 +207,19 @@ class Decision:
     scope_id: strawberry.ID = strawberry.field(description="The scope asked about.")
     next_allowed_at: datetime | None = strawberry.field(
         description="For FREQUENCY_CAP: when the next send becomes allowed.")
+    expires_at: datetime | None = strawberry.field(
+        default=None, description="For CONFIRMATION_PENDING: when the unconfirmed request "
+        "expires (the contact stays without consent if it does not confirm by then).")
     #: The send this decision is about (claimSend/recordSend), left out of "first text".
     send_id: strawberry.Private[str | None] = None
 
     @classmethod
     def from_decision(cls, d: res.Decision, send_id: str | None = None) -> Decision:
+        metrics.count_decision(d.reason, d.allowed)  # issue 16: decisions by reason
         return cls(d=d, allowed=d.allowed, reason=d.reason, channel=d.channel,
                    contact_id=strawberry.ID(d.contact_id), scope_id=strawberry.ID(d.scope_id),
-                   next_allowed_at=d.next_allowed_at, send_id=send_id)
+                   next_allowed_at=d.next_allowed_at, expires_at=d.expires_at,
+                   send_id=send_id)
 
     @strawberry.field(description="SMS only: true when this is the first text to the contact "
                       "from the sending number's scope and the scope asks for a STOP notice "
@@ -257,13 +264,17 @@ class ConsentDecision:
     m: strawberry.Private[ConsentState]
     scope_id: strawberry.ID = strawberry.field(description="Where it was set.")
     channel: Channel = strawberry.field(description="For which channel (or ALL).")
-    status: ConsentStatus = strawberry.field(description="OPTED_IN or OPTED_OUT.")
+    status: ConsentStatus = strawberry.field(
+        description="OPTED_IN, OPTED_OUT, or PENDING (an opt-in waiting for "
+        "the contact's confirmation).")
     updated_at: datetime = strawberry.field(description="When it was last set.")
+    pending_until: datetime | None = strawberry.field(
+        default=None, description="PENDING: when the request expires.")
 
     @classmethod
     def from_model(cls, m: ConsentState) -> ConsentDecision:
         return cls(m=m, scope_id=strawberry.ID(str(m.scope_id)), channel=m.channel,
-                   status=m.status, updated_at=m.updated_at)
+                   status=m.status, updated_at=m.updated_at, pending_until=m.pending_until)
 
     @strawberry.field(description="The scope, if visible to you.")
     async def scope(self, info: GInfo) -> ScopeNode | None:

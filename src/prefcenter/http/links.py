@@ -198,6 +198,7 @@ async def unsubscribe_post(request: Request[Any, Any, Any], token: str) -> Respo
         outcome = await confirmations.request_opt_back_in(
             link.principal, str(link.contact.id), chosen.id, link.channel,
             _change(request, Source.EMAIL_LINK, words), _settings(request))
+        assert outcome.request is not None  # a refusal by the limits raised
         context.update(email=links.mask_email(outcome.email),
                        until=format_datetime(outcome.request.expires_at,
                                              link.contact.locale, voice.lang))
@@ -258,7 +259,7 @@ async def _confirm_context(conf: confirmations.Confirmation, voice: Voice) -> di
             "until": format_datetime(conf.until, locale, voice.lang),
             "date": format_datetime(conf.request.confirmed_at, locale, voice.lang)
             if conf.request is not None and conf.request.confirmed_at else "",
-            "blocking": ""}
+            "blocking": "", "opt_in": conf.opt_in, "words": conf.words}
 
 
 @route("/c/{token:str}", http_method=GET_HEAD, opt=OPTS, name="confirm-page")
@@ -288,11 +289,12 @@ async def confirm_post(request: Request[Any, Any, Any], token: str) -> Response[
     context = await _confirm_context(conf, voice)
     what = t(f"what.{context['target'].relation}", name=context["target"].name,
              kind=context["target"].kind, tenant=context["tenant"])
-    words = (t("c.question", channel=context["channel"], what=what, tenant=context["tenant"])
-             + f" [{t('c.button')}]")
+    p = "ci" if conf.opt_in else "c"
+    words = (t(f"{p}.question", channel=context["channel"], what=what,
+               tenant=context["tenant"]) + f" [{t(f'{p}.button')}]")
     done = await confirmations.confirm(token, _change(request, Source.EMAIL_LINK, words))
     context = await _confirm_context(done.confirmation, voice)
-    status = {"expired": 410, "blocked": 409}.get(done.state, 200)
+    status = {"expired": 410, "blocked": 409, "stale": 409}.get(done.state, 200)
     if done.blocking is not None:
         context["blocking"] = done.blocking.name
     return _page("confirm.html", voice, status=status, state=done.state, **context)

@@ -59,7 +59,7 @@ log = logging.getLogger("prefcenter.ratelimit")
 
 WINDOW_SECONDS = 60.0
 #: Contact-facing pages and forms, limited per client address.
-LINK_PREFIXES = ("/u/", "/ni/", "/c/", "/p/")
+LINK_PREFIXES = ("/u/", "/ni/", "/c/", "/p/", "/forms/")  # /forms/: sign-up forms (#21)
 #: Static files of the pages above: a page view loads several.
 EXEMPT_PREFIXES = ("/p/static/",)
 GRAPHQL_PATH = "/graphql"

@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape
 from litestar import Request, Response, post
 
 from prefcenter.features import Feature
+from prefcenter.observability import metrics
 from prefcenter.services import sms
 from prefcenter.settings import Settings
 
@@ -79,6 +80,7 @@ async def inbound(request: Request[Any, Any, Any]) -> Response[str]:
         # Twilio then tries the number's fallback URL; the text is not silently dropped.
         log.exception("sms: inbound text to %s failed", message.get("To"))
         return _plain("Internal error; it has been logged.", 500)
+    metrics.count_sms(result.outcome)  # issue 16: inbound texts by outcome
     if not result.accepted:
         return _plain("Forbidden: the request signature is missing or does not verify.", 403)
     return Response(twiml(result.reply), status_code=200, media_type=XML_TYPE)

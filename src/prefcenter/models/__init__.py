@@ -17,6 +17,7 @@ MODEL_MODULES = [
     "prefcenter.models.mail",
     "prefcenter.models.sms",
     "prefcenter.models.webhooks",
+    "prefcenter.models.optin",
 ]
 
 __all__ = [

@@ -70,6 +70,10 @@ class ConsentState(Model):
         "models.ConsentEvent", related_name=False, on_delete=fields.RESTRICT
     )
     updated_at = fields.DatetimeField()
+    #: PENDING only: when its consent request expires (issue #21). Kept on
+    #: the row so that resolution sees a pending opt-in, and its expiry, in the rows it
+    #: already loads.
+    pending_until = fields.DatetimeField(null=True)
 
     tenant_id: str
     contact_id: str

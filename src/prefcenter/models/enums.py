@@ -16,6 +16,16 @@ class Channel(StrEnum):
 class ConsentStatus(StrEnum):
     OPTED_IN = "OPTED_IN"
     OPTED_OUT = "OPTED_OUT"
+    #: An opt-in at a CONFIRMED scope waiting for the contact's confirmation (issue #21):
+    #: never allows; expires with its request (``ConsentState.pending_until``).
+    PENDING = "PENDING"
+
+
+class OptInMode(StrEnum):
+    """How an opt-in from a form, an import or an admin takes effect at a scope (#21)."""
+
+    SINGLE = "SINGLE"  # at once (the behaviour before #21, and every scope's default)
+    CONFIRMED = "CONFIRMED"  # after the contact confirms from a mailed link (double opt-in)
 
 
 class Policy(StrEnum):
@@ -55,6 +65,15 @@ class Action(StrEnum):
     OPT_BACK_IN_EXPIRED = "OPT_BACK_IN_EXPIRED"
     SUPPRESSED = "SUPPRESSED"
     UNSUPPRESSED = "UNSUPPRESSED"
+    #: Issue #21: a first opt-in at a CONFIRMED scope waits for the contact (state
+    #: PENDING); its expiry removes that state again.
+    CONFIRMATION_REQUESTED = "CONFIRMATION_REQUESTED"
+    CONFIRMATION_EXPIRED = "CONFIRMATION_EXPIRED"
+    #: The confirmation mail of a consent request left for the contact (message id, time).
+    CONFIRMATION_MAILED = "CONFIRMATION_MAILED"
+    #: A consent question registered by a sender (``askConsent``) and its "no" answer.
+    CONSENT_ASKED = "CONSENT_ASKED"
+    CONSENT_DECLINED = "CONSENT_DECLINED"
 
 
 #: Actions only the contact itself may ever see (seed 001: nobody else learns who clicked).

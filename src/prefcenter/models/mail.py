@@ -38,6 +38,13 @@ class MailKind(StrEnum):
     OPT_OUT_CONFIRMATION = "OPT_OUT_CONFIRMATION"
 
 
+class RequestKind(StrEnum):
+    """What a consent request asks the contact to confirm (one mechanism for both, #21)."""
+
+    OPT_BACK_IN = "OPT_BACK_IN"  # lift an opt-out at the scope
+    OPT_IN = "OPT_IN"  # a first opt-in at a CONFIRMED scope (double opt-in)
+
+
 class OptBackInStatus(StrEnum):
     PENDING = "PENDING"
     CONFIRMED = "CONFIRMED"
@@ -83,7 +90,12 @@ class OutboxMail(Model):
 
 
 class OptBackInRequest(Model):
-    """A pending (double opt-in) request to lift an opt-out, confirmed from an emailed link."""
+    """A consent request: a double opt-in confirmed from an emailed link.
+
+    Issue #21 made it the one kind of consent request: ``kind`` says whether it lifts an
+    opt-out (``OPT_BACK_IN``, the original use and the table's name) or confirms a first
+    opt-in at a CONFIRMED scope (``OPT_IN``). ``form`` names the sign-up form that asked.
+    """
 
     id = fields.UUIDField(primary_key=True)
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
@@ -111,6 +123,12 @@ class OptBackInRequest(Model):
     expired_at = fields.DatetimeField(null=True)
     #: When the confirmation email was last queued (a repeated request re-sends, rarely).
     last_mail_at = fields.DatetimeField()
+    kind = fields.CharEnumField(RequestKind, max_length=16, default=RequestKind.OPT_BACK_IN,
+                                db_default=RequestKind.OPT_BACK_IN.value)
+    form: fields.ForeignKeyNullableRelation[Any] = fields.ForeignKeyField(
+        "models.SignupForm", related_name="requests", null=True, on_delete=fields.SET_NULL)
+
+    form_id: str | None
 
     tenant_id: str
     contact_id: str

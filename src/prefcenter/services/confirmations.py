@@ -1,4 +1,23 @@
-"""Opting back in after an opt-out: never silent (double opt-in).
+"""Consent requests: double opt-in, confirmed by the contact from an emailed link.
+
+One mechanism for two things (issue #21 made the second the same as the first):
+
+- **Opting back in** after an opt-out (``request_opt_back_in``, kind ``OPT_BACK_IN``).
+- **A first opt-in at a CONFIRMED scope** (``opt_in``, kind ``OPT_IN``): an opt-in from
+  a form, an import or an admin key where the (inherited) opt-in mode for the channel is
+  CONFIRMED records CONFIRMATION_REQUESTED, writes the state PENDING (with
+  the request's expiry, so that resolution sees it in the rows it loads) and mails the
+  link. Confirming writes OPTED_IN; expiry records CONFIRMATION_EXPIRED and removes the
+  pending state. A contact's own opt-in (preference page, a link) and a START text are
+  not asked again: the link or the phone already proves who it is.
+
+Every confirmation mail is counted (``ConfirmationSend``): at most
+``confirmation_mails_per_address_per_day`` per address and, for a sign-up form,
+``confirmation_mails_per_client_per_hour`` per client address. When the worker hands a
+confirmation to the SMTP server it records CONFIRMATION_MAILED (message id, time): with
+the request and the confirming event it is the proof (``services.proof``).
+
+The original notes on opting back in:
 
 ``request_opt_back_in`` (by the contact, or by an admin key on its behalf) records
 OPT_BACK_IN_REQUESTED, creates a pending request and queues an email with a ``/c/``
@@ -21,14 +40,22 @@ from datetime import datetime, timedelta
 
 from prefcenter import db
 from prefcenter.errors import Blocked, DomainError, ErrorCode, Invalid, NotFound
-from prefcenter.models import ConsentEvent, ConsentState, ContactToken, Scope
-from prefcenter.models.enums import Action, Channel, ConsentStatus, Source, TokenPurpose
-from prefcenter.models.mail import MailKind, OptBackInRequest, OptBackInStatus
+from prefcenter.models import ConsentEvent, ConsentState, Contact, ContactToken, Scope
+from prefcenter.models.enums import (
+    Action,
+    Channel,
+    ConsentStatus,
+    OptInMode,
+    Source,
+    TokenPurpose,
+)
+from prefcenter.models.mail import MailKind, OptBackInRequest, OptBackInStatus, RequestKind
+from prefcenter.models.optin import ConfirmationSend, SignupForm
 from prefcenter.services import auth, authz, consent, ledger, links, mail
-from prefcenter.services.common import utcnow
+from prefcenter.services.common import parse_uuid, utcnow
 from prefcenter.services.contacts import get_contact, lock_contact
 from prefcenter.services.principals import Capability, Principal
-from prefcenter.services.scopes import get_scope, path_of
+from prefcenter.services.scopes import get_scope, opt_in_mode, path_of
 from prefcenter.settings import Settings
 
 #: A repeated request for the same thing re-sends the email at most this often.
@@ -46,11 +73,14 @@ def effective_status(request: OptBackInRequest, now: datetime | None = None) -> 
 
 @dataclass
 class RequestOutcome:
-    request: OptBackInRequest
+    #: None only when ``refused`` before any request existed.
+    request: OptBackInRequest | None
     created: bool
     mailed: bool
     message: str
     email: str
+    #: The limits allowed no (further) confirmation mail.
+    refused: bool = False
 
 
 def _covers(state_channel: Channel, channel: Channel) -> bool:
@@ -96,39 +126,229 @@ async def request_opt_back_in(
         if channel != Channel.ALL and any(s.channel == Channel.ALL for s in here):
             raise Invalid("The contact opted out of all channels here; ask to opt back in for "
                           "ALL.", field="channel")
+        outcome = await start_request(
+            contact, scope, channel, RequestKind.OPT_BACK_IN, request, evidence,
+            principal.actor, settings)
+    if outcome.refused:
+        raise DomainError("Too many confirmation emails to this address today; try again "
+                          "tomorrow.", code=ErrorCode.LIMIT_EXCEEDED, field="contactId")
+    return outcome
+
+
+class Refused(Exception):
+    """A confirmation mail the limits do not allow (nothing is written)."""
+
+
+async def mail_allowed(address: str, client_ip: str | None, settings: Settings,
+                       now: datetime) -> bool:
+    """Within the per-address-per-day and per-client-per-hour limits?"""
+    per_address = settings.confirmation_mails_per_address_per_day
+    if per_address and await ConfirmationSend.filter(
+            address=address.lower(), created_at__gt=now - timedelta(days=1)).count() \
+            >= per_address:
+        return False
+    per_client = settings.confirmation_mails_per_client_per_hour
+    return not (client_ip and per_client and await ConfirmationSend.filter(
+        client_ip=client_ip, created_at__gt=now - timedelta(hours=1)).count() >= per_client)
+
+
+async def _mail(contact: Contact, scope: Scope, channel: Channel, request_id: str,
+                client_ip: str | None, settings: Settings, now: datetime) -> None:
+    """Queue a confirmation mail and count it, or raise ``Refused`` (inside a transaction)."""
+    assert contact.email
+    if not await mail_allowed(contact.email, client_ip, settings, now):
+        raise Refused
+    await ConfirmationSend.create(address=contact.email.lower(), client_ip=client_ip,
+                                  created_at=now)
+    await mail.enqueue(contact, scope, channel, MailKind.OPT_BACK_IN_REQUEST,
+                       {"requestId": request_id})
+
+
+async def start_request(
+    contact: Contact, scope: Scope, channel: Channel, kind: RequestKind,
+    request: consent.Request, evidence: dict[str, str], actor: str, settings: Settings, *,
+    form: SignupForm | None = None,
+) -> RequestOutcome:
+    """Open a consent request (or re-mail the pending one), inside the caller's
+    transaction with the contact locked (sign-up forms call it too). The limits refuse
+    quietly (``refused``)."""
+    assert contact.email
+    email = contact.email
+    now = utcnow()
+    pending = await OptBackInRequest.filter(
+        contact_id=contact.id, scope_id=scope.id, channel=channel, kind=kind,
+        status=OptBackInStatus.PENDING, expires_at__gt=now).first()
+    if pending is not None:
+        mailed = now - pending.last_mail_at >= RESEND_AFTER
+        if mailed:
+            try:
+                await _mail(contact, scope, channel, str(pending.id), request.ip, settings,
+                            now)
+            except Refused:
+                return RequestOutcome(pending, created=False, mailed=False, email=email,
+                                      refused=True, message="A confirmation is already "
+                                      "pending; no more emails to this address today.")
+            pending.last_mail_at = now
+            await pending.save(update_fields=["last_mail_at"])
+        return RequestOutcome(
+            pending, created=False, mailed=mailed, email=email,
+            message="A confirmation is already pending; the email was sent again."
+            if mailed else "A confirmation is already pending; its email went out "
+            "moments ago.")
+    if not await mail_allowed(email, request.ip, settings, now):
+        return RequestOutcome(None, created=False, mailed=False, email=email, refused=True,
+                              message="No more confirmation emails to this address today.")
+    request_id = uuid.uuid4()
+    expires_at = now + timedelta(days=settings.opt_back_in_ttl_days)
+    data = {"requestId": str(request_id), "expiresAt": expires_at.isoformat(),
+            **({"formId": str(form.id)} if form is not None else {})}
+    event = await ledger.append(
+        contact=contact, scope=scope, channel=channel,
+        action=Action.OPT_BACK_IN_REQUESTED if kind == RequestKind.OPT_BACK_IN
+        else Action.CONFIRMATION_REQUESTED,
+        source=request.source, actor=actor, evidence=evidence, ip=request.ip,
+        user_agent=request.user_agent, data=data, at=now)
+    created = await OptBackInRequest.create(
+        id=request_id, tenant_id=contact.tenant_id, contact=contact, scope=scope,
+        scope_path=scope.path, channel=channel, status=OptBackInStatus.PENDING,
+        source=request.source, requested_by=actor, event=event, requested_at=now,
+        expires_at=expires_at, last_mail_at=now, kind=kind, form=form)
+    if kind == RequestKind.OPT_IN:
+        # The state the ledger's CONFIRMATION_REQUESTED stands for (see ledger.py).
+        updated = await ConsentState.filter(
+            contact_id=contact.id, scope_id=scope.id, channel=channel).update(
+            status=ConsentStatus.PENDING, event_id=event.id, updated_at=now,
+            pending_until=expires_at)
+        if not updated:
+            await ConsentState.create(
+                tenant_id=contact.tenant_id, contact=contact, scope=scope,
+                scope_path=scope.path, channel=channel,
+                status=ConsentStatus.PENDING, event=event, updated_at=now,
+                pending_until=expires_at)
+    await _mail(contact, scope, channel, str(request_id), request.ip, settings, now)
+    return RequestOutcome(created, created=True, mailed=True, email=email,
+                          message="A confirmation email is on its way; nothing changes until "
+                          "the contact confirms.")
+
+
+#: Sources whose opt-in at a CONFIRMED scope waits for the contact's confirmation: the
+#: contact's own (a link, the preference page) and START texts already prove who it is.
+CONFIRMED_SOURCES = frozenset({Source.ADMIN, Source.API, Source.IMPORT,
+                               Source.PARTICIPATION_FORM})
+
+
+@dataclass
+class OptInOutcome:
+    """``optIn``: the change it made, and for a CONFIRMED scope the request it started
+    (its CONFIRMATION_REQUESTED event is the change's event; nothing is opted in yet)."""
+
+    change: consent.Change
+    request: RequestOutcome | None = None
+
+
+async def opt_in(
+    principal: Principal, contact_id: str, scope_id: str, channel: Channel,
+    request: consent.Request, settings: Settings,
+) -> OptInOutcome:
+    """An opt-in as ``optIn`` asks for it: at once, or (a key's opt-in at a scope whose
+    mode is CONFIRMED) as a consent request the contact confirms from its mailbox."""
+    if principal.is_contact or request.source not in CONFIRMED_SOURCES:
+        return OptInOutcome(change=await consent.opt_in(principal, contact_id, scope_id,
+                                                        channel, request))
+    scope = await get_scope(principal, scope_id)
+    path = await path_of(scope)
+    mode, _ = opt_in_mode(path, channel)
+    if mode != OptInMode.CONFIRMED:
+        return OptInOutcome(change=await consent.opt_in(principal, contact_id, scope_id,
+                                                        channel, request))
+    authz.require(principal, Capability.WRITE)
+    if not authz.path_is_within(scope.path, principal.scope_path):
+        raise NotFound("No such scope.", field="scopeId")
+    if channel == Channel.SMS:
+        raise DomainError("Text-message consent at this scope needs the contact's own "
+                          "answer: ask by SMS (askConsent) and the reply opts in.",
+                          code=ErrorCode.CONFIRMATION_REQUIRED, field="channel")
+    evidence = ledger.clean_evidence(request.evidence)
+    if not (evidence.get("text") or evidence.get("document") or evidence.get("body")):
+        raise DomainError("An opt-in needs evidence: the words the contact agreed to.",
+                          code=ErrorCode.EVIDENCE_REQUIRED, field="evidence")
+    contact = await get_contact(principal, contact_id)
+    if not contact.email:
+        raise Invalid("The contact has no email address to confirm with.",
+                      field="contactId")
+    async with db.transaction():
+        contact = await lock_contact(str(contact.id))
+        state = await check_can_opt_in(contact, scope, path, channel)
+        if state is not None:
+            return OptInOutcome(change=consent.Change(contact, scope, changed=False,
+                                                      message="Already opted in here."))
+        outcome = await start_request(contact, scope, channel, RequestKind.OPT_IN, request,
+                                      evidence, principal.actor, settings)
+    if outcome.refused or outcome.request is None:
+        raise DomainError("Too many confirmation emails to this address today; try again "
+                          "tomorrow.", code=ErrorCode.LIMIT_EXCEEDED, field="contactId")
+    events = [await ConsentEvent.get(id=outcome.request.event_id)] if outcome.created else []
+    return OptInOutcome(consent.Change(contact, scope, changed=outcome.created, events=events,
+                                       message=outcome.message), outcome)
+
+
+async def check_can_opt_in(contact: Contact, scope: Scope, path: list[Scope],
+                            channel: Channel) -> ConsentState | None:
+    """Refuse what ``consent.opt_in`` refuses; the OPTED_IN state when already in."""
+    blocker = await consent.blocking_opt_out(contact, path, channel)
+    if blocker is not None:
+        blocking = next(s for s in path if str(s.id) == str(blocker.scope_id))
+        raise Blocked(
+            f"Opted out at '{blocking.name}' ({blocking.kind}), which covers this scope; "
+            "an opt-in below it cannot override it.", blocking_scope_id=str(blocking.id),
+            field="scopeId")
+    here = {s.channel: s for s in await ConsentState.filter(contact_id=contact.id,
+                                                              scope_id=scope.id)}
+    if any(s.status == ConsentStatus.OPTED_OUT and _covers(s.channel, channel)
+           for s in here.values()):
+        raise DomainError("The contact opted out here; opting back in needs its "
+                          "confirmation (requestOptBackIn).",
+                          code=ErrorCode.OPT_BACK_IN_REQUIRED, field="scopeId")
+    current = here.get(channel)
+    return current if current is not None and current.status == ConsentStatus.OPTED_IN \
+        else None
+
+
+async def resend(principal: Principal, request_id: str, settings: Settings,
+                 client_ip: str | None = None) -> RequestOutcome:
+    """"Send the mail again" (the contact's preference page, or a key with WRITE), within
+    the limits and at most every few minutes."""
+    authz.require_any(principal, Capability.WRITE, Capability.SELF)
+    rid = parse_uuid(request_id, "requestId", "request")
+    req = await OptBackInRequest.get_or_none(id=rid)
+    if req is None or str(req.tenant_id) != principal.tenant_id or (
+            principal.is_contact and str(req.contact_id) != principal.contact_id) or (
+            not principal.is_contact and not authz.path_in_reach(principal, req.scope_path)):
+        raise NotFound("No such request.", field="requestId")
+    if effective_status(req) != OptBackInStatus.PENDING:
+        raise DomainError("This request is no longer pending.", code=ErrorCode.EXPIRED,
+                          field="requestId")
+    contact = await get_contact(principal, str(req.contact_id))
+    scope = await Scope.get(id=req.scope_id)
+    async with db.transaction():
+        contact = await lock_contact(str(contact.id))
         now = utcnow()
-        pending = await OptBackInRequest.filter(
-            contact_id=contact.id, scope_id=scope.id, channel=channel,
-            status=OptBackInStatus.PENDING, expires_at__gt=now).first()
-        if pending is not None:
-            mailed = now - pending.last_mail_at >= RESEND_AFTER
-            if mailed:
-                pending.last_mail_at = now
-                await pending.save(update_fields=["last_mail_at"])
-                await mail.enqueue(contact, scope, channel, MailKind.OPT_BACK_IN_REQUEST,
-                                   {"requestId": str(pending.id)})
-            return RequestOutcome(
-                pending, created=False, mailed=mailed, email=email,
-                message="A confirmation is already pending; the email was sent again."
-                if mailed else "A confirmation is already pending; its email went out "
-                "moments ago.")
-        request_id = uuid.uuid4()
-        expires_at = now + timedelta(days=settings.opt_back_in_ttl_days)
-        event = await ledger.append(
-            contact=contact, scope=scope, channel=channel, action=Action.OPT_BACK_IN_REQUESTED,
-            source=request.source, actor=principal.actor, evidence=evidence, ip=request.ip,
-            user_agent=request.user_agent,
-            data={"requestId": str(request_id), "expiresAt": expires_at.isoformat()}, at=now)
-        pending = await OptBackInRequest.create(
-            id=request_id, tenant_id=contact.tenant_id, contact=contact, scope=scope,
-            scope_path=scope.path, channel=channel, status=OptBackInStatus.PENDING,
-            source=request.source, requested_by=principal.actor, event=event,
-            requested_at=now, expires_at=expires_at, last_mail_at=now)
-        await mail.enqueue(contact, scope, channel, MailKind.OPT_BACK_IN_REQUEST,
-                           {"requestId": str(request_id)})
-    return RequestOutcome(pending, created=True, mailed=True, email=email,
-                          message="A confirmation email is on its way; the contact stays "
-                          "opted out until it confirms.")
+        if now - req.last_mail_at < RESEND_AFTER:
+            return RequestOutcome(req, created=False, mailed=False, email=contact.email or "",
+                                  message="The email went out moments ago; please check your "
+                                  "inbox (and spam folder).")
+        try:
+            await _mail(contact, scope, Channel(req.channel), str(req.id), client_ip,
+                        settings, now)
+        except Refused:
+            return RequestOutcome(req, created=False, mailed=False, refused=True,
+                                  email=contact.email or "",
+                                  message="No more confirmation emails to this address "
+                                  "today.")
+        req.last_mail_at = now
+        await req.save(update_fields=["last_mail_at"])
+    return RequestOutcome(req, created=False, mailed=True, email=contact.email or "",
+                          message="The confirmation email was sent again.")
 
 
 async def list_requests(principal: Principal, contact_id: str) -> list[OptBackInRequest]:
@@ -154,11 +374,18 @@ async def _expire(request_id: str, now: datetime) -> bool:
         status=OptBackInStatus.EXPIRED, expired_at=now)
     if not won:
         return False
+    opt_in = request.kind == RequestKind.OPT_IN
     await ledger.append(
         contact=request.contact, scope=request.scope, channel=request.channel,
-        action=Action.OPT_BACK_IN_EXPIRED, source=request.source, actor=EXPIRY_ACTOR,
+        action=Action.CONFIRMATION_EXPIRED if opt_in else Action.OPT_BACK_IN_EXPIRED,
+        source=request.source, actor=EXPIRY_ACTOR,
         data={"requestId": str(request.id), "expiresAt": request.expires_at.isoformat()},
         at=now)
+    if opt_in:
+        # The pending state goes with its request (unless a decision replaced it).
+        await ConsentState.filter(
+            contact_id=request.contact_id, scope_id=request.scope_id,
+            channel=request.channel, status=ConsentStatus.PENDING).delete()
     return True
 
 
@@ -190,9 +417,17 @@ class Confirmation:
     state: str
     until: datetime
 
+    #: For a first opt-in: the words the contact was asked to agree to.
+    words: str = ""
+
     @property
     def scope(self) -> Scope:
         return self.link.scope
+
+    @property
+    def opt_in(self) -> bool:
+        """A first opt-in (issue #21) rather than an opt-back-in."""
+        return self.request is not None and self.request.kind == RequestKind.OPT_IN
 
     @property
     def channel(self) -> Channel:
@@ -213,7 +448,11 @@ async def open_confirmation(secret: str, now: datetime | None = None) -> Confirm
         status = effective_status(request, now)
         state = {OptBackInStatus.PENDING: "ask", OptBackInStatus.CONFIRMED: "already",
                  OptBackInStatus.EXPIRED: "expired"}[status]
-        return Confirmation(link, request, None, state, request.expires_at)
+        words = ""
+        if request.kind == RequestKind.OPT_IN:
+            asked = await ConsentEvent.get_or_none(id=request.event_id)
+            words = str((asked.evidence or {}).get("text") or "") if asked else ""
+        return Confirmation(link, request, None, state, request.expires_at, words)
     event_id = str((token.data or {}).get("undoEventId"))
     event = await ConsentEvent.get_or_none(id=int(event_id)) if event_id.isdigit() else None
     if event is None or str(event.contact_id) != str(token.contact_id):
@@ -224,7 +463,7 @@ async def open_confirmation(secret: str, now: datetime | None = None) -> Confirm
 @dataclass
 class Confirmed:
     confirmation: Confirmation
-    #: ``done``, ``already``, ``expired`` or ``blocked``.
+    #: ``done``, ``already``, ``expired``, ``blocked`` or ``stale`` (opted out since).
     state: str
     change: consent.Change | None = None
     #: For ``blocked``: the refusal, and the scope whose opt-out covers this one.
@@ -263,13 +502,22 @@ async def _confirm(conf: Confirmation, request: consent.Request) -> Confirmed:
                 await _expire(str(req.id), now)
                 await req.refresh_from_db()
                 return Confirmed(conf, "expired")
-            evidence["note"] = (f"Confirmed opt-back-in request {req.id} (requested "
+            what = "opt-in" if req.kind == RequestKind.OPT_IN else "opt-back-in"
+            evidence["note"] = (f"Confirmed {what} request {req.id} (requested "
                                 f"{req.requested_at.isoformat()} by {req.requested_by}) from "
                                 f"the link emailed to {contact.email}.")
-            change = await consent.opt_in(
-                link.principal, str(contact.id), str(req.scope_id), Channel(req.channel),
-                consent.Request(source=Source.EMAIL_LINK, evidence=evidence, ip=request.ip,
-                                user_agent=request.user_agent), lift_opt_out=True)
+            try:
+                change = await consent.opt_in(
+                    link.principal, str(contact.id), str(req.scope_id), Channel(req.channel),
+                    consent.Request(source=Source.EMAIL_LINK, evidence=evidence,
+                                    ip=request.ip, user_agent=request.user_agent),
+                    lift_opt_out=req.kind == RequestKind.OPT_BACK_IN,
+                    data={"requestId": str(req.id)})
+            except DomainError as exc:
+                if exc.code != ErrorCode.OPT_BACK_IN_REQUIRED:
+                    raise
+                # Opted out here after asking to opt in: the opt-out stands.
+                return Confirmed(conf, "stale")
             await OptBackInRequest.filter(id=req.id).update(
                 status=OptBackInStatus.CONFIRMED, confirmed_at=now)
             await req.refresh_from_db()

@@ -91,7 +91,8 @@ async def _write_state(
     )
     updated = await ConsentState.filter(contact_id=contact.id, scope_id=scope.id,
                                         channel=channel).update(status=status, event_id=event.id,
-                                                                updated_at=now)
+                                                                updated_at=now,
+                                                                pending_until=None)
     if not updated:
         await ConsentState.create(tenant_id=contact.tenant_id, contact=contact, scope=scope,
                                   scope_path=scope.path, channel=channel, status=status,
@@ -137,7 +138,7 @@ async def blocking_opt_out(
 
 async def opt_in(
     principal: Principal, contact_id: str, scope_id: str, channel: Channel, request: Request,
-    *, lift_opt_out: bool = False,
+    *, lift_opt_out: bool = False, data: Mapping[str, Any] | None = None,
 ) -> Change:
     """Opt in at a scope.
 
@@ -190,14 +191,14 @@ async def opt_in(
         current = same.get(channel)
         if current is None or current.status != ConsentStatus.OPTED_IN:
             event = await _write_state(principal, contact, scope, channel,
-                                       ConsentStatus.OPTED_IN, request)
+                                       ConsentStatus.OPTED_IN, request, data)
             events.append(event)
         if channel == Channel.ALL:
             # Opting back in to everything here lifts the per-channel opt-outs too.
             for state in outs_here:
                 if state.channel != Channel.ALL:
                     event = await _write_state(principal, contact, scope, state.channel,
-                                               ConsentStatus.OPTED_IN, request)
+                                               ConsentStatus.OPTED_IN, request, data)
                     events.append(event)
     if not events:
         return Change(contact, scope, changed=False, message="Already opted in here.")

@@ -264,3 +264,23 @@ async def find_or_create_by_phone(
             )
     except IntegrityError:
         return await Contact.get(tenant_id=tenant_id, phone=norm)
+
+
+async def find_or_create_by_email(
+    tenant_id: str, home: Scope, email: str, *, locale: str | None = None,
+    name: str | None = None,
+) -> Contact:
+    """For sign-up forms (issue #21): the tenant's contact with this address, or a new one.
+    Safe against a concurrent create, like ``find_or_create_by_phone``."""
+    norm = normalize_email(email)
+    contact = await Contact.get_or_none(tenant_id=tenant_id, email=norm)
+    if contact is not None:
+        return contact
+    try:
+        async with in_transaction():
+            return await Contact.create(
+                tenant_id=tenant_id, home_scope=home, home_path=home.path, email=norm,
+                locale=normalize_locale(locale), name=_clean_text(name, "name") or "",
+            )
+    except IntegrityError:
+        return await Contact.get(tenant_id=tenant_id, email=norm)

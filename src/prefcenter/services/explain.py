@@ -63,4 +63,9 @@ def describe(d: Decision, event: ConsentEvent | None, locale: str | None = None)
                     if d.next_allowed_at else "")
             detail = "paused" if d.detail == "paused" else f"limited to {d.detail}"
             return f"Waiting: messages from {where} are {detail}{when}."
+        case Reason.CONFIRMATION_PENDING:
+            until = f" (the request expires {d.expires_at:%-d %b %Y %H:%M} UTC)" \
+                if d.expires_at else ""
+            return (f"Waiting: the subscription to {what} of {where} needs your "
+                    f"confirmation from the email we sent{until}.")
     return d.reason.value

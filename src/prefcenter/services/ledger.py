@@ -16,7 +16,7 @@ from prefcenter.models import (
     NotInterested,
     Scope,
 )
-from prefcenter.models.enums import PRIVATE_ACTIONS, Action, Channel, Source
+from prefcenter.models.enums import PRIVATE_ACTIONS, Action, Channel, ConsentStatus, Source
 from prefcenter.services import authz
 from prefcenter.services.common import (
     Page,
@@ -150,6 +150,15 @@ async def verify_invariants(tenant_id: str | None = None) -> list[str]:
         cid, sid = str(e.contact_id), str(e.scope_id)
         if e.action in (Action.OPTED_IN, Action.OPTED_OUT):
             expected_consent[(cid, sid, e.channel.value)] = (e.action.value, e.id)
+        elif e.action == Action.CONFIRMATION_REQUESTED:
+            # Issue #21: an opt-in waiting for confirmation is a state of its own ...
+            expected_consent[(cid, sid, e.channel.value)] = (
+                ConsentStatus.PENDING.value, e.id)
+        elif e.action == Action.CONFIRMATION_EXPIRED:
+            # ... which its expiry removes, unless a decision replaced it meanwhile.
+            key = (cid, sid, e.channel.value)
+            if expected_consent.get(key, ("",))[0] == ConsentStatus.PENDING:
+                expected_consent.pop(key)
         elif e.action == Action.NOT_INTERESTED:
             expected_mute[(cid, sid)] = e.id
         elif e.action == Action.INTEREST_RESTORED:

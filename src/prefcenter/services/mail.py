@@ -48,8 +48,9 @@ from prefcenter.models.mail import (
     OptBackInRequest,
     OptBackInStatus,
     OutboxMail,
+    RequestKind,
 )
-from prefcenter.services import auth, languages, links
+from prefcenter.services import auth, languages, ledger, links
 from prefcenter.services.common import utcnow
 from prefcenter.services.consent import CONTACT_SOURCES
 from prefcenter.services.scopes import inherited_setting, path_of
@@ -161,7 +162,13 @@ async def prepare(row: OutboxMail, settings: Settings, now: datetime) -> Prepare
                 data={"requestId": str(req.id)})
             template = "opt_back_in"
             subject = t("mail.obi.subject", channel=channel, tenant=tenant.name)
-            extra = {"by_contact": req.requested_by.startswith("contact:")}
+            extra: dict[str, Any] = {"by_contact": req.requested_by.startswith("contact:")}
+            if req.kind == RequestKind.OPT_IN:  # issue #21: a first opt-in to confirm
+                asked = await ConsentEvent.get_or_none(id=req.event_id)
+                template = "confirm_opt_in"
+                subject = t("mail.ci.subject", channel=channel, tenant=tenant.name)
+                extra = {"words": str((asked.evidence or {}).get("text") or "")
+                         if asked else ""}
         else:
             ttl = timedelta(days=settings.opt_back_in_ttl_days)
             until = now + ttl
@@ -386,9 +393,28 @@ async def _deliver(row: OutboxMail, settings: Settings, connection: _Connection,
             await _retry(row, settings, now, exc)
             report.retried += 1
         return True
-    await _finish(row, status=MailStatus.SENT, sent_at=utcnow(), last_error=None)
+    sent_at = utcnow()
+    async with db.transaction():
+        await _finish(row, status=MailStatus.SENT, sent_at=sent_at, last_error=None)
+        if row.kind == MailKind.OPT_BACK_IN_REQUEST:
+            await _record_mailed(row, prepared.message, sent_at)
     report.sent += 1
     return True
+
+
+async def _record_mailed(row: OutboxMail, message: EmailMessage, sent_at: datetime) -> None:
+    """Issue #21: the proof's second step, a ledger event naming the message and its time."""
+    request = await OptBackInRequest.filter(id=row.data.get("requestId")).select_related(
+        "contact", "scope").first()
+    if request is None:
+        return
+    await ledger.append(
+        contact=request.contact, scope=request.scope, channel=Channel(request.channel),
+        action=Action.CONFIRMATION_MAILED, source=request.source, actor="system:mail",
+        evidence={"note": f"Confirmation email sent to {message['To']}: "
+                          f"{message['Subject']}"},
+        data={"requestId": str(request.id), "messageId": str(message["Message-ID"]),
+              "outboxId": str(row.id), "sentAt": sent_at.isoformat()}, at=sent_at)
 
 
 async def _retry(row: OutboxMail, settings: Settings, now: datetime, exc: BaseException

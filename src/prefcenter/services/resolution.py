@@ -39,6 +39,8 @@ class Reason(StrEnum):
     DEFAULT_ALLOWED = "DEFAULT_ALLOWED"
     CONSENT_REQUIRED = "CONSENT_REQUIRED"
     FREQUENCY_CAP = "FREQUENCY_CAP"
+    #: Issue #21: an opt-in at a CONFIRMED scope the contact has not confirmed yet.
+    CONFIRMATION_PENDING = "CONFIRMATION_PENDING"
 
 
 PERIODS: dict[Period, timedelta] = {
@@ -60,6 +62,8 @@ class Decision:
     next_allowed_at: datetime | None = None
     #: For FREQUENCY_CAP: the cap that applied (``3 per WEEK``, ``paused``).
     detail: str | None = None
+    #: For CONFIRMATION_PENDING: when the unconfirmed request expires.
+    expires_at: datetime | None = None
 
     def for_principal(self, principal: Principal) -> Decision:
         """Only the contact may learn it clicked Not Interested (seed 001)."""
@@ -128,6 +132,17 @@ def resolve(
         # 5. No decision: the channel's policy inherited down the tree.
         policy, where = effective_policy(path, channel)
         if policy == Policy.CONSENT_REQUIRED:
+            # 5a. Issue #21: an opt-in waiting for the contact's confirmation says so, with
+            # the request's expiry (the most specific one decides). It never allows; under
+            # an ALLOWED policy it changes nothing, so nobody can mute a contact by
+            # starting sign-ups. An overdue one (its sweep not run yet) counts as absent.
+            pending = [s for s in on_path if s.status == ConsentStatus.PENDING
+                       and (s.pending_until is None or s.pending_until > now)]
+            if pending:
+                wait = max(pending, key=lambda s: (index[str(s.scope_id)], s.event_id))
+                return Decision(**base, allowed=False, reason=Reason.CONFIRMATION_PENDING,
+                                decided_by=path[index[str(wait.scope_id)]],
+                                event_id=wait.event_id, expires_at=wait.pending_until)
             return Decision(**base, allowed=False, reason=Reason.CONSENT_REQUIRED,
                             decided_by=where)
         decision = Decision(**base, allowed=True, reason=Reason.DEFAULT_ALLOWED,
@@ -186,7 +201,7 @@ async def _facts(
     states: dict[str, list[ConsentState]] = defaultdict(list)
     for s in await ConsentState.filter(
         contact_id__in=contact_ids, scope_id__in=path_ids, channel__in=_channels_for(channel)
-    ).only("id", "contact_id", "scope_id", "channel", "status", "event_id"):
+    ).only("id", "contact_id", "scope_id", "channel", "status", "event_id", "pending_until"):
         states[str(s.contact_id)].append(s)
     mutes: dict[str, list[NotInterested]] = defaultdict(list)
     for m in await NotInterested.filter(contact_id__in=contact_ids, scope_id__in=path_ids).only(

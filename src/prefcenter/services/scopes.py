@@ -19,7 +19,7 @@ from typing import Any
 from prefcenter import db
 from prefcenter.errors import Invalid, NotFound
 from prefcenter.models import Scope, Tenant
-from prefcenter.models.enums import Channel, Policy
+from prefcenter.models.enums import Channel, OptInMode, Policy
 from prefcenter.models.sms import SmsNumber
 from prefcenter.services import authz
 from prefcenter.services.common import parse_uuid
@@ -135,6 +135,7 @@ async def create_scope(
 
     check_channels_setting(settings)
     check_language_settings(settings)
+    check_opt_in_mode(settings)
     await check_scope_settings(settings, parent=parent)
     scope_id = uuid.uuid4()
     return await Scope.create(
@@ -179,6 +180,7 @@ async def update_scope(
 
         check_channels_setting(settings)
         check_language_settings(settings)
+        check_opt_in_mode(settings)
         await check_scope_settings(settings, scope=scope)
         merged = dict(scope.settings or {})
         for key, value in settings.items():
@@ -225,6 +227,36 @@ def effective_policy(path: Sequence[Scope], channel: Channel) -> tuple[Policy, S
     return DEFAULT_POLICY[channel], None
 
 
+#: Per-scope setting (issue #21): the opt-in mode per channel, e.g.
+#: ``{"EMAIL": "CONFIRMED"}``; inherited down the tree per channel like the policies.
+OPT_IN_MODE_SETTING = "optInMode"
+
+
+def opt_in_mode(path: Sequence[Scope], channel: Channel) -> tuple[OptInMode, Scope | None]:
+    """The most specific opt-in mode set on the path for the channel, and where it was
+    set. For ``ALL`` it is CONFIRMED when either channel is."""
+    if channel == Channel.ALL:
+        both = [opt_in_mode(path, ch) for ch in (Channel.EMAIL, Channel.SMS)]
+        return next((m for m in both if m[0] == OptInMode.CONFIRMED), both[0])
+    for scope in reversed(path):
+        modes = (scope.settings or {}).get(OPT_IN_MODE_SETTING)
+        if isinstance(modes, dict) and modes.get(channel.value) is not None:
+            return OptInMode(modes[channel.value]), scope
+    return OptInMode.SINGLE, None
+
+
+def check_opt_in_mode(settings: Mapping[str, Any] | None) -> None:
+    """``optInMode`` must map EMAIL and/or SMS to SINGLE or CONFIRMED (or null: inherit)."""
+    if not settings or settings.get(OPT_IN_MODE_SETTING) is None:
+        return
+    value = settings[OPT_IN_MODE_SETTING]
+    if not isinstance(value, dict) or not all(
+            k in ("EMAIL", "SMS") and (v is None or v in OptInMode.__members__)
+            for k, v in value.items()):
+        raise Invalid(f"'{OPT_IN_MODE_SETTING}' maps EMAIL or SMS to SINGLE or CONFIRMED.",
+                      field="settings")
+
+
 def inherited_setting(path: Sequence[Scope], key: str, default: Any = None) -> Any:
     """The most specific value of a per-scope setting on the path."""
     for scope in reversed(path):
@@ -236,3 +268,39 @@ def inherited_setting(path: Sequence[Scope], key: str, default: Any = None) -> A
 def settings_chain(path: Sequence[Scope], key: str) -> list[Any]:
     """Every value of a per-scope setting on the path, root first (for merging)."""
     return [s.settings[key] for s in path if key in (s.settings or {})]
+
+
+async def effective_opt_in_mode(
+    principal: Principal, scope_id: str, channel: Channel
+) -> tuple[OptInMode, Scope | None]:
+    """``opt_in_mode`` for a scope the caller may read (issue #21)."""
+    authz.require(principal, Capability.READ_SCOPES)
+    scope = await get_scope(principal, scope_id)
+    return opt_in_mode(await path_of(scope), channel)
+
+
+async def set_opt_in_mode(
+    principal: Principal, scope_id: str, channel: Channel, mode: OptInMode | None
+) -> Scope:
+    """Set (or with None clear) a scope's opt-in mode for one channel (issue #21)."""
+    if channel == Channel.ALL:
+        raise Invalid("Set the mode per channel: EMAIL or SMS.", field="channel")
+    authz.require(principal, Capability.WRITE)
+    scope = await get_scope(principal, scope_id)
+    if principal.is_contact or not authz.path_is_within(scope.path, principal.scope_path):
+        raise NotFound("No such scope.", field="scopeId")
+    async with db.transaction():
+        scope = await Scope.select_for_update().get(id=scope.id)
+        modes = dict((scope.settings or {}).get(OPT_IN_MODE_SETTING) or {})
+        if mode is None:
+            modes.pop(channel.value, None)
+        else:
+            modes[channel.value] = mode.value
+        settings = dict(scope.settings or {})
+        if modes:
+            settings[OPT_IN_MODE_SETTING] = modes
+        else:
+            settings.pop(OPT_IN_MODE_SETTING, None)
+        scope.settings = settings
+        await scope.save(update_fields=["settings"])
+    return scope

@@ -64,7 +64,7 @@ from prefcenter.models.sms import (
     UnroutedSms,
     UnroutedStatus,
 )
-from prefcenter.services import authz, consent
+from prefcenter.services import authz, consent, questions
 from prefcenter.services.common import (
     Page,
     clamp_first,
@@ -399,6 +399,7 @@ class Outcome(StrEnum):
     IGNORED = "IGNORED"  # not a keyword, not a revocation
     UNROUTED = "UNROUTED"  # kept for later (see UnroutedSms)
     FORBIDDEN = "FORBIDDEN"  # signature missing or wrong: nothing happened
+    DECLINED = "DECLINED"  # "no" to an open consent question (issue #21): recorded only
 
 
 @dataclass
@@ -549,6 +550,19 @@ async def _apply(number: SmsNumber, text: _Text, *, live: bool,
     kind = classify(text.body, config)
     match = match_keyword(text.body, config) if kind in ("STOP", "START", "HELP") else None
     sender = _phone_or_none(text.from_raw)
+    if live and sender is not None and kind not in STOP_LIKE:
+        # Issue #21: a yes/no answer to an open consent question; anything else goes on.
+        try:
+            answered = await questions.answer(
+                str(number.tenant_id), sender, text.body,
+                text.evidence("Answer to a consent question."), text.ip, text.user_agent,
+                now=text.received_at)
+        except DomainError as exc:
+            log.info("sms: answer from %s to %s refused: %s", sender, number.number,
+                     exc.message)
+            return InboundResult(Outcome.REFUSED, detail=exc.message)
+        if answered is not None:
+            return _answered(answered, config)
     if match is not None and match.kind == KeywordKind.HELP:
         return InboundResult(Outcome.HELP, reply=match.reply if live else None)
     if kind == "OTHER":
@@ -580,6 +594,19 @@ async def _apply(number: SmsNumber, text: _Text, *, live: bool,
     except DomainError as exc:
         log.info("sms: %s from %s to %s refused: %s", kind, sender, number.number, exc.message)
         return InboundResult(Outcome.REFUSED, detail=exc.message)
+
+
+def _answered(answered: questions.Answered, config: KeywordConfig) -> InboundResult:
+    """A yes gets the START confirmation reply (in the contact's language); a no none."""
+    if not answered.accepted:
+        return InboundResult(Outcome.DECLINED, contact_id=answered.contact_id)
+    assert answered.change is not None
+    if not answered.change.changed:
+        return InboundResult(Outcome.UNCHANGED, contact_id=answered.contact_id,
+                             detail=answered.change.message)
+    return InboundResult(Outcome.OPTED_IN, contact_id=answered.contact_id,
+                         reply=config.reply_for(KeywordKind.START,
+                                                _language(answered.change.contact, config)))
 
 
 async def _change(

@@ -4,8 +4,9 @@ It claims due outbox rows (``services.webhooks.claim_due``, one transaction per 
 posts each in a task of its own, records the outcomes that finished meanwhile together
 (one transaction), and sleeps until a change enqueues something (same process), an
 attempt finishes, or ``outbox_poll_seconds`` pass (rows enqueued by other processes,
-retries falling due). Stopping cancels attempts in flight; their leases expire and they
-are sent again. Once an hour it prunes deliveries older than ``webhook_retention_days``.
+retries falling due). Stopping lets attempts in flight finish and records them; only one
+that outlives the webhook timeout is cancelled (its lease expires and it is sent again).
+Once an hour it prunes deliveries older than ``webhook_retention_days``.
 """
 
 from __future__ import annotations
@@ -34,17 +35,30 @@ class WebhookWorker:
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._finished: list[webhooks.Outcome] = []
+        self._http: httpx.AsyncClient | None = None
 
     def wake(self) -> None:
         self._wake.set()
 
     async def start(self) -> None:
         webhooks.add_wake_listener(self.wake)
+        self._http = webhooks.http_client(self.settings)
         self._task = asyncio.create_task(self._run(), name="prefcenter-webhooks")
 
     async def stop(self) -> None:
+        """Stop claiming; let attempts in flight finish (up to the webhook timeout) and
+        record them, so a graceful shutdown neither loses nor resends a delivery (issue 16).
+        What is still running then is cancelled: its lease expires and it is sent again."""
         webhooks.remove_wake_listener(self.wake)
-        tasks = [t for t in (self._task, *self._inflight) if t is not None]
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self._inflight:
+            await asyncio.wait(set(self._inflight),
+                               timeout=self.settings.webhook_timeout_seconds + 1)
+        tasks = list(self._inflight)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -52,34 +66,35 @@ class WebhookWorker:
                 await task
         with contextlib.suppress(Exception):
             await self._record()  # what finished before the stop
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     async def _run(self) -> None:
-        http = webhooks.http_client(self.settings)
+        http = self._http
+        assert http is not None
         next_prune = time.monotonic()
-        try:
-            while True:
-                if time.monotonic() >= next_prune:
-                    next_prune = time.monotonic() + PRUNE_EVERY
-                    try:
-                        await webhooks.prune(self.settings)
-                    except Exception:
-                        log.exception("webhook worker: pruning failed")
-                self._wake.clear()
-                claimed = 0
+        while True:
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY
                 try:
-                    await self._record()
-                    claimed = await self._fill(http)
+                    await webhooks.prune(self.settings)
                 except Exception:
-                    log.exception("webhook worker: the outbox is unavailable; retrying")
-                free = self.settings.webhook_concurrency - len(self._inflight)
-                if claimed and free > 0:
-                    continue  # there may be more due right now
-                if self._finished:
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.outbox_poll_seconds)
-        finally:
-            await http.aclose()
+                    log.exception("webhook worker: pruning failed")
+            self._wake.clear()
+            claimed = 0
+            try:
+                await self._record()
+                claimed = await self._fill(http)
+            except Exception:
+                log.exception("webhook worker: the outbox is unavailable; retrying")
+            free = self.settings.webhook_concurrency - len(self._inflight)
+            if claimed and free > 0:
+                continue  # there may be more due right now
+            if self._finished:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.outbox_poll_seconds)
 
     async def _record(self) -> None:
         finished, self._finished = self._finished, []
