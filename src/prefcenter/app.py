@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Response
-from litestar.config.cors import CORSConfig
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from strawberry.litestar import make_graphql_controller
 
 from prefcenter import db, observability
@@ -16,6 +16,7 @@ from prefcenter.features import load_features
 from prefcenter.graphql.context import Context
 from prefcenter.graphql.schema import build_schema
 from prefcenter.http import graphiql, health, ratelimit
+from prefcenter.http.cors import GraphQLCORS
 from prefcenter.http.graphql_media import SpecMediaMixin
 from prefcenter.settings import Settings, get_settings
 
@@ -89,17 +90,18 @@ def create_app(settings: Settings | None = None, *, generate_schemas: bool = Fal
         lifespans.extend(feature.lifespans(settings))
         state.update(feature.state)
 
-    cors = CORSConfig(allow_origins=list(settings.cors_origins), allow_credentials=False,
-                      allow_headers=["authorization", "content-type"]) \
-        if settings.cors_origins else None
+    # Issue 15: CORS from PREFCENTER_CORS_ORIGINS for /graphql only (http/cors.py); sign-up
+    # forms and the component's files answer their own. Outside the rate limiter, so a
+    # preflight is never counted and a 429 carries the CORS headers too.
+    cors = [DefineMiddleware(GraphQLCORS, origins=settings.cors_origins)] \
+        if settings.cors_origins else []
     app = Litestar(
         route_handlers=route_handlers,
         lifespan=lifespans,
         plugins=plugins,
-        cors_config=cors,
         # Issue 16: request id / log context and request metrics first, so they see every
         # answer, rate-limited ones included.
-        middleware=[*obs.middleware, ratelimit.RateLimitMiddleware(settings, limiter)],
+        middleware=[*obs.middleware, *cors, ratelimit.RateLimitMiddleware(settings, limiter)],
         debug=False,
         **({"logging_config": obs.logging_config} if obs.logging_config else {}),
     )
