@@ -113,7 +113,7 @@ const STYLESHEET = new URL("./app.css", import.meta.url).toString();
 // The component's markup; ids are private to each instance's shadow root.
 const TEMPLATE = `
 <link rel="stylesheet" href="${STYLESHEET}">
-<div class="component" part="container">
+<div class="component" id="container" part="container" lang="en">
   <div class="component-head">
     <p class="org" id="org" hidden></p>
     <p class="who" id="who" hidden></p>
@@ -200,6 +200,29 @@ const TEMPLATE = `
 
 // One preference centre inside `root` (a shadow root) for `host` (the element).
 // options: { token, api, lang }. Returns { start }.
+// Marks a text for the catalog (graphql-codegen and Babel read this file as written).
+const N_ = (text) => text;
+
+// The markup's texts, by element id (translated once the catalog is loaded).
+const STATIC_TEXTS = [
+  ["loading", N_("Loading your preferences…")],
+  ["retry", N_("Try again")],
+  ["pending-title", N_("Waiting for your confirmation")],
+  ["muted-title", N_("Things you said you're not interested in")],
+  ["muted-hint", N_("Only you can see this list.")],
+  ["tree-title", N_("What we may send you")],
+  ["tree-hint", N_("Each switch shows whether we may contact you and why. Switching something off also stops everything listed under it.")],
+  ["everything-title", N_("Stop everything")],
+  ["stop-everything", N_("Unsubscribe from everything")],
+  ["details-title", N_("Your details")],
+  ["details-name-label", N_("Your name")],
+  ["details-locale-label", N_("Language of our messages")],
+  ["details-save", N_("Save details")],
+  ["history-title", N_("Your history")],
+  ["history-hint", N_("Every change is recorded with when and where it happened, so we can show we respect your choices.")],
+  ["history-summary", N_("Show what changed and when")],
+];
+
 function createPreferences(root, host, options) {
   const GRAPHQL_URL = new URL("graphql", options.api).toString();
   const TOKEN = options.token || "";
@@ -211,28 +234,70 @@ function createPreferences(root, host, options) {
 
   // --- Words ------------------------------------------------------------------------------
 
+  // Every text is English in the code and looked up in the server's catalog for the
+  // contact's language (GET <api>/component/texts: the contact's locale, then the
+  // browser's languages, then the scope's default; the tenant's own wording included).
+  // N_ marks a text for the catalog where it is translated later, at use.
+  const TEXTS_URL = new URL("component/texts", options.api);
+  let language = "en";
+  let texts = {};
+
+  function _(text, values = {}) {
+    const pattern = texts[text] || text;
+    return pattern.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+  }
+
+  async function loadTexts() {
+    if (options.lang) TEXTS_URL.searchParams.set("lang", options.lang);
+    try {
+      const response = await fetch(TEXTS_URL, {
+        headers: TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {},
+        cache: "no-store",
+        credentials: "omit",
+        referrerPolicy: "no-referrer",
+      });
+      if (!response.ok) throw new Error(String(response.status));
+      const body = await response.json();
+      language = body.language || "en";
+      texts = body.texts || {};
+    } catch (_err) {
+      language = "en"; // the words the code is written in
+      texts = {};
+    }
+    root.getElementById("container").setAttribute("lang", language);
+    useLocale(null);
+    localise();
+  }
+
+  // The component's own markup, in the contact's language.
+  function localise() {
+    for (const [id, text] of STATIC_TEXTS) $(id).textContent = _(text);
+  }
+
   // The languages the contact may choose for our messages, each in its own words.
 const LANGUAGE_NAMES = {
   en: "English", de: "Deutsch", fr: "Français", es: "Español", it: "Italiano",
   nl: "Nederlands", pt: "Português",
 };
-const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
+const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
   // Shown instead of a switch where a scope offers a channel we have no address for.
   const NO_ADDRESS = {
-    EMAIL: "We have no email address for you, so we can't email you about this.",
-    SMS: "We have no phone number for you, so we can't text you about this.",
+    EMAIL: N_("We have no email address for you, so we can't email you about this."),
+    SMS: N_("We have no phone number for you, so we can't text you about this."),
   };
-  const CHANNEL_WORDS = { EMAIL: "email", SMS: "text messages", ALL: "email and text messages" };
-  const PERIOD_WORDS = { DAY: "a day", WEEK: "a week", MONTH: "a month" };
+  const CHANNEL_WORDS = {
+    EMAIL: N_("email"), SMS: N_("text messages"), ALL: N_("email and text messages"),
+  };
+  const PERIOD_WORDS = { DAY: N_("a day"), WEEK: N_("a week"), MONTH: N_("a month") };
   const SOURCE_WORDS = {
-    PREFERENCE_CENTER: "on this page",
-    EMAIL_LINK: "from a link in an email",
-    ONE_CLICK: "with your mail program's unsubscribe button",
-    SMS_KEYWORD: "by text message",
-    ADMIN: "by our team",
-    API: "by one of our systems",
-    IMPORT: "by an import",
-    PARTICIPATION_FORM: "on a sign-up form",
+    PREFERENCE_CENTER: N_("on this page"),
+    EMAIL_LINK: N_("from a link in an email"),
+    ONE_CLICK: N_("with your mail program's unsubscribe button"),
+    SMS_KEYWORD: N_("by text message"),
+    ADMIN: N_("by our team"),
+    API: N_("by one of our systems"),
+    IMPORT: N_("by an import"),
+    PARTICIPATION_FORM: N_("on a sign-up form"),
   };
   // Versions the words the contact agrees to, so the ledger says which form was shown.
   const FORM_VERSION = "prefcenter-frontend-stub/1";
@@ -241,34 +306,34 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
 
   const PROBLEMS = {
     expired: {
-      title: "This link has expired",
+      title: N_("This link has expired"),
       body: [
-        "For your security, links to this page only work for a limited time.",
-        "To get a fresh link, open the most recent email from {org} and choose “Manage preferences” at the bottom.",
-        "To stop our emails straight away, use the “Unsubscribe” link in any email from {org}. To stop text messages, reply STOP to any of them.",
+        N_("For your security, links to this page only work for a limited time."),
+        N_("To get a fresh link, open the most recent email from {org} and choose “Manage preferences” at the bottom."),
+        N_("To stop our emails straight away, use the “Unsubscribe” link in any email from {org}. To stop text messages, reply STOP to any of them."),
       ],
     },
     invalid: {
-      title: "This link doesn't work",
+      title: N_("This link doesn't work"),
       body: [
-        "It may have been copied only in part, or it has been replaced by a newer link.",
-        "Open the most recent email from {org} and choose “Manage preferences” at the bottom.",
-        "To stop our emails straight away, use the “Unsubscribe” link in any email from {org}. To stop text messages, reply STOP to any of them.",
+        N_("It may have been copied only in part, or it has been replaced by a newer link."),
+        N_("Open the most recent email from {org} and choose “Manage preferences” at the bottom."),
+        N_("To stop our emails straight away, use the “Unsubscribe” link in any email from {org}. To stop text messages, reply STOP to any of them."),
       ],
     },
     network: {
-      title: "We couldn't reach the server",
-      body: ["Check that you're connected to the internet, then try again. Nothing was changed."],
+      title: N_("We couldn't reach the server"),
+      body: [N_("Check that you're connected to the internet, then try again. Nothing was changed.")],
       retry: true,
     },
     busy: {
-      title: "Too many requests",
-      body: ["Please wait a minute, then try again. Nothing was changed."],
+      title: N_("Too many requests"),
+      body: [N_("Please wait a minute, then try again. Nothing was changed.")],
       retry: true,
     },
     server: {
-      title: "Something went wrong on our side",
-      body: ["Nothing was changed. Please try again in a few minutes."],
+      title: N_("Something went wrong on our side"),
+      body: [N_("Nothing was changed. Please try again in a few minutes.")],
       retry: true,
     },
   };
@@ -340,12 +405,13 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
   let timeFormat = new Intl.DateTimeFormat("en", { timeStyle: "short" });
 
   function useLocale(locale) {
-    let chosen = "en";
+    let chosen = language;
     try {
       const own = new Intl.Locale(String(locale || "").replace("_", "-"));
-      if (own.language === "en") chosen = own.toString();
+      if (own.language === language) chosen = own.toString();
+      else chosen = language;
     } catch (_err) {
-      chosen = "en";
+      chosen = language;
     }
     dateFormat = new Intl.DateTimeFormat(chosen, { dateStyle: "long" });
     timeFormat = new Intl.DateTimeFormat(chosen, { timeStyle: "short" });
@@ -360,7 +426,8 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
   }
 
   function fill(text) {
-    return text.replaceAll("{org}", state.org || "us");
+    const org = state.org || _("us");
+    return _(text, { org });
   }
 
   // --- State ------------------------------------------------------------------------------
@@ -425,9 +492,11 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
   function namesUnder(scope) {
     const names = descendants(scope).map((s) => s.name);
     if (names.length <= 3) {
-      return names.length > 1 ? `${names.slice(0, -1).join(", ")} and ${names.at(-1)}` : names.join("");
+      return names.length > 1
+        ? _("{list} and {last}", { list: names.slice(0, -1).join(", "), last: names.at(-1) })
+        : names.join("");
     }
-    return `${names.slice(0, 3).join(", ")} and ${names.length - 3} more`;
+    return _("{list} and {count} more", { list: names.slice(0, 3).join(", "), count: names.length - 3 });
   }
 
   function descendantCount(scope) {
@@ -484,12 +553,12 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
     $("loading").hidden = true;
     $("app").hidden = true;
     clearNotices();
-    $("problem-title").textContent = problem.title;
+    $("problem-title").textContent = _(problem.title);
     $("problem-body").replaceChildren(...problem.body.map((p) => h("p", { text: fill(p) })));
     $("retry").hidden = !problem.retry;
     $("problem").hidden = false;
     $("problem").dataset.kind = kind;
-    emit("prefcenter-error", { kind, title: problem.title });
+    emit("prefcenter-error", { kind, title: _(problem.title) });
     $("problem-title").setAttribute("tabindex", "-1");
     $("problem-title").focus();
   }
@@ -511,20 +580,19 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
       message: err instanceof Error ? err.message : String(err) });
     if (!(err instanceof Problem)) {
       console.error(err);
-      complain("Something went wrong on this page. Reload it to see your current choices.");
+      complain(_("Something went wrong on this page. Reload it to see your current choices."));
       return;
     }
     if (err.kind === "expired" || err.kind === "invalid") {
       showProblem(err.kind);
     } else if (err.kind === "network") {
       complain(
-        "We couldn't reach the server, so we can't tell whether your change was saved. " +
-          "Check your connection, then reload this page to see your current choices.",
+        _("We couldn't reach the server, so we can't tell whether your change was saved. Check your connection, then reload this page to see your current choices."),
       );
     } else if (err.kind === "busy") {
-      complain("Too many requests at once. Please wait a minute, then try again.");
+      complain(_("Too many requests at once. Please wait a minute, then try again."));
     } else {
-      complain("Something went wrong on our side and your change wasn't saved. Please try again later.");
+      complain(_("Something went wrong on our side and your change wasn't saved. Please try again later."));
     }
   }
 
@@ -532,7 +600,7 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
 
   let lastFocus = null;
 
-  function ask({ title, body = [], ok, okKind = "primary", cancel = "Cancel", choices = null }) {
+  function ask({ title, body = [], ok, okKind = "primary", cancel = _("Cancel"), choices = null }) {
     const dialog = $("dialog");
     $("dialog-title").textContent = title;
     const content = body.map((part) => (typeof part === "string" ? h("p", { text: part }) : part));
@@ -605,12 +673,12 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
     const pending = pendingFor(scope.id, channel);
     if (state.me.suppressed || decision.reason === "SUPPRESSED") {
       await ask({
-        title: "You can't change this here",
+        title: _("You can't change this here"),
         body: [
-          `${state.org} has blocked all messages to you, so nothing can be switched on.`,
-          `If you think this is a mistake, please contact ${state.org}.`,
+          _("{org} has blocked all messages to you, so nothing can be switched on.", { org: state.org }),
+          _("If you think this is a mistake, please contact {org}.", { org: state.org }),
         ],
-        cancel: "Close",
+        cancel: _("Close"),
       });
       return;
     }
@@ -637,74 +705,77 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
   }
 
   async function optOutFlow(scope, channel) {
-    const words = CHANNEL_WORDS[channel];
+    const words = _(CHANNEL_WORDS[channel]);
     const levels = pathOf(scope).reverse();
     const options = levels.map((level, i) => {
       const below = descendantCount(level);
       if (i === 0) {
         return {
           value: level.id,
-          label: below ? `${level.name} and everything under it` : `Only ${level.name}`,
-          hint: below ? `Covers ${namesUnder(level)}` : null,
+          label: below ? _("{name} and everything under it", { name: level.name })
+            : _("Only {name}", { name: level.name }),
+          hint: below ? _("Covers {names}", { names: namesUnder(level) }) : null,
         };
       }
       return {
         value: level.id,
-        label: `Everything from ${level.name}`,
-        hint: `Covers ${namesUnder(level)}`,
+        label: _("Everything from {name}", { name: level.name }),
+        hint: _("Covers {names}", { names: namesUnder(level) }),
       };
     });
     const answer = await ask({
-      title: `Stop ${words} from ${scope.name}?`,
+      title: _("Stop {words} from {scope}?", { words, scope: scope.name }),
       body: [
-        `We'll stop sending you ${words} about what you choose below.`,
-        "You can switch it back on later; we'll then ask you to confirm by email first.",
+        _("We'll stop sending you {words} about what you choose below.", { words }),
+        _("You can switch it back on later; we'll then ask you to confirm by email first."),
       ],
-      choices: options.length > 1 ? { legend: "What should we stop?", options } : null,
-      ok: `Yes, stop ${words}`,
+      choices: options.length > 1 ? { legend: _("What should we stop?"), options } : null,
+      ok: _("Yes, stop {words}", { words }),
       okKind: "danger",
-      cancel: "No, keep it",
+      cancel: _("No, keep it"),
     });
     if (!answer) return;
     const target = state.byId.get(answer.choice || scope.id) || scope;
     await change(OPT_OUT, "optOut", {
       input: { scopeId: target.id, channel, source: "PREFERENCE_CENTER" },
     }, (result) => {
-      const under = descendantCount(target) ? " or anything under it" : "";
-      return result.changed
-        ? `Done: you won't get ${words} from ${target.name}${under} any more.`
-        : `You had already stopped ${words} from ${target.name}.`;
+      const values = { words, scope: target.name };
+      if (!result.changed) return _("You had already stopped {words} from {scope}.", values);
+      return descendantCount(target)
+        ? _("Done: you won't get {words} from {scope} or anything under it any more.", values)
+        : _("Done: you won't get {words} from {scope} any more.", values);
     });
   }
 
   function consentText(scope, channel) {
     const to = channel === "SMS" ? state.me.phone : state.me.email;
     if (channel === "SMS") {
-      return `I agree to receive text messages from ${state.org} about ${scope.name} at ${to}. ` +
-        "Message and data rates may apply. I can reply STOP at any time to stop them.";
+      return _("I agree to receive text messages from {org} about {scope} at {to}. Message and data rates may apply. I can reply STOP at any time to stop them.",
+        { org: state.org, scope: scope.name, to });
     }
     if (channel === "ALL") {
-      return `Yes, I want to get email and text messages from ${state.org} about ${scope.name} again.`;
+      return _("Yes, I want to get email and text messages from {org} about {scope} again.",
+        { org: state.org, scope: scope.name });
     }
-    return `I agree to receive email from ${state.org} about ${scope.name} at ${to}. ` +
-      "I can unsubscribe at any time.";
+    return _("I agree to receive email from {org} about {scope} at {to}. I can unsubscribe at any time.",
+      { org: state.org, scope: scope.name, to });
   }
 
   async function optInFlow(scope, channel) {
-    const words = CHANNEL_WORDS[channel];
+    const words = _(CHANNEL_WORDS[channel]);
     const text = consentText(scope, channel);
     const answer = await ask({
-      title: `Get ${words} from ${scope.name}?`,
-      body: [`We need your permission first. By choosing “I agree” you confirm:`, quote(text)],
-      ok: "I agree",
-      cancel: "Not now",
+      title: _("Get {words} from {scope}?", { words, scope: scope.name }),
+      body: [_("We need your permission first. By choosing “I agree” you confirm:"), quote(text)],
+      ok: _("I agree"),
+      cancel: _("Not now"),
     });
     if (!answer) return;
     await runOptIn(scope, channel, text);
   }
 
   async function runOptIn(scope, channel, text) {
-    const words = CHANNEL_WORDS[channel];
+    const words = _(CHANNEL_WORDS[channel]);
     let data;
     try {
       data = await graphql(OPT_IN, {
@@ -724,8 +795,8 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
       changed("optIn", { scopeId: scope.id, channel }, result.changed);
       await reload(
         result.changed
-          ? `Done: you'll get ${words} from ${scope.name} from now on.`
-          : `You already get ${words} from ${scope.name}.`,
+          ? _("Done: you'll get {words} from {scope} from now on.", { words, scope: scope.name })
+          : _("You already get {words} from {scope}.", { words, scope: scope.name }),
       );
     } else if (result.code === "OPT_BACK_IN_REQUIRED") {
       // An opt-out here is only lifted by the contact's confirmation (double opt-in).
@@ -737,29 +808,31 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
   }
 
   async function optBackInFlow(scope, channel, decision) {
-    const words = CHANNEL_WORDS[channel];
-    const when = decision.event ? ` on ${formatDate(decision.event.occurredAt)}` : "";
+    const words = _(CHANNEL_WORDS[channel]);
+    const values = { words, scope: scope.name, org: state.org, to: destination(channel) };
     const text = channel === "ALL"
       ? consentText(scope, "ALL")
-      : `Yes, I want to get ${words} from ${state.org} about ${scope.name} again.`;
+      : _("Yes, I want to get {words} from {org} about {scope} again.", values);
     const answer = await ask({
-      title: `Turn ${words} from ${scope.name} back on?`,
+      title: _("Turn {words} from {scope} back on?", values),
       body: [
-        `You stopped ${words} from ${scope.name}${when}.`,
-        `To make sure it's really you, we'll send a confirmation link to ${destination(channel)}. ` +
-          `Nothing changes until you open it.`,
-        "By asking for the link you confirm:",
+        decision.event
+          ? _("You stopped {words} from {scope} on {date}.",
+            { ...values, date: formatDate(decision.event.occurredAt) })
+          : _("You stopped {words} from {scope}.", values),
+        _("To make sure it's really you, we'll send a confirmation link to {to}. Nothing changes until you open it.", values),
+        _("By asking for the link you confirm:"),
         quote(text),
       ],
-      ok: "Send me the link",
-      cancel: "Not now",
+      ok: _("Send me the link"),
+      cancel: _("Not now"),
     });
     if (!answer) return;
     await runOptBackIn(scope, channel, text);
   }
 
   async function runOptBackIn(scope, channel, text) {
-    const words = CHANNEL_WORDS[channel];
+    const words = _(CHANNEL_WORDS[channel]);
     let data;
     try {
       data = await graphql(REQUEST_OPT_BACK_IN, {
@@ -773,11 +846,11 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
     if (result.__typename === "OptBackInPayload") {
       changed("requestOptBackIn", { scopeId: scope.id, channel }, true);
       const until = result.request && result.request.expiresAt
-        ? ` The link works until ${formatDate(result.request.expiresAt)}.`
+        ? ` ${_("The link works until {date}.", { date: formatDate(result.request.expiresAt) })}`
         : "";
       await reload(
-        `Check your inbox: we sent a confirmation link to ${destination(channel)}. ` +
-          `${capitalise(words)} from ${scope.name} stays off until you open it.${until}`,
+        _("Check your inbox: we sent a confirmation link to {to}. {Words} from {scope} stays off until you open it.",
+          { to: destination(channel), Words: capitalise(words), scope: scope.name }) + until,
       );
     } else {
       await reload(null);
@@ -786,18 +859,19 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
   }
 
   async function resendConfirmation(scope, pending) {
-    const words = CHANNEL_WORDS[pending.channel];
-    const again = pending.kind === "OPT_IN" ? "" : " back";
+    const words = _(CHANNEL_WORDS[pending.channel]);
+    const values = { to: destination(pending.channel), words, scope: scope.name,
+      date: formatDate(pending.expiresAt) };
     const answer = await ask({
-      title: "Waiting for your confirmation",
+      title: _("Waiting for your confirmation"),
       body: [
-        `We sent a link to ${destination(pending.channel)} to turn ${words} from ${scope.name}` +
-          `${again} on. It stays off until you open that link, which works until ` +
-          `${formatDate(pending.expiresAt)}.`,
-        "Can't find it? Check your spam folder, or we can send the mail again.",
+        pending.kind === "OPT_IN"
+          ? _("We sent a link to {to} to turn {words} from {scope} on. It stays off until you open that link, which works until {date}.", values)
+          : _("We sent a link to {to} to turn {words} from {scope} back on. It stays off until you open that link, which works until {date}.", values),
+        _("Can't find it? Check your spam folder, or we can send the mail again."),
       ],
-      ok: "Send the mail again",
-      cancel: "Close",
+      ok: _("Send the mail again"),
+      cancel: _("Close"),
     });
     if (!answer) return;
     let data;
@@ -812,28 +886,31 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
       changed("resendConfirmation", { scopeId: scope.id, channel: pending.channel }, result.mailed);
     }
     await reload(result.__typename === "ResendPayload"
-      ? (result.mailed ? `Sent again: check your inbox at ${destination(pending.channel)}.`
+      ? (result.mailed ? _("Sent again: check your inbox at {to}.", values)
         : result.message)
       : result.message);
   }
 
   async function blockedFlow(scope, channel, decision) {
-    const words = CHANNEL_WORDS[channel];
+    const words = _(CHANNEL_WORDS[channel]);
     const blocker = decision.decidedBy && state.byId.get(decision.decidedBy.id);
+    const title = _("{Words} from {scope} is off", { Words: capitalise(words), scope: scope.name });
     if (!blocker) {
-      await ask({ title: `${capitalise(words)} from ${scope.name} is off`, body: [decision.explanation], cancel: "Close" });
+      await ask({ title, body: [decision.explanation], cancel: _("Close") });
       return;
     }
+    const values = { words, scope: scope.name, blocker: blocker.name };
     const answer = await ask({
-      title: `${capitalise(words)} from ${scope.name} is off`,
+      title,
       body: [
-        `It's off because you stopped ${words} from all of ${blocker.name}` +
-          (decision.event ? ` on ${formatDate(decision.event.occurredAt)}.` : "."),
-        `To get ${words} from ${scope.name} again, turn ${words} from ${blocker.name} back on. ` +
-          "That also turns on everything else under it that you haven't switched off separately.",
+        decision.event
+          ? _("It's off because you stopped {words} from all of {blocker} on {date}.",
+            { ...values, date: formatDate(decision.event.occurredAt) })
+          : _("It's off because you stopped {words} from all of {blocker}.", values),
+        _("To get {words} from {scope} again, turn {words} from {blocker} back on. That also turns on everything else under it that you haven't switched off separately.", values),
       ],
-      ok: `Turn on ${words} from ${blocker.name}…`,
-      cancel: "Keep it off",
+      ok: _("Turn on {words} from {blocker}…", values),
+      cancel: _("Keep it off"),
     });
     if (!answer) return;
     const blockerDecision = state.decisions.get(key(blocker.id, channel)) || decision;
@@ -848,40 +925,42 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
   function explainRefusal(result, channel) {
     if (result.__typename === "BlockedError") {
       const blocker = state.byId.get(result.blockingScopeId);
-      const words = CHANNEL_WORDS[channel];
+      const words = _(CHANNEL_WORDS[channel]);
       complain(
         blocker
-          ? `This is covered by your choice to stop ${words} from ${blocker.name}. Turn that back on first.`
+          ? _("This is covered by your choice to stop {words} from {blocker}. Turn that back on first.",
+            { words, blocker: blocker.name })
           : result.message,
       );
     } else if (result.code === "EXPIRED" || result.code === "UNAUTHENTICATED") {
       showProblem(result.code === "EXPIRED" ? "expired" : "invalid");
     } else {
-      complain(result.message || "That didn't work. Please try again.");
+      complain(result.message || _("That didn't work. Please try again."));
     }
   }
 
   // What "Not interested" does, in the same words as the Not Interested page (ni.effect in
   // the server's templates/messages.py): every channel, the scope and everything under it.
   function notInterestedEffect(scope) {
-    return `We won't contact you about ${scope.name} any more: no emails or text messages about it.`;
+    return _("We won't contact you about {scope} any more: no emails or text messages about it.",
+      { scope: scope.name });
   }
 
   async function undoNotInterestedFlow(scope) {
     const answer = await ask({
-      title: `Changed your mind about ${scope.name}?`,
+      title: _("Changed your mind about {scope}?", { scope: scope.name }),
       body: [
-        `You said you're not interested in ${scope.name}. ${notInterestedEffect(scope)}`,
-        "If you've changed your mind, we may contact you about it again.",
+        `${_("You said you're not interested in {scope}.", { scope: scope.name })} ${notInterestedEffect(scope)}`,
+        _("If you've changed your mind, we may contact you about it again."),
       ],
-      ok: "I've changed my mind",
-      cancel: "Keep it muted",
+      ok: _("I've changed my mind"),
+      cancel: _("Keep it muted"),
     });
     if (!answer) return;
     await change(UNDO_NOT_INTERESTED, "undoNotInterested", { input: { scopeId: scope.id } },
       (result) => result.changed
-        ? `Done: we may contact you about ${scope.name} again.`
-        : `${scope.name} wasn't muted any more.`);
+        ? _("Done: we may contact you about {scope} again.", { scope: scope.name })
+        : _("{scope} wasn't muted any more.", { scope: scope.name }));
   }
 
   async function stopEverything() {
@@ -889,21 +968,21 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
     const root = roots()[0];
     if (!root) return;
     const answer = await ask({
-      title: "Unsubscribe from everything?",
+      title: _("Unsubscribe from everything?"),
       body: [
-        `We'll stop all email and text messages from ${state.org}, about everything.`,
-        "You can switch things back on later; we'll then ask you to confirm by email first.",
+        _("We'll stop all email and text messages from {org}, about everything.", { org: state.org }),
+        _("You can switch things back on later; we'll then ask you to confirm by email first."),
       ],
-      ok: "Yes, unsubscribe me from everything",
+      ok: _("Yes, unsubscribe me from everything"),
       okKind: "danger",
-      cancel: "No, go back",
+      cancel: _("No, go back"),
     });
     if (!answer) return;
     await change(OPT_OUT, "optOut", {
       input: { scopeId: root.id, channel: "ALL", source: "PREFERENCE_CENTER" },
     }, (result) => result.changed
-      ? `Done: you're unsubscribed from all email and text messages from ${state.org}.`
-      : `You were already unsubscribed from everything from ${state.org}.`);
+      ? _("Done: you're unsubscribed from all email and text messages from {org}.", { org: state.org })
+      : _("You were already unsubscribed from everything from {org}.", { org: state.org }));
   }
 
   // Run a mutation that answers ConsentChangeResult, then reload and say what happened.
@@ -933,37 +1012,40 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
     let success;
     if (mode === "none") {
       if (!frequencyAt(scope.id)) {
-        announce(`Nothing to change: ${scope.name} has no limit of its own.`);
+        announce(_("Nothing to change: {scope} has no limit of its own.", { scope: scope.name }));
         return;
       }
       input.clear = true;
       const inherited = effectiveFrequency(scope);
       success = inherited && inherited.scope.id !== scope.id
-        ? `Done: the limit for ${scope.name} is removed. The limit set for ${inherited.scope.name} still applies.`
-        : `Done: ${scope.name} may contact you as often as needed.`;
+        ? _("Done: the limit for {scope} is removed. The limit set for {other} still applies.",
+          { scope: scope.name, other: inherited.scope.name })
+        : _("Done: {scope} may contact you as often as needed.", { scope: scope.name });
     } else if (mode === "cap") {
       const count = Number.parseInt(form.querySelector("input[type=number]").value, 10);
       if (!Number.isInteger(count) || count < 1 || count > 100) {
-        complain("Enter a number of messages from 1 to 100.");
+        complain(_("Enter a number of messages from 1 to 100."));
         form.querySelector("input[type=number]").focus();
         return;
       }
       input.maxCount = count;
       input.period = form.querySelector("select").value;
-      success = `Done: ${scope.name} may contact you at most ${plural(count)} ${PERIOD_WORDS[input.period]}.`;
+      success = _("Done: {scope} may contact you at most {count} {period}.",
+        { scope: scope.name, count: plural(count), period: _(PERIOD_WORDS[input.period]) });
     } else {
       const raw = form.querySelector("input[type=date]").value;
       const until = raw ? new Date(`${raw}T00:00:00`) : null;
       if (!until || Number.isNaN(until.getTime()) || until <= new Date()) {
-        complain("Choose a date in the future to pause until.");
+        complain(_("Choose a date in the future to pause until."));
         form.querySelector("input[type=date]").focus();
         return;
       }
       input.pausedUntil = until.toISOString();
-      success = `Done: nothing from ${scope.name} until ${formatDate(input.pausedUntil)}.`;
+      success = _("Done: nothing from {scope} until {date}.",
+        { scope: scope.name, date: formatDate(input.pausedUntil) });
     }
     await change(SET_FREQUENCY, "updateContactFrequency", { input }, (result) =>
-      result.changed ? success : "Nothing changed: that was already your choice.");
+      result.changed ? success : _("Nothing changed: that was already your choice."));
   }
 
   async function saveDetails(event) {
@@ -983,8 +1065,13 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
       changed("updateContact", { name, locale }, true);
       state.me.name = result.contact.name;
       state.me.locale = result.contact.locale;
+      if (!options.lang) {
+        await loadTexts(); // the page follows the language the contact chose
+        useLocale(state.me.locale);
+        render();
+      }
       renderHeader();
-      announce("Saved: your details are up to date.");
+      announce(_("Saved: your details are up to date."));
     } else {
       complain(result.message);
       if (result.field === "name") $("details-name").focus();
@@ -1001,6 +1088,7 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
       organisation: state.org,
       contactId: state.me.id,
       locale: state.me.locale || null,
+      language,
       scopes: state.scopes.length,
     });
   }
@@ -1020,6 +1108,7 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
   async function start() {
     $("problem").hidden = true;
     $("loading").hidden = false;
+    await loadTexts();
     if (!TOKEN) {
       showProblem("invalid");
       return;
@@ -1045,7 +1134,7 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
   }
 
   function plural(count) {
-    return count === 1 ? "1 message" : `${count} messages`;
+    return count === 1 ? _("1 message") : _("{count} messages", { count });
   }
 
   function frequencyAt(scopeId) {
@@ -1064,12 +1153,13 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
 
   function describeFrequency(pref) {
     if (pref.pausedUntil && new Date(pref.pausedUntil) > new Date()) {
-      return `Paused until ${formatDate(pref.pausedUntil)}`;
+      return _("Paused until {date}", { date: formatDate(pref.pausedUntil) });
     }
     if (pref.maxCount !== null && pref.maxCount !== undefined && pref.period) {
-      return `At most ${plural(pref.maxCount)} ${PERIOD_WORDS[pref.period]}`;
+      return _("At most {count} {period}",
+        { count: plural(pref.maxCount), period: _(PERIOD_WORDS[pref.period]) });
     }
-    return "As often as needed";
+    return _("As often as needed");
   }
 
   function renderHeader() {
@@ -1077,10 +1167,12 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
     $("org").textContent = state.org;
     $("org").hidden = !state.org;
     const parts = [me.email, me.phone].filter(Boolean).join(" · ");
-    $("who").textContent = me.name ? `For ${me.name} · ${parts}` : `For ${parts}`;
+    $("who").textContent = me.name ? _("For {name} · {parts}", { name: me.name, parts })
+      : _("For {parts}", { parts });
     $("who").hidden = false;
     $("intro").textContent =
-      `Choose what ${state.org || "we"} may send you, and how often. Your changes apply straight away.`;
+      _("Choose what {org} may send you, and how often. Your changes apply straight away.",
+        { org: state.org });
     $("intro").hidden = false;
   }
 
@@ -1102,12 +1194,13 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
   function renderPending() {
     const items = state.requests.map((r) => {
       const scope = state.byId.get(r.scopeId);
-      const name = scope ? scope.name : "a topic";
+      const name = scope ? scope.name : _("a topic");
       return h("li", {},
         h("p", {},
-          h("strong", { text: `${capitalise(CHANNEL_WORDS[r.channel])} from ${name}` }),
-          ` — we sent a link to ${destination(r.channel)}. Open it to switch this back on. `,
-          `It works until ${formatDate(r.expiresAt)}.`));
+          h("strong", { text: _("{Words} from {scope}",
+            { Words: capitalise(_(CHANNEL_WORDS[r.channel])), scope: name }) }),
+          ` — ${_("we sent a link to {to}. Open it to switch this back on. It works until {date}.",
+            { to: destination(r.channel), date: formatDate(r.expiresAt) })}`));
     });
     $("pending-list").replaceChildren(...items);
     $("pending-section").hidden = items.length === 0;
@@ -1118,15 +1211,16 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
       const scope = state.byId.get(mark.scopeId);
       if (!scope) return null;
       return h("li", { class: "muted-item" },
-        h("p", {}, h("strong", { text: scope.name }), ` — since ${formatDate(mark.createdAt)}. `,
+        h("p", {}, h("strong", { text: scope.name }),
+          ` — ${_("since {date}.", { date: formatDate(mark.createdAt) })} `,
           notInterestedEffect(scope)),
         h("button", {
           type: "button",
           class: "button button-secondary",
-          "aria-label": `I've changed my mind about ${scope.name}`,
+          "aria-label": _("I've changed my mind about {scope}", { scope: scope.name }),
           "data-focus-key": `undo|${scope.id}`,
           onclick: () => { clearNotices(); undoNotInterestedFlow(scope); },
-        }, "I've changed my mind"));
+        }, _("I've changed my mind")));
     }).filter(Boolean);
     $("muted-list").replaceChildren(...items);
     $("muted-section").hidden = items.length === 0;
@@ -1145,8 +1239,8 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
         h("h3", { id: headingId, class: "scope-name" }, scope.name)),
       kids.length
         ? h("p", { class: "covers" }, isRoot
-          ? `Switching this off stops everything from ${scope.name}.`
-          : `Switching this off also stops ${namesUnder(scope)}.`)
+          ? _("Switching this off stops everything from {scope}.", { scope: scope.name })
+          : _("Switching this off also stops {names}.", { names: namesUnder(scope) }))
         : null,
       h("div", { class: "channels" }, (scope.channels || []).map((channel) =>
         state.channels.includes(channel) ? renderChannel(scope, channel) : renderNoAddress(channel))),
@@ -1165,7 +1259,9 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
             else state.expanded.add(scope.id);
             render();
           },
-        }, `${collapsed ? "Show" : "Hide"} the ${kids.length} under ${scope.name}`);
+        }, collapsed
+          ? _("Show the {count} under {scope}", { count: kids.length, scope: scope.name })
+          : _("Hide the {count} under {scope}", { count: kids.length, scope: scope.name }));
         card.append(toggle);
       }
       if (!collapsed) node.append(h("ul", { class: "tree" }, kids.map((k) => renderNode(k))));
@@ -1182,22 +1278,23 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
     const whyId = `why-${scope.id}-${channel}`;
     // The switch already says On or Off; the words say why.
     let why = capitalise(decision.explanation.replace(/^(On|Off|Waiting): /, ""));
-    if (suppressed) why = `Off: ${state.org} has blocked all messages to you.`;
+    if (suppressed) why = _("Off: {org} has blocked all messages to you.", { org: state.org });
     if (pending) {
-      why = `Off until you open the link we emailed you (it works until ${formatDate(pending.expiresAt)}).`;
+      why = _("Off until you open the link we emailed you (it works until {date}).",
+        { date: formatDate(pending.expiresAt) });
     }
-    const stateText = pending ? "Waiting" : on ? "On" : "Off";
+    const stateText = pending ? _("Waiting") : on ? _("On") : _("Off");
     return h("div", { class: `channel${on ? " is-on" : " is-off"}${pending ? " is-waiting" : ""}` },
       h("span", { class: "channel-name" },
         h("span", { class: `channel-icon icon-${channel.toLowerCase()}`, "aria-hidden": "true" }),
-        CHANNEL_LABEL[channel]),
+        _(CHANNEL_LABEL[channel])),
       h("span", { class: "why", id: whyId }, why),
       h("button", {
         type: "button",
         role: "switch",
         class: "switch",
         "aria-checked": on ? "true" : "false",
-        "aria-label": `${CHANNEL_LABEL[channel]} from ${scope.name}`,
+        "aria-label": _("{channel} from {scope}", { channel: _(CHANNEL_LABEL[channel]), scope: scope.name }),
         "aria-describedby": whyId,
         "aria-disabled": suppressed ? "true" : null,
         "data-focus-key": `switch|${scope.id}|${channel}`,
@@ -1212,8 +1309,8 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
     return h("div", { class: "channel is-unavailable" },
       h("span", { class: "channel-name" },
         h("span", { class: `channel-icon icon-${channel.toLowerCase()}`, "aria-hidden": "true" }),
-        CHANNEL_LABEL[channel]),
-      h("span", { class: "why" }, NO_ADDRESS[channel]));
+        _(CHANNEL_LABEL[channel])),
+      h("span", { class: "why" }, _(NO_ADDRESS[channel])));
   }
 
   let uid = 0;
@@ -1221,10 +1318,12 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
   function renderFrequency(scope) {
     const effective = effectiveFrequency(scope);
     const own = frequencyAt(scope.id);
-    let summary = "As often as needed";
+    let summary = _("As often as needed");
     if (effective) {
       summary = describeFrequency(effective.pref);
-      if (effective.scope.id !== scope.id) summary += ` (set for ${effective.scope.name})`;
+      if (effective.scope.id !== scope.id) {
+        summary += ` ${_("(set for {scope})", { scope: effective.scope.name })}`;
+      }
     }
     const n = ++uid;
     const mode = own
@@ -1245,33 +1344,33 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
       },
     },
     h("fieldset", { class: "choices" },
-      h("legend", { text: `How often may ${scope.name} contact you?` }),
-      radio("none", "As often as needed"),
+      h("legend", { text: _("How often may {scope} contact you?", { scope: scope.name }) }),
+      radio("none", _("As often as needed")),
       h("div", { class: "choice-row" },
-        radio("cap", "At most"),
-        h("label", { class: "visually-hidden", for: `freq-count-${n}` }, "Number of messages"),
+        radio("cap", _("At most")),
+        h("label", { class: "visually-hidden", for: `freq-count-${n}` }, _("Number of messages")),
         h("input", {
           id: `freq-count-${n}`, type: "number", min: "1", max: "100", inputmode: "numeric",
           value: own && own.maxCount ? own.maxCount : 2, class: "count",
           onfocus: () => { form.querySelector("input[value=cap]").checked = true; },
         }),
-        h("span", { "aria-hidden": "true" }, "messages"),
-        h("label", { class: "visually-hidden", for: `freq-period-${n}` }, "per"),
+        h("span", { "aria-hidden": "true" }, _("messages")),
+        h("label", { class: "visually-hidden", for: `freq-period-${n}` }, _("per")),
         h("select", {
           id: `freq-period-${n}`,
           onfocus: () => { form.querySelector("input[value=cap]").checked = true; },
         }, ["DAY", "WEEK", "MONTH"].map((p) => h("option", {
           value: p, selected: own ? own.period === p : p === "WEEK",
-        }, PERIOD_WORDS[p])))),
+        }, _(PERIOD_WORDS[p]))))),
       h("div", { class: "choice-row" },
-        radio("pause", "Pause until"),
-        h("label", { class: "visually-hidden", for: `freq-date-${n}` }, "Pause until date"),
+        radio("pause", _("Pause until")),
+        h("label", { class: "visually-hidden", for: `freq-date-${n}` }, _("Pause until date")),
         h("input", {
           id: `freq-date-${n}`, type: "date", min: minDate, value: pausedValue,
           onfocus: () => { form.querySelector("input[value=pause]").checked = true; },
         }))),
     h("button", { type: "submit", class: "button button-secondary", "data-focus-key": `freq-save|${scope.id}` },
-      "Save how often"));
+      _("Save how often")));
     const details = h("details", {
       class: "frequency",
       open: state.openFrequency.has(scope.id),
@@ -1281,7 +1380,7 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
       },
     },
     h("summary", { "data-focus-key": `freq|${scope.id}` },
-      h("span", { class: "summary-label" }, "How often: "),
+      h("span", { class: "summary-label" }, `${_("How often:")} `),
       h("span", { class: "summary-value" }, summary)),
     form);
     return details;
@@ -1289,7 +1388,7 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
 
   function renderEverything() {
     $("everything-text").textContent =
-      `Stop all email and text messages from ${state.org}, about everything listed above.`;
+      _("Stop all email and text messages from {org}, about everything listed above.", { org: state.org });
   }
 
   function renderDetails() {
@@ -1306,28 +1405,34 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
       select.append(h("option", { value: lang }, lang));
     }
     select.value = lang;
-    const known = [me.email && `email ${me.email}`, me.phone && `phone ${me.phone}`].filter(Boolean);
-    $("details-contact").textContent =
-      `We reach you by ${known.join(" and ")}. To change these, please contact ${state.org}.`;
+    const values = { email: me.email, phone: me.phone, org: state.org };
+    let reach = _("We reach you by phone {phone}. To change these, please contact {org}.", values);
+    if (me.email && me.phone) {
+      reach = _("We reach you by email {email} and phone {phone}. To change these, please contact {org}.", values);
+    } else if (me.email) {
+      reach = _("We reach you by email {email}. To change these, please contact {org}.", values);
+    }
+    $("details-contact").textContent = reach;
   }
 
   // --- History ----------------------------------------------------------------------------
 
   function describeEvent(node) {
-    const scope = node.scope ? node.scope.name : "a topic";
-    const words = CHANNEL_WORDS[node.channel] || "messages";
+    const scope = node.scope ? node.scope.name : _("a topic");
+    const words = CHANNEL_WORDS[node.channel] ? _(CHANNEL_WORDS[node.channel]) : _("messages");
+    const org = state.org;
     switch (node.action) {
-      case "OPTED_OUT": return `Stopped ${words} from ${scope}`;
-      case "OPTED_IN": return `Agreed to get ${words} from ${scope}`;
-      case "NOT_INTERESTED": return `Said you're not interested in ${scope}`;
-      case "INTEREST_RESTORED": return `Changed your mind about ${scope}`;
-      case "FREQUENCY_SET": return `Changed how often ${scope} may contact you`;
-      case "FREQUENCY_CLEARED": return `Removed the limit for ${scope}`;
-      case "OPT_BACK_IN_REQUESTED": return `Asked to get ${words} from ${scope} again`;
-      case "OPT_BACK_IN_CONFIRMED": return `Confirmed getting ${words} from ${scope} again`;
-      case "OPT_BACK_IN_EXPIRED": return `A link to get ${words} from ${scope} again expired unused`;
-      case "SUPPRESSED": return `${state.org} blocked all messages to you`;
-      case "UNSUPPRESSED": return `${state.org} lifted the block on messages to you`;
+      case "OPTED_OUT": return _("Stopped {words} from {scope}", { words, scope, org });
+      case "OPTED_IN": return _("Agreed to get {words} from {scope}", { words, scope, org });
+      case "NOT_INTERESTED": return _("Said you're not interested in {scope}", { words, scope, org });
+      case "INTEREST_RESTORED": return _("Changed your mind about {scope}", { words, scope, org });
+      case "FREQUENCY_SET": return _("Changed how often {scope} may contact you", { words, scope, org });
+      case "FREQUENCY_CLEARED": return _("Removed the limit for {scope}", { words, scope, org });
+      case "OPT_BACK_IN_REQUESTED": return _("Asked to get {words} from {scope} again", { words, scope, org });
+      case "OPT_BACK_IN_CONFIRMED": return _("Confirmed getting {words} from {scope} again", { words, scope, org });
+      case "OPT_BACK_IN_EXPIRED": return _("A link to get {words} from {scope} again expired unused", { words, scope, org });
+      case "SUPPRESSED": return _("{org} blocked all messages to you", { words, scope, org });
+      case "UNSUPPRESSED": return _("{org} lifted the block on messages to you", { words, scope, org });
       default: return `${capitalise(String(node.action).toLowerCase().replaceAll("_", " "))}: ${scope}`;
     }
   }
@@ -1338,18 +1443,18 @@ const CHANNEL_LABEL = { EMAIL: "Email", SMS: "Text messages" };
     try {
       data = await graphql(HISTORY);
     } catch (err) {
-      list.replaceChildren(h("li", { text: "We couldn't load your history. Close and open this section to try again." }));
+      list.replaceChildren(h("li", { text: _("We couldn't load your history. Close and open this section to try again.") }));
       if (err instanceof Problem && (err.kind === "expired" || err.kind === "invalid")) showProblem(err.kind);
       return;
     }
     const edges = data.consentEvents.edges;
     if (!edges.length) {
-      list.replaceChildren(h("li", { text: "No changes yet." }));
+      list.replaceChildren(h("li", { text: _("No changes yet.") }));
       return;
     }
     list.replaceChildren(...edges.map(({ node }) => h("li", {},
       h("time", { datetime: node.occurredAt }, formatDateTime(node.occurredAt)),
-      h("span", {}, `${describeEvent(node)} ${SOURCE_WORDS[node.source] || ""}`.trim()))));
+      h("span", {}, `${describeEvent(node)} ${SOURCE_WORDS[node.source] ? _(SOURCE_WORDS[node.source]) : ""}`.trim()))));
   }
 
   // --- Wiring -----------------------------------------------------------------------------

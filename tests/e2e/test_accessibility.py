@@ -167,6 +167,17 @@ async def test_the_component_in_a_host_page(server: Server, tenant: Seeded,
     await page.goto(url)
     await page.get_by_role("heading", name="What we may send you").wait_for()
     await audit(page, axe_script, "component-host")
+    # The component in three more languages (its lang attribute): no violation either.
+    for lang, heading in (("fr", "Ce que nous pouvons vous envoyer"),
+                          ("es", "Lo que podemos enviarle"), ("de", "Was wir Ihnen senden dürfen")):
+        other = host_site.page(f"a11y-{lang}-{t.tenant_id}.html",
+                               host_page(server, t.token, lang=lang, page_lang=lang))
+        await page.goto(other)
+        await page.get_by_role("heading", name=heading).wait_for()
+        await audit(page, axe_script, f"component-host-{lang}")
+    await page.goto(url)
+    await page.get_by_role("heading", name="What we may send you").wait_for()
+    await page.add_script_tag(path=str(axe_script))
     # axe looks inside the shadow root: an input without a label there is found.
     await page.evaluate("""() => document.querySelector("prefcenter-preferences").shadowRoot
         .getElementById("app").append(document.createElement("input"))""")

@@ -140,3 +140,72 @@ async def test_a_origin_not_allowed_is_refused(server: Server, tenant: Seeded,
         assert asset.headers["content-type"].startswith("text/javascript")
     before = await decision(server, t, "digest")
     assert before["allowed"] is True, json.dumps(before)
+
+
+# Three languages, each reached a different way: the contact's locale (fr-CA), the
+# browser's Accept-Language (es, the contact's locale being one we do not speak), the
+# element's lang attribute (de). Desktop and phone screenshots of each.
+LANGUAGES = [
+    ("fr", "fr-CA", "en-GB", "", "Ce que nous pouvons vous envoyer", "E-mail de Weekly digest",
+     "Arrêter les e-mails de Weekly digest ?", "Oui, arrêter les e-mails",
+     "C'est fait : vous ne recevrez plus de e-mails de Weekly digest."),
+    ("es", "ja", "es-ES", "", "Lo que podemos enviarle",
+     "Correo electrónico de Weekly digest",
+     "¿Dejar de recibir correos electrónicos de Weekly digest?",
+     "Sí, dejar de recibir correos electrónicos",
+     "Hecho: ya no recibirá correos electrónicos de Weekly digest."),
+    ("de", "en", "en-GB", "de", "Was wir Ihnen senden dürfen", "E-Mail von Weekly digest",
+     "E-Mails von Weekly digest beenden?", "Ja, E-Mails beenden",
+     "Erledigt: Sie erhalten keine E-Mails mehr von Weekly digest."),
+]
+
+
+@pytest.mark.parametrize(("lang", "locale", "browser_locale", "attribute", "heading", "switch_name",
+                          "dialog_title", "ok", "done"), LANGUAGES,
+                         ids=[row[0] for row in LANGUAGES])
+async def test_embedded_in_three_languages(
+        server: Server, tenant: Seeded, host_site: HostSite, tmp_path: Any, console_errors: Any,
+        lang: str, locale: str, browser_locale: str, attribute: str, heading: str,
+        switch_name: str, dialog_title: str, ok: str, done: str) -> None:
+    from playwright.async_api import async_playwright
+
+    from prefcenter.services import contacts
+    from tests.e2e.conftest import CHROMIUM, LAUNCH_ARGS
+
+    t = tenant
+    await contacts.update_contact(t.system, str(t.contact.id), locale=locale)
+    url = host_site.page(f"host-{lang}-{t.tenant_id}.html",
+                         host_page(server, t.token, lang=attribute, page_lang=lang))
+    async with async_playwright() as pw:
+        context = await pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
+            args=LAUNCH_ARGS, viewport=DESKTOP, locale=browser_locale, timezone_id="UTC")
+        context.set_default_timeout(15_000)
+        try:
+            page = await context.new_page()
+            errors = console_errors(page)
+            await page.goto(url)
+            await page.get_by_role("heading", name=heading).wait_for()
+            container = page.locator("prefcenter-preferences").locator("#container")
+            assert await container.get_attribute("lang") == lang
+            assert (await events(page, "prefcenter-load"))[0]["language"] == lang
+            await page.get_by_role("switch", name=switch_name, exact=True).click()
+            dialog = page.get_by_role("dialog", name=dialog_title)
+            await expect(dialog).to_be_visible()
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / f"component-host-{lang}-dialog.png"))
+            await dialog.get_by_role("button", name=ok).click()
+            await expect(page.get_by_role("status")).to_have_text(done)
+            changes = await events(page, "prefcenter-change")
+            assert [(c["operation"], c["scopeId"]) for c in changes] == [
+                ("optOut", t.sid("digest"))]
+            await page.screenshot(path=str(ARTIFACTS / f"component-host-{lang}-desktop.png"),
+                                  full_page=True)
+            await page.set_viewport_size(PHONE)
+            await page.screenshot(path=str(ARTIFACTS / f"component-host-{lang}-phone.png"),
+                                  full_page=True)
+            assert errors == []
+        finally:
+            await context.close()
+    after = await decision(server, t, "digest")
+    assert after["allowed"] is False

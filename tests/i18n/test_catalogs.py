@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 
 from prefcenter.templates import messages
@@ -25,6 +26,7 @@ def _po(lang: str) -> dict[str, str]:
 
 
 def test_the_catalogs_on_disk_are_the_supported_languages() -> None:
+    """(Every language has ``messages.po``; every one but English ``component.po``.)"""
     assert sorted(p.name for p in LOCALE.iterdir() if p.is_dir()) == sorted(messages.SUPPORTED)
     assert set(messages.SUPPORTED) >= {"en", "de", "fr", "es", "it", "nl", "pt"}
 
@@ -66,3 +68,37 @@ def test_a_missing_message_fails_the_completeness_check(tmp_path: Path) -> None:
     with (tmp_path / "messages.po").open("rb") as handle:
         own = {str(m.id) for m in read_po(handle) if m.id}
     assert "unsub.title" in set(_po("en")) - own
+
+
+# --- the embeddable component (domain "component": English text as msgid) -----------------
+
+COMPONENT = SRC.parents[1] / "frontend-stub" / "prefcenter-preferences.js"
+
+
+def _component_ids() -> set[str]:
+    """What Babel extracts from the component as written (``babel.cfg``)."""
+    found = extract_from_file("javascript", str(COMPONENT), keywords={"_": None, "N_": None},
+                              options={"parse_template_string": True})
+    return {text for _line, text, _comments, _context in found if isinstance(text, str)}
+
+
+def _component_po(lang: str) -> dict[str, str]:
+    with (LOCALE / lang / "LC_MESSAGES" / "component.po").open("rb") as handle:
+        return {str(m.id): str(m.string) for m in read_po(handle) if m.id}
+
+
+def test_the_component_marks_its_texts() -> None:
+    ids = _component_ids()
+    assert len(ids) > 150
+    assert {"What we may send you", "Stop {words} from {scope}?", "On", "Off"} <= ids
+
+
+@pytest.mark.parametrize("lang", [lang for lang in messages.SUPPORTED if lang != "en"])
+def test_every_component_catalog_translates_every_text(lang: str) -> None:
+    ids = _component_ids()
+    own = _component_po(lang)
+    missing = sorted(i for i in ids if not own.get(i, "").strip())
+    assert missing == [], f"{lang} component.po lacks {missing[:5]} ({len(missing)})"
+    assert sorted(set(own) - ids) == [], f"{lang} component.po has texts the code lost"
+    for text in ids:
+        assert messages.placeholders(own[text]) == messages.placeholders(text), (lang, text)

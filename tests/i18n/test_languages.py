@@ -146,3 +146,59 @@ async def test_a_scope_default_language_reaches_mail(world: World, settings: Set
     prepared = await mail.prepare(await OutboxMail.get(contact_id=ada), settings, utcnow())
     assert prepared.message["Content-Language"] == "pt"
     assert str(prepared.message["Subject"]).startswith("Confirme: voltar a receber e-mails")
+
+
+# --- the embeddable component's texts (GET /component/texts) -------------------------------
+
+
+async def _texts(world: World, token: str | None, *, lang: str | None = None,
+                 accept: str | None = None) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if accept:
+        headers["Accept-Language"] = accept
+    response = await world.client.get("/component/texts", headers=headers,
+                                      params={"lang": lang} if lang else None)
+    assert response.status_code == 200, response.text
+    assert response.headers["cache-control"] == "no-store"
+    body: dict[str, Any] = response.json()
+    assert response.headers["content-language"] == body["language"]
+    return body
+
+
+async def test_component_texts_follow_the_contact_then_the_browser_then_the_scope(
+        world: World) -> None:
+    token = path((await get_links(world, scope="study_sleep"))["preferencesUrl"]).rsplit("/")[-1]
+    await _locale(world, "ada", "fr-CA")
+    fr = await _texts(world, token, accept="es")
+    assert fr["language"] == "fr"
+    assert fr["texts"]["What we may send you"] == "Ce que nous pouvons vous envoyer"
+    await _locale(world, "ada", "ja")
+    assert (await _texts(world, token, accept="es-MX"))["language"] == "es"
+    assert await _set(world, "group", {"defaultLanguage": "nl"}) == {
+        "__typename": "ScopePayload"}
+    nl = await _texts(world, token)
+    assert nl["language"] == "nl" and nl["texts"]["On"] == "Aan"
+    # The element's lang attribute wins; English is the code's own words (no texts).
+    assert (await _texts(world, token, lang="it"))["texts"]["Off"] == "Disattivo"
+    assert await _texts(world, token, lang="en") == {"language": "en", "texts": {}}
+    # Without a live link: the browser's language, nothing of the tenant.
+    assert (await _texts(world, "not-a-token", accept="de"))["language"] == "de"
+    assert (await _texts(world, None, accept="pt-BR"))["language"] == "pt"
+
+
+async def test_component_texts_carry_the_tenants_wording(world: World) -> None:
+    token = path((await get_links(world, scope="study_sleep"))["preferencesUrl"]).rsplit("/")[-1]
+    await _locale(world, "ada", "de")
+    refused = await _set(world, "group", {"texts": {"de": {
+        "What we may send you": "Ihre Newsletter bei {org}"}}})
+    assert (refused["code"], refused["message"]) == (
+        "INVALID", "'texts.de.What we may send you' takes no placeholders.")
+    assert await _set(world, "group", {"texts": {"de": {
+        "What we may send you": "Ihre Newsletter", "unsub.title": "Nichts mehr"}}}) == {
+            "__typename": "ScopePayload"}
+    body = await _texts(world, token)
+    assert body["texts"]["What we may send you"] == "Ihre Newsletter"
+    assert "unsub.title" not in body["texts"]  # the pages' keys stay with the pages
+    # The same link read in another language gets none of the German wording.
+    assert (await _texts(world, token, lang="fr"))["texts"]["What we may send you"] == (
+        "Ce que nous pouvons vous envoyer")

@@ -1,4 +1,5 @@
-"""CORS for ``/graphql`` only, from ``PREFCENTER_CORS_ORIGINS`` (issue 15).
+"""CORS for ``/graphql`` (and the component's ``/component/texts``) only, from
+``PREFCENTER_CORS_ORIGINS`` (issue 15).
 
 Browsers on another origin call prefcenter in three places, each with its own rule:
 ``/graphql`` (a customer's SPA, the embeddable component: the configured origins),
@@ -25,7 +26,8 @@ from litestar.types import (
     Send,
 )
 
-PATH = "/graphql"
+#: What a page on another origin calls with a contact token or a key.
+PATHS = frozenset({"/graphql", "/component/texts"})
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "authorization, content-type"
 MAX_AGE = "600"
@@ -46,7 +48,7 @@ class GraphQLCORS:
         self.origins = frozenset(origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].rstrip("/") != PATH:
+        if scope["type"] != "http" or scope["path"].rstrip("/") not in PATHS:
             await self.app(scope, receive, send)
             return
         origin = _header(scope, b"origin")

@@ -19,7 +19,7 @@ from litestar import HttpMethod, Request, Response, get, route
 from litestar.response import File
 
 from prefcenter.features import Feature
-from prefcenter.services import overview
+from prefcenter.services import languages, overview
 from prefcenter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,19 @@ def routes(settings: Settings) -> list[Any]:
                     media_type=MEDIA_TYPES[match.group(1)] if match else None,
                     headers=COMPONENT_HEADERS)
 
+    @get("/component/texts", opt={"anonymous": True}, include_in_schema=False)
+    async def component_texts(request: Request[Any, Any, Any], lang: str | None = None
+                              ) -> Response[Any]:
+        """The component's language and texts for the contact of the bearer link (or,
+        without one, for the browser); called with CORS like /graphql. Only reads."""
+        header = request.headers.get("authorization", "")
+        secret = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        language, texts = await languages.component_texts(
+            secret, request.headers.get("accept-language"), lang)
+        return Response({"language": language, "texts": texts}, media_type="application/json",
+                        headers={"Cache-Control": "no-store", "Content-Language": language,
+                                 "Vary": "Authorization, Accept-Language"})
+
     @route("/p/{token:str}", http_method=[HttpMethod.GET, HttpMethod.HEAD],
            opt={"anonymous": True}, include_in_schema=False)
     async def preference_page(request: Request[Any, Any, Any], token: str) -> Response[Any]:
@@ -171,7 +184,7 @@ def routes(settings: Settings) -> list[Any]:
                     content_disposition_type="inline", media_type="text/html",
                     headers=PAGE_HEADERS)
 
-    return [preference_asset, component_asset, preference_page]
+    return [preference_asset, component_asset, component_texts, preference_page]
 
 
 feature = Feature(name=__name__, routes=routes)

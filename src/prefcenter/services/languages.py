@@ -21,6 +21,8 @@ from typing import Any
 
 from prefcenter.errors import Invalid
 from prefcenter.models import Scope
+from prefcenter.models.enums import TokenPurpose
+from prefcenter.services import auth
 from prefcenter.services.scopes import inherited_setting, path_of, settings_chain
 from prefcenter.templates import messages
 
@@ -47,7 +49,6 @@ def check_settings(settings: Mapping[str, Any] | None) -> None:
     if not isinstance(texts, Mapping) or not texts:
         raise Invalid(f"'{TEXTS_KEY}' must map languages to texts by key, e.g. "
                       '{"de": {"unsub.title": "..."}}.', field="settings")
-    known = messages.keys()
     for lang, by_key in texts.items():
         if lang not in messages.SUPPORTED:
             raise Invalid(f"'{TEXTS_KEY}': {lang!r} is not one of {supported}.",
@@ -56,13 +57,13 @@ def check_settings(settings: Mapping[str, Any] | None) -> None:
             raise Invalid(f"'{TEXTS_KEY}.{lang}' must map message keys to texts.",
                           field="settings")
         for key, text in by_key.items():
-            if key not in known:
+            if not isinstance(key, str) or messages.english(key) is None:
                 raise Invalid(f"'{TEXTS_KEY}.{lang}': no message {key!r}.", field="settings")
             if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_LENGTH:
                 raise Invalid(f"'{TEXTS_KEY}.{lang}.{key}' must be a text of 1 to "
                               f"{MAX_TEXT_LENGTH} characters.", field="settings")
             if not _formats(key, text):
-                allowed = ", ".join(sorted(messages.placeholders(messages.texts("en")[key])))
+                allowed = ", ".join(sorted(messages.placeholders(messages.english(key) or "")))
                 raise Invalid(f"'{TEXTS_KEY}.{lang}.{key}' may use only the placeholders "
                               f"{{{allowed}}}" if allowed else
                               f"'{TEXTS_KEY}.{lang}.{key}' takes no placeholders.",
@@ -71,11 +72,14 @@ def check_settings(settings: Mapping[str, Any] | None) -> None:
 
 def _formats(key: str, text: str) -> bool:
     """The text uses only the placeholders the key's English text has, and parses."""
+    source = messages.english(key)
+    if source is None:
+        return False
     try:
         used = messages.placeholders(text)
     except ValueError:
         return False
-    return used <= messages.placeholders(messages.texts("en")[key])
+    return used <= messages.placeholders(source)
 
 
 @dataclass(frozen=True)
@@ -97,14 +101,13 @@ def voice_on(path: Sequence[Scope], locale: str | None, accept: str | None = Non
     default = inherited_setting(path, DEFAULT_LANGUAGE_KEY)
     lang = messages.choose_language(locale, accept, default if isinstance(default, str)
                                     else None)
-    known = messages.keys()
     overrides: dict[str, str] = {}
     for value in settings_chain(path, TEXTS_KEY):  # root first: deeper scopes win
         by_key = value.get(lang) if isinstance(value, Mapping) else None
         if not isinstance(by_key, Mapping):
             continue
         for key, text in by_key.items():
-            if key in known and isinstance(text, str) and text.strip() and _formats(key, text):
+            if isinstance(text, str) and text.strip() and _formats(key, text):
                 overrides[key] = text
     return Voice(lang=lang, overrides=overrides)
 
@@ -112,3 +115,25 @@ def voice_on(path: Sequence[Scope], locale: str | None, accept: str | None = Non
 async def voice(scope: Scope, locale: str | None, accept: str | None = None) -> Voice:
     """The voice for a contact (``locale``) reading about ``scope``."""
     return voice_on(await path_of(scope), locale, accept)
+
+
+async def component_texts(secret: str, accept: str | None, forced: str | None
+                          ) -> tuple[str, dict[str, str]]:
+    """The language and texts of the embeddable component for a preference link's
+    ``secret``: the contact's voice at the link's scope (``forced``: the element's
+    ``lang`` attribute, when we speak it). Without a live link (the component then says
+    the link does not work): ``forced``, else the browser's language; no tenant wording.
+    Only reads."""
+    chosen = messages.supported(forced)
+    try:
+        token = await auth.resolve_contact_token(secret, {TokenPurpose.PREFERENCES})
+    except auth.TokenError:
+        lang = chosen or messages.accepted(accept) or messages.DEFAULT
+        return lang, dict(messages.component_texts(lang))
+    path = await path_of(token.scope)
+    spoken = voice_on(path, token.contact.locale, accept)
+    lang = chosen or spoken.lang
+    own = spoken if lang == spoken.lang else voice_on(path, lang)
+    ids = messages.component_ids()
+    return lang, {**messages.component_texts(lang),
+                  **{k: v for k, v in own.overrides.items() if k in ids}}

@@ -56,6 +56,44 @@ def keys() -> frozenset[str]:
     return frozenset(texts(DEFAULT))
 
 
+#: The embeddable component's texts (``frontend-stub/prefcenter-preferences.js``): a
+#: second domain whose ``msgid`` is the English text itself, as written in the code
+#: (Babel extracts it: ``pybabel extract -F babel.cfg -k _ -k N_ -o component.pot``).
+COMPONENT_DOMAIN = "component"
+
+
+@cache
+def component_catalog(lang: str) -> Catalog:
+    """The component's catalog of one language (English has none: the code is English)."""
+    if lang not in SUPPORTED:
+        raise KeyError(lang)
+    path = (resources.files("prefcenter") / "locale" / lang / "LC_MESSAGES"
+            / f"{COMPONENT_DOMAIN}.po")
+    if not path.is_file():
+        return Catalog(locale=lang, domain=COMPONENT_DOMAIN)
+    with path.open("rb") as handle:
+        return read_po(handle, locale=lang, domain=COMPONENT_DOMAIN)
+
+
+@cache
+def component_texts(lang: str) -> Mapping[str, str]:
+    """English text -> this language's, for the component."""
+    return {str(m.id): str(m.string) for m in component_catalog(lang) if m.id and m.string}
+
+
+@cache
+def component_ids() -> frozenset[str]:
+    """Every text of the component (the ids of any of its catalogs)."""
+    return frozenset(str(m.id) for lang in SUPPORTED for m in component_catalog(lang) if m.id)
+
+
+def english(key: str) -> str | None:
+    """The English pattern of a message key or a component text; None if unknown."""
+    if key in texts(DEFAULT):
+        return texts(DEFAULT)[key]
+    return key if key in component_ids() else None
+
+
 def placeholders(pattern: str) -> frozenset[str]:
     """The ``{names}`` a pattern uses."""
     return frozenset(name for _, name, _, _ in Formatter().parse(pattern) if name)
