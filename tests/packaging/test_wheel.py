@@ -5,8 +5,8 @@ or ``*.egg-info``), installed WITHOUT extras into a fresh venv in a temp folder,
 from a folder outside the checkout: ``prefcenter tenant create``, then ``prefcenter
 serve`` on a free port. Then, as an operator and a partner would: a ``consentChanged``
 subscription over ``graphql-transport-ws`` with the ``gql`` client receives the event a
-mutation caused, and the installed server answers the preference page, GraphiQL with its
-local assets, and the link pages (templates).
+mutation caused, and the installed server answers the preference page and its component,
+GraphiQL with its local assets, the link pages (templates) and the message catalogs.
 
 Before ``websockets`` was a runtime dependency, uvicorn answered the WebSocket upgrade
 with 400 ("No supported WebSocket library detected") and the subscription failed.
@@ -217,7 +217,15 @@ async def test_a_plain_install_serves_subscriptions_pages_and_graphiql(
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert "Your email and text preferences" in page.text
         script = await client.get(links["preferencesUrl"].rsplit("/", 1)[0] + "/static/app.js")
-        assert script.status_code == 200 and "myDecisions" in script.text
+        assert script.status_code == 200 and "prefcenter-preferences.js" in script.text
+        component = await client.get(f"{url}/static/component/prefcenter-preferences.js")
+        assert component.status_code == 200 and "myDecisions" in component.text
+        # The message catalogs (package data, read at run time) came along: the component's
+        # texts and a link page in French.
+        texts = (await client.get(f"{url}/component/texts", params={"lang": "fr"})).json()
+        assert texts["texts"]["What we may send you"] == "Ce que nous pouvons vous envoyer"
+        invalid = await client.get(f"{url}/u/not-a-token", headers={"Accept-Language": "fr"})
+        assert invalid.status_code == 404 and "Ce lien n&#39;est pas valide" in invalid.text
         unsubscribe = await client.get(links["unsubscribeUrl"])
         assert unsubscribe.status_code == 200, unsubscribe.text
         assert "<form" in unsubscribe.text and "Wheel Co" in unsubscribe.text
