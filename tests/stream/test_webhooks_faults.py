@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from prefcenter import db
+from prefcenter.models import SendRecord
 from prefcenter.models.enums import Channel, Source
 from prefcenter.models.mail import MailKind, MailStatus, OutboxMail
 from prefcenter.services import consent, mail
@@ -27,7 +28,15 @@ from prefcenter.services.common import utcnow
 from prefcenter.settings import Settings
 from tests.factories import World
 from tests.flows.conftest import SmtpServer, free_port
-from tests.stream.conftest import Receiver, ServerProcess, change, eventually, open_world
+from tests.graphql import ops
+from tests.stream.conftest import (
+    Receiver,
+    ServerProcess,
+    change,
+    eventually,
+    ledger_ids,
+    open_world,
+)
 
 pytestmark = pytest.mark.faults
 
@@ -178,3 +187,73 @@ async def test_smtp_down_then_back_sends_every_mail_once(world: World,
             assert (await mail.deliver_due(config, now=later)).handled == 0
         finally:
             smtp.stop()
+
+
+async def test_kill_9_under_concurrent_writers_loses_no_acknowledged_change(
+        servers: Callable[..., ServerProcess], receiver: Receiver) -> None:
+    """Writers race on one server (opt-outs/ins and capped sends) while it delivers
+    webhooks; it is killed with SIGKILL and started again on the same database."""
+    async with asyncio.timeout(80):
+        server = servers(**OUTAGE)
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            try:
+                world = await open_world(server, client)
+                await register(world, receiver)
+                receiver.delay = 0.02  # deliveries are in flight when the kill comes
+                cap = await world.gql(ops.FREQUENCY, {"i": {
+                    "contactId": world.cid("bob"), "scopeId": world.sid("group"),
+                    "maxCount": 5, "period": "DAY"}})
+                assert cap["updateContactFrequency"]["changed"] is True
+                acked: list[int] = []
+                claims: list[str] = []
+                stop = asyncio.Event()
+
+                async def writer(n: int) -> None:
+                    scope = ("study_sleep", "study_diet", "project", "opp_phone",
+                             "client_news", "user_alice")[n]
+                    out = False
+                    while not stop.is_set():
+                        try:
+                            if n == 5:
+                                data = await world.gql(ops.CLAIM_SEND, {"i": {
+                                    "contactId": world.cid("bob"), "scopeId": world.sid(scope),
+                                    "channel": "EMAIL", "messageRef": f"m-{len(claims)}-{n}"}})
+                                if data["claimSend"].get("recorded"):
+                                    claims.append(data["claimSend"]["sendId"])
+                                continue
+                            variables = {"contactId": world.cid("ada"),
+                                         "scopeId": world.sid(scope), "channel": "EMAIL"}
+                            if out:
+                                variables["evidence"] = {"document": "form-7"}
+                            data = await world.gql(ops.OPT_IN if out else ops.OPT_OUT,
+                                                   {"i": variables})
+                            payload = data["optIn" if out else "optOut"]
+                            acked.extend(int(e["id"]) for e in payload["events"])
+                            out = not out
+                        except (httpx.HTTPError, AssertionError, KeyError, TypeError):
+                            return  # the server is gone: what was acknowledged counts
+
+                tasks = [asyncio.create_task(writer(n)) for n in range(6)]
+                await eventually(lambda: len(acked) >= 30, 30, "30 acknowledged changes")
+                server.kill()
+                stop.set()
+                await asyncio.gather(*tasks)
+                server.start()
+
+                present = set(await ledger_ids(world))
+                assert set(acked) <= present, sorted(set(acked) - present)
+                assert (await world.gql("{ verifyLedger }"))["verifyLedger"] == []
+                assert len(claims) <= 5
+                assert await SendRecord.filter(contact_id=world.cid("bob")).count() <= 5
+                # Every event reaches the receiver after the restart; a delivery cut off
+                # by the kill may come again, always with its own webhook-id.
+                await eventually(lambda: set(receiver.event_ids()) >= present, 30,
+                                 "every event delivered after the restart")
+                by_id: dict[str, set[int]] = {}
+                for d in receiver.received():
+                    by_id.setdefault(d.webhook_id, set()).add(int(d.payload["data"]["id"]))
+                assert all(len(events) == 1 for events in by_id.values())
+                assert len(by_id) == len(present)
+                assert receiver.bad_signatures == 0
+            finally:
+                await db.close_db()
