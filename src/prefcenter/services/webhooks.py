@@ -559,9 +559,10 @@ async def claim_due(settings: Settings, limit: int, *,
 
     Per endpoint, oldest event first: a healthy endpoint gives what its rate bucket allows;
     a failing one gives one delivery (the probe) when its next attempt is due, and none
-    while that probe is out. The endpoint's bucket or probe time and each row's lease are
-    taken with conditional UPDATEs, so two workers, even in two processes, never hold the
-    same row at once, nor probe one endpoint twice. One transaction: one commit.
+    while that probe is out. The endpoint's bucket or probe time is taken with a
+    conditional UPDATE first, so for this pass the endpoint is the worker's alone, even
+    across processes: no two workers hold the same row at once, nor probe one endpoint
+    twice. One transaction: one commit.
     """
     if limit <= 0:
         return []
@@ -603,15 +604,19 @@ async def claim_due(settings: Settings, limit: int, *,
                 gate = {"send_slot_at": slot}
             if not await WebhookEndpoint.filter(id=endpoint.id, **previous).update(**gate):
                 continue  # another worker is serving this endpoint right now
+            # The endpoint is ours for this pass: its rows are leased in one statement.
+            token = secrets.token_hex(16)
+            ids = [row.id for row in rows]
+            taken = await WebhookDelivery.filter(
+                id__in=ids, status=DeliveryStatus.PENDING).filter(unleased).update(
+                lease_token=token, lease_until=lease_until)
+            if taken != len(rows):  # changed meanwhile (e.g. a replay): keep what we hold
+                held: list[Any] = await WebhookDelivery.filter(
+                    id__in=ids, lease_token=token).values_list("id", flat=True)
+                rows = [row for row in rows if row.id in set(held)]
             for row in rows:
-                token = secrets.token_hex(16)
-                qs = WebhookDelivery.filter(id=row.id, status=DeliveryStatus.PENDING)
-                qs = qs.filter(lease_token__isnull=True) if row.lease_token is None else \
-                    qs.filter(lease_token=row.lease_token)
-                if await qs.update(lease_token=token, lease_until=lease_until):
-                    row.lease_token, row.lease_until = token, lease_until
-                    row.endpoint = endpoint
-                    claimed.append(row)
+                row.lease_token, row.lease_until, row.endpoint = token, lease_until, endpoint
+                claimed.append(row)
     return claimed
 
 
