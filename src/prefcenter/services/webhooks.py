@@ -703,31 +703,46 @@ async def send(delivery: WebhookDelivery, client: httpx.AsyncClient,
 async def record(outcomes: Sequence[Outcome], settings: Settings) -> None:
     """Log attempts in one transaction, in the order they finished: a success closes its
     delivery and ends an outage; a failure starts or continues one (next probe, notices,
-    disabling after ``webhook_disable_after_seconds``); 410 Gone disables at once."""
+    disabling after ``webhook_disable_after_seconds``); 410 Gone disables at once.
+
+    Batched: the endpoints are read once, the attempts inserted in one statement and the
+    successes closed with one UPDATE per status code; outage state is then applied in
+    order, on the endpoints read (kept current as they change)."""
     if not outcomes:
         return
     async with db.transaction():
-        for outcome in sorted(outcomes, key=lambda o: o.at):
-            await _record(outcome, settings)
+        ids = {str(o.delivery.endpoint_id) for o in outcomes}
+        endpoints = {str(e.id): e for e in await WebhookEndpoint.filter(id__in=list(ids))}
+        ordered = [o for o in sorted(outcomes, key=lambda o: o.at)
+                   if str(o.delivery.endpoint_id) in endpoints]  # others were deleted
+        if not ordered:
+            return
+        await WebhookAttempt.bulk_create([WebhookAttempt(
+            delivery_id=o.delivery.id, endpoint_id=o.delivery.endpoint_id, attempted_at=o.at,
+            succeeded=o.succeeded, status_code=o.status_code, error=o.error,
+            duration_ms=o.duration_ms) for o in ordered])
+        by_code: dict[int | None, list[Outcome]] = {}
+        for o in ordered:
+            if o.succeeded:
+                by_code.setdefault(o.status_code, []).append(o)
+        for code, group in by_code.items():
+            at = group[-1].at
+            await WebhookDelivery.filter(id__in=[o.delivery.id for o in group]).update(
+                status=DeliveryStatus.SUCCEEDED, attempts=F("attempts") + 1, delivered_at=at,
+                last_attempt_at=at, last_status_code=code, last_error=None,
+                lease_until=None, lease_token=None)
+        for outcome in ordered:
+            endpoint = endpoints[str(outcome.delivery.endpoint_id)]
+            if outcome.succeeded:
+                if endpoint.failing_since is not None or endpoint.consecutive_failures:
+                    await _recovered(endpoint, outcome.at)
+                    _clear_outage(endpoint)
+            else:
+                await _failed(outcome, endpoint, settings)
 
 
-async def _record(outcome: Outcome, settings: Settings) -> None:
+async def _failed(outcome: Outcome, endpoint: WebhookEndpoint, settings: Settings) -> None:
     delivery, now, error = outcome.delivery, outcome.at, outcome.error
-    endpoint = await WebhookEndpoint.get_or_none(id=delivery.endpoint_id)
-    if endpoint is None:
-        return  # deleted meanwhile, with its outbox
-    await WebhookAttempt.create(delivery_id=delivery.id, endpoint_id=delivery.endpoint_id,
-                                attempted_at=now, succeeded=error is None,
-                                status_code=outcome.status_code, error=error,
-                                duration_ms=outcome.duration_ms)
-    if error is None:
-        await WebhookDelivery.filter(id=delivery.id).update(
-            status=DeliveryStatus.SUCCEEDED, attempts=F("attempts") + 1, delivered_at=now,
-            last_attempt_at=now, last_status_code=outcome.status_code, last_error=None,
-            lease_until=None, lease_token=None)
-        if endpoint.failing_since is not None or endpoint.consecutive_failures:
-            await _recovered(endpoint, now)
-        return
     if outcome.status_code == 410:
         retry_at = now
     elif outcome.retry_after is not None:
@@ -747,6 +762,7 @@ async def _record(outcome: Outcome, settings: Settings) -> None:
         consecutive_failures=F("consecutive_failures") + 1, failing_since=since,
         next_attempt_at=retry_at)
     endpoint.failing_since, endpoint.next_attempt_at = since, retry_at
+    endpoint.consecutive_failures += 1
     if not endpoint.enabled:
         return
     failing_for = (now - since).total_seconds()
@@ -760,6 +776,7 @@ async def _record(outcome: Outcome, settings: Settings) -> None:
                 endpoint.failing_notice_at is None and await WebhookEndpoint.filter(
                     id=endpoint.id, failing_notice_at__isnull=True).update(
                     failing_notice_at=now):
+            endpoint.failing_notice_at = now
             await _notify(endpoint, "is failing", error, [
                 f"It will be disabled if it keeps failing until "
                 f"{_iso(since + timedelta(seconds=settings.webhook_disable_after_seconds))}."])
@@ -769,6 +786,7 @@ async def _record(outcome: Outcome, settings: Settings) -> None:
                 await WebhookEndpoint.filter(id=endpoint.id,
                                              disable_warning_at__isnull=True).update(
                     disable_warning_at=now):
+            endpoint.disable_warning_at = now
             until = since + timedelta(seconds=settings.webhook_disable_after_seconds)
             await _notify(endpoint, "will be disabled soon", error, [
                 f"Unless it answers 2xx before {_iso(until)}, it will be disabled."])
@@ -807,6 +825,7 @@ async def _disable(endpoint: WebhookEndpoint, now: datetime, reason: str) -> Non
     reason = reason[:1000]
     if await WebhookEndpoint.filter(id=endpoint.id, enabled=True).update(
             enabled=False, disabled_reason=reason, disabled_at=now):
+        endpoint.enabled, endpoint.disabled_reason, endpoint.disabled_at = False, reason, now
         log.warning("webhook endpoint %s disabled: %s", endpoint.id, reason)
         await _notify(endpoint, "was disabled", reason, [
             "Its waiting events are kept and go out, oldest first, when it is enabled again "
