@@ -598,14 +598,6 @@ async def test_deliveries_are_paginated_newest_first(world: World) -> None:
     assert [r["eventId"] for r in rest] == [written[0]["id"]]
 
 
-def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
-    settings = Settings(webhook_retry_base_seconds=1, webhook_retry_max_seconds=10)
-    for attempt, ceiling in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (30, 10), (500, 10)]:
-        delays = [webhooks.backoff_seconds(attempt, settings) for _ in range(50)]
-        assert all(ceiling / 2 <= d <= ceiling for d in delays), (attempt, delays[:3])
-        assert len(set(delays)) > 1  # jittered
-
-
 async def test_two_workers_never_claim_the_same_delivery(world: World,
                                                          settings: Settings) -> None:
     await create(world, "https://a.example/h")

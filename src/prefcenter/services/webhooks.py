@@ -523,13 +523,6 @@ def lease_seconds(settings: Settings) -> float:
     return settings.webhook_timeout_seconds * 1.5 + 2.0
 
 
-def backoff_seconds(attempts: int, settings: Settings) -> float:
-    """Exponential backoff with jitter: base * 2^(n-1), capped, times 0.5-1.0."""
-    delay = min(settings.webhook_retry_max_seconds,
-                settings.webhook_retry_base_seconds * (2 ** min(attempts - 1, 30)))
-    return float(delay * random.uniform(0.5, 1.0))
-
-
 def probe_delay(failing_for: timedelta, settings: Settings) -> float:
     """Seconds until the next probe of an endpoint failing for ``failing_for``: about as
     long again (so the waits double), at least the base, at most the max, with jitter."""
