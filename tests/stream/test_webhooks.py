@@ -345,24 +345,25 @@ async def test_a_failing_endpoint_is_probed_one_delivery_at_a_time_and_never_dis
     await endpoint_for(world, receiver)
     receiver.status = 500
     written = [await opt(world, "optOut" if i % 2 == 0 else "optIn", "study_sleep")
-               for i in range(5)]
-    assert await webhooks.deliver_due(config) == 5  # healthy until the first answer
+               for i in range(21)]
+    # Healthy until the first answer: 21 failures in one pass, more than the old count
+    # limit (20). It stays enabled; from now on it is probed one delivery at a time.
+    assert await webhooks.deliver_due(config) == 21
     assert await webhooks.deliver_due(config) == 0  # nothing before the probe is due
     state = await endpoint_state(world)
-    assert state["enabled"] is True and state["consecutiveFailures"] == 5
-    assert state["backlogSize"] == 5
+    assert state["enabled"] is True and state["consecutiveFailures"] == 21
+    assert state["backlogSize"] == 21
     since = datetime.fromisoformat(state["failingSince"])
     assert since <= datetime.now(UTC) and datetime.fromisoformat(state["nextAttemptAt"]) > since
 
-    # More failures than the old count limit (20): still enabled, one at a time.
-    for _ in range(16):
+    for _ in range(3):
         await asyncio.sleep(0.51)
         assert await webhooks.deliver_due(config) == 1
         assert await webhooks.deliver_due(config) == 0  # a probe at a time
     state = await endpoint_state(world)
-    assert (state["enabled"], state["consecutiveFailures"]) == (True, 21)
+    assert (state["enabled"], state["consecutiveFailures"]) == (True, 24)
     assert datetime.fromisoformat(state["failingSince"]) == since
-    oldest = receiver.seen[5:]  # every probe carries the oldest event, same webhook-id
+    oldest = receiver.seen[21:]  # every probe carries the oldest event, same webhook-id
     assert {d.payload["data"]["id"] for d in oldest} == {written[0]["id"]}
     assert len({d.webhook_id for d in oldest}) == 1
 
@@ -372,9 +373,9 @@ async def test_a_failing_endpoint_is_probed_one_delivery_at_a_time_and_never_dis
     state = await endpoint_state(world)
     assert (state["failingSince"], state["nextAttemptAt"], state["consecutiveFailures"]) == (
         None, None, 0)
-    assert state["backlogSize"] == 4
-    assert await webhooks.deliver_due(config) == 4  # ...and the backlog drains at once
-    ids = receiver.event_ids()  # once each (the four of one pass go out concurrently)
+    assert state["backlogSize"] == 20
+    assert await webhooks.deliver_due(config) == 20  # ...and the backlog drains at once
+    ids = receiver.event_ids()  # once each (those of one pass go out concurrently)
     assert ids[0] == int(written[0]["id"])
     assert sorted(ids) == [int(e["id"]) for e in written]
     assert (await endpoint_state(world))["backlogSize"] == 0
