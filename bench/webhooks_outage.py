@@ -7,8 +7,9 @@ A ``prefcenter serve`` process with its webhook worker and one endpoint on a loc
 receiver (asyncio, keep-alive) that is down (its port closed) while ``--events`` ledger
 events are written (straight through the services, 500 per transaction, so each has its
 outbox row). The receiver stays down ``--down`` seconds (the "10 minutes" of the issue,
-shortened: retry base 0.5 s, cap 4 s), then comes back and answers 204. Printed: the
-attempts the server made during the outage, the time from the return to the last
+shortened: retry base 0.5 s, cap 4 s; ``--retry-base 5 --retry-max 3600`` are the real
+defaults, e.g. for the issue's 20 events and 30 s down), then comes back and answers
+204. Printed: the attempts the server made during the outage, the time from the return to the last
 delivery, deliveries per second, and the checks: every event delivered, every signature
 verified with ``standardwebhooks``, no webhook-id answered 2xx twice.
 """
@@ -81,8 +82,9 @@ async def run(args: argparse.Namespace) -> None:
 
 async def outage(folder: Path, database_url: str, args: argparse.Namespace) -> None:
     receiver = VerifyingReceiver()
-    env = {"PREFCENTER_RUN_WORKERS": "true", "PREFCENTER_WEBHOOK_RETRY_BASE_SECONDS": "0.5",
-           "PREFCENTER_WEBHOOK_RETRY_MAX_SECONDS": "4",
+    env = {"PREFCENTER_RUN_WORKERS": "true",
+           "PREFCENTER_WEBHOOK_RETRY_BASE_SECONDS": str(args.retry_base),
+           "PREFCENTER_WEBHOOK_RETRY_MAX_SECONDS": str(args.retry_max),
            "PREFCENTER_WEBHOOK_CONCURRENCY": str(args.concurrency),
            "PREFCENTER_WEBHOOK_MAX_PER_SECOND": str(args.max_per_second),
            "PREFCENTER_WEBHOOK_TIMEOUT_SECONDS": "5"}
@@ -149,6 +151,10 @@ def main() -> None:
     parser.add_argument("--max-per-second", type=float, default=2000.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--retry-base", type=float, default=0.5,
+                        help="seconds (the default setting is 5)")
+    parser.add_argument("--retry-max", type=float, default=4.0,
+                        help="seconds (the default setting is 3600)")
     asyncio.run(run(parser.parse_args()))
 
 
