@@ -17,6 +17,7 @@ MODEL_MODULES = [
     "prefcenter.models.mail",
     "prefcenter.models.sms",
     "prefcenter.models.webhooks",
+    "prefcenter.models.senders",  # issue 13: suppression list, feedback, sender config
 ]
 
 __all__ = [
