@@ -34,6 +34,7 @@ FEATURE_MODULES = [
     "prefcenter.http.sms",  # Twilio-compatible inbound webhook
     "prefcenter.stream.feature",  # subscriptions fan-out and webhooks
     "prefcenter.http.frontend",  # /p/{token}: the preference-centre page
+    "prefcenter.http.senders",  # issue 13: import, export, provider feedback, GDPR
 ]
 
 

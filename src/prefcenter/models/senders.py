@@ -29,9 +29,10 @@ class SenderConfig(Model):
     #: Random; keys the suppression digests and signs feedback tags. Never leaves the server.
     secret = fields.CharField(max_length=128)
     #: SendGrid Event Webhook verification key (PEM or base64 DER of the P-256 public key).
-    sendgrid_public_key = fields.TextField(null=True)
+    sendgrid_public_key: str | None = fields.TextField(null=True)
     #: Mailgun HTTP webhook signing key.
-    mailgun_signing_key = fields.CharField(max_length=256, null=True)
+    mailgun_signing_key: str | None = fields.CharField(  # type: ignore[assignment]
+        max_length=256, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     tenant_id: str

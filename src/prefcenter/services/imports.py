@@ -37,9 +37,10 @@ from typing import Any
 from tortoise.expressions import Q
 
 from prefcenter import db, events
-from prefcenter.errors import DomainError, ErrorCode, Invalid
+from prefcenter.errors import DomainError, ErrorCode, Forbidden, Invalid
 from prefcenter.models import ConsentEvent, ConsentState, Contact, Scope
 from prefcenter.models.enums import Action, Channel, ConsentStatus, Source
+from prefcenter.models.senders import SuppressionOrigin
 from prefcenter.services import authz, suppression
 from prefcenter.services.common import utcnow
 from prefcenter.services.contacts import normalize_email, normalize_locale, normalize_phone
@@ -56,6 +57,8 @@ COLUMNS = ("email", "phone", "external_id", "locale", "name", "scope", "channel"
 ALIASES = {"externalid": "external_id", "external-id": "external_id", "scopeid": "scope",
            "scope_id": "scope", "occurredat": "when", "occurred_at": "when"}
 IDENTITY = ("email", "phone", "external_id")
+#: Columns the contact export adds; an import reads past them (export -> import works).
+IGNORED = ("contact_id", "suppressed", "event_id")
 FORMATS = ("csv", "jsonl")
 
 
@@ -160,7 +163,8 @@ def check_file(path: Path, fmt: str, max_bytes: int | None = None) -> None:
 
 def _check_header(header: list[str]) -> list[str]:
     names = [_column(h) for h in header]
-    unknown = [h for h, n in zip(header, names, strict=True) if n not in COLUMNS]
+    unknown = [h for h, n in zip(header, names, strict=True)
+               if n not in COLUMNS and n not in IGNORED]
     if unknown:
         raise ImportFileError(
             f"Unknown column(s): {', '.join(repr(u) for u in unknown)}. Known columns: "
@@ -204,18 +208,20 @@ def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | RowE
                 if not isinstance(obj, dict):
                     yield number, RowError(number, "Not a JSON object.")
                     continue
-                values: dict[str, Any] = {}
+                fields_: dict[str, Any] = {}
                 bad = None
                 for key, value in obj.items():
                     name = _column(str(key))
+                    if name in IGNORED:
+                        continue
                     if name not in COLUMNS:
                         bad = RowError(number, f"Unknown field '{key}'.", str(key))
                         break
                     if value is not None and not isinstance(value, str):
                         bad = RowError(number, f"'{key}' must be text.", name)
                         break
-                    values[name] = value or ""
-                yield number, bad or values
+                    fields_[name] = value or ""
+                yield number, bad or fields_
 
 
 # --- one row ----------------------------------------------------------------------------
@@ -297,11 +303,40 @@ def _covers(state_channel: Channel, channel: Channel) -> bool:
 # --- planning and writing a batch -------------------------------------------------------
 
 
+@dataclass(slots=True)
+class _Person:
+    """A contact this import creates: its row, without an ORM object (speed)."""
+
+    id: uuid.UUID
+    tenant_id: str
+    home_scope_id: str
+    home_path: str
+    email: str | None
+    phone: str | None
+    external_id: str | None
+    locale: str
+    name: str
+    suppressed_at: datetime | None = None
+    suppression_reason: str | None = None
+
+    def row(self, now: datetime) -> tuple[Any, ...]:
+        return (str(self.id), self.tenant_id, self.home_scope_id, self.home_path, self.email,
+                self.phone, self.external_id, self.locale, self.name, self.suppressed_at,
+                self.suppression_reason, now, now)
+
+
+PERSON_COLUMNS = ("id", "tenant_id", "home_scope_id", "home_path", "email", "phone",
+                  "external_id", "locale", "name", "suppressed_at", "suppression_reason",
+                  "created_at", "updated_at")
+STATE_COLUMNS = ("id", "tenant_id", "contact_id", "scope_id", "scope_path", "channel",
+                 "status", "event_id", "updated_at")
+
+
 @dataclass
 class _Contact:
     """A contact as the batch sees it: loaded, or to be created by an earlier row."""
 
-    model: Contact
+    model: Contact | _Person
     new: bool
     changes: dict[str, Any] = field(default_factory=dict)
     #: (scope id, channel) -> (status, event id or None when planned in this batch).
@@ -399,14 +434,15 @@ class Importer:
         # The suppression list: addresses new to a contact in this batch (one query).
         candidates = [e for e in touched.values() if e.model.suppressed_at is None and (
             e.new or e.changes.keys() & {"email", "phone"})]
-        digests = {d for e in candidates for a in suppression.contact_addresses(e.model)
-                   for d in suppression.digests_of(self.config, a)}
+        mine = {id(e): {d for a in (e.model.email, e.model.phone) if a
+                        for d in suppression.digests_of(self.config, a)} for e in candidates}
+        digests = set().union(*mine.values()) if mine else set()
         listed = await suppression.listed_digests(tenant, digests) if digests else set()
         if listed:
-            for e in await suppression.contacts_matching(tenant, self.config, listed,
-                                                         [e.model for e in candidates]):
-                touched[str(e.id)].suppress = True
-                summary.suppressed += 1
+            for e in candidates:
+                if mine[id(e)] & listed:
+                    e.suppress = True
+                    summary.suppressed += 1
         summary.events += len(decisions) + sum(1 for e in touched.values() if e.suppress)
         if not summary.dry_run:
             await self._write(touched, decisions, now)
@@ -428,16 +464,16 @@ class Importer:
                 return RowError(r.row, "No contact has this external_id, and a new contact "
                                        "needs an email or a phone.", "external_id")
             home = self.default_scope
-            entry = _Contact(Contact(
-                id=uuid.uuid4(), tenant_id=self.principal.tenant_id, home_scope_id=home.id,
-                home_path=home.path, email=r.email, phone=r.phone, external_id=r.external_id,
-                locale=r.locale or "en", name=r.name or "", created_at=now, updated_at=now),
+            entry = _Contact(_Person(
+                id=uuid.uuid4(), tenant_id=self.principal.tenant_id,
+                home_scope_id=str(home.id), home_path=home.path, email=r.email, phone=r.phone,
+                external_id=r.external_id, locale=r.locale or "en", name=r.name or ""),
                 new=True)
             created = True
         else:
             created = False
             model = entry.model
-            if not entry.new and not authz.contact_visible(self.principal, model):
+            if isinstance(model, Contact) and not authz.contact_visible(self.principal, model):
                 return RowError(r.row, "Another contact of this tenant, outside your key's "
                                        "subtree, already has this email, phone or "
                                        "external_id.", "email")
@@ -448,7 +484,8 @@ class Importer:
             if changes and entry.new:
                 return RowError(r.row, "An earlier row of this file gives this contact "
                                        "different details.", "email")
-            if changes and not authz.contact_details_writable(self.principal, model):
+            if changes and isinstance(model, Contact) and \
+                    not authz.contact_details_writable(self.principal, model):
                 return RowError(r.row, "The contact belongs to a level above your key's "
                                        "subtree; a key for that level may change its details.",
                                 "email")
@@ -539,12 +576,11 @@ class Importer:
             ids = await db.reserve_event_ids(len(decisions) + len(suppressed))
             if ids and self.first_event_id is None:
                 self.first_event_id = ids[0]
-            fresh = [e.model for e in touched.values() if e.new]
             for e in suppressed:
                 e.model.suppressed_at = now
                 e.model.suppression_reason = "suppression list"
-            if fresh:
-                await Contact.bulk_create(fresh)
+            await db.insert_rows("contact", PERSON_COLUMNS, [
+                e.model.row(now) for e in touched.values() if isinstance(e.model, _Person)])
             for e in touched.values():
                 if not e.new and (e.changes or e.suppress):
                     values = dict(e.changes)
@@ -552,7 +588,7 @@ class Importer:
                         values.update(suppressed_at=now, suppression_reason="suppression list")
                     await Contact.filter(id=e.model.id).update(updated_at=now, **values)
             written: list[ConsentEvent] = []
-            new_states: list[ConsentState] = []
+            new_states: list[tuple[Any, ...]] = []
             updates: list[tuple[ConsentStatus, int, datetime, str]] = []
             it = iter(ids)
             for d in decisions:
@@ -571,13 +607,11 @@ class Importer:
                 skey = (str(d.scope.id), r.channel)
                 state_id = d.contact.state_ids.get(skey)
                 if state_id is None:
-                    state = ConsentState(
-                        id=uuid.uuid4(), tenant_id=self.principal.tenant_id,
-                        contact_id=d.contact.model.id, scope_id=d.scope.id,
-                        scope_path=d.scope.path, channel=r.channel, status=r.status,
-                        event_id=event.id, updated_at=now)
-                    new_states.append(state)
-                    d.contact.state_ids[skey] = str(state.id)
+                    state_id = str(uuid.uuid4())
+                    new_states.append((state_id, self.principal.tenant_id,
+                                       str(d.contact.model.id), str(d.scope.id), d.scope.path,
+                                       r.channel.value, r.status.value, event.id, now))
+                    d.contact.state_ids[skey] = state_id
                 else:
                     updates.append((r.status, event.id, now, state_id))
                 d.contact.states[skey] = (r.status, event.id)
@@ -591,8 +625,7 @@ class Importer:
                     ip=None, user_agent=None, data={"reason": "suppression list"},
                     occurred_at=now))
             await _insert_events(written)
-            if new_states:
-                await ConsentState.bulk_create(new_states)
+            await db.insert_rows("consent_state", STATE_COLUMNS, new_states)
             for status, event_id, at, state_id in updates:
                 await ConsentState.filter(id=state_id).update(status=status, event_id=event_id,
                                                               updated_at=at)
@@ -628,15 +661,20 @@ async def _insert_events(written: list[ConsentEvent]) -> None:
     await db.insert_rows("consent_event", EVENT_COLUMNS, rows)
 
 
+def check_uploader(principal: Principal) -> None:
+    """Imports are for admins and owners (API keys with WRITE); partners and contacts none."""
+    authz.require(principal, Capability.WRITE)
+    if principal.kind not in ("api_key", "system"):
+        raise Forbidden("Imports are made with an admin or owner API key.")
+
+
 async def import_file(
     principal: Principal, path: Path, *, name: str | None = None, fmt: str | None = None,
     scope_id: str | None = None, dry_run: bool = False, max_bytes: int | None = None,
     progress: Progress | None = None, batch_size: int = BATCH_SIZE,
 ) -> ImportSummary:
     """Import one file for ``principal`` (admins and owners, inside their subtree)."""
-    authz.require(principal, Capability.WRITE)
-    if principal.kind not in ("api_key", "system"):
-        raise Invalid("Imports are made with an API key.")
+    check_uploader(principal)
     display = name or path.name
     kind = detect_format(display, fmt)
     default_scope = await get_scope(principal, scope_id or principal.scope_id, field="scope")
@@ -676,3 +714,140 @@ def summary_text(summary: ImportSummary) -> str:
     if summary.refused > len(summary.errors):
         out.write(f"  ... and {summary.refused - len(summary.errors)} more refused rows\n")
     return out.getvalue()
+
+
+# --- suppression lists ------------------------------------------------------------------
+
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass
+class SuppressionSummary:
+    file: str
+    dry_run: bool
+    rows: int = 0
+    added: int = 0
+    already_listed: int = 0
+    refused: int = 0
+    #: Existing contacts suppressed now because they are on the list.
+    contacts_suppressed: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "dryRun": self.dry_run, "rows": self.rows,
+                "added": self.added, "alreadyListed": self.already_listed,
+                "refused": self.refused, "contactsSuppressed": self.contacts_suppressed,
+                "errors": [{"row": e.row, "reason": e.reason, "field": e.field}
+                           for e in self.errors]}
+
+
+def _list_entries(path: Path) -> Iterator[tuple[int, str]]:
+    """(row, value): one address or SHA-256 hex digest per line (first CSV field); a
+    header line ``email``, ``sha256`` or ``hash`` is skipped."""
+    with path.open(encoding="utf-8-sig", newline="") as text:
+        for number, values in enumerate(csv.reader(text), start=1):
+            value = values[0].strip() if values else ""
+            if not value or (number == 1 and value.lower() in ("email", "sha256", "hash")):
+                continue
+            yield number, value
+
+
+async def import_suppression_list(
+    principal: Principal, path: Path, *, name: str | None = None, dry_run: bool = False,
+    max_bytes: int | None = None, batch_size: int = BATCH_SIZE,
+) -> SuppressionSummary:
+    """Put a list of addresses (plain, or SHA-256 of the lower-cased address) on the
+    tenant's suppression list and suppress the existing contacts it names.
+
+    Suppression is tenant-wide, so only a key for the whole tenant may do this.
+    """
+    check_uploader(principal)
+    tenant = principal.tenant_id
+    root = await suppression.root_of(tenant)
+    if principal.kind == "contact" or not authz.path_is_within(root.path,
+                                                               principal.scope_path):
+        raise DomainError("Only a key for the whole tenant may import a suppression list.",
+                          code=ErrorCode.FORBIDDEN)
+    display = (name or path.name)[:200]
+    check_file(path, "list", max_bytes)
+    summary = SuppressionSummary(file=display, dry_run=dry_run)
+    config = await suppression.config_for(tenant)
+    hashed_seen = False
+    batch: list[tuple[int, str]] = []
+
+    async def flush() -> None:
+        nonlocal hashed_seen
+        digests: dict[str, int] = {}
+        emails: dict[str, int] = {}
+        for number, value in batch:
+            summary.rows += 1
+            lower = value.lower()
+            if len(lower) == 64 and set(lower) <= _HEX:
+                digests.setdefault(lower, number)
+                hashed_seen = True
+                continue
+            try:
+                email = normalize_email(value)
+            except DomainError as exc:
+                summary.refused += 1
+                if len(summary.errors) < MAX_REPORTED_ERRORS:
+                    summary.errors.append(RowError(number, exc.message, "email"))
+                continue
+            assert email is not None
+            emails.setdefault(email, number)
+            digests.setdefault(suppression.salted_digest(config, email), number)
+        listed = await suppression.listed_digests(tenant, digests)
+        summary.already_listed += len(listed)
+        summary.added += len(set(digests) - listed)
+        matches = await Contact.filter(tenant_id=tenant, email__in=list(emails),
+                                       suppressed_at=None) if emails else []
+        summary.contacts_suppressed += len(matches)
+        if dry_run:
+            return
+        async with db.transaction():
+            await suppression.add_entries(tenant, list(digests), SuppressionOrigin.LIST)
+            for contact in matches:
+                await suppression.suppress(
+                    contact, root, actor=principal.actor, source=Source.IMPORT,
+                    reason="suppression list",
+                    evidence={"file": display, "row": emails[contact.email or ""],
+                              "note": "Imported suppression list."})
+
+    for item in _list_entries(path):
+        batch.append(item)
+        if len(batch) >= batch_size:
+            await flush()
+            batch = []
+    if batch:
+        await flush()
+    if hashed_seen:
+        summary.contacts_suppressed += await _suppress_hashed_matches(
+            principal, root, config, display, dry_run)
+    return summary
+
+
+async def _suppress_hashed_matches(principal: Principal, root: Scope, config: Any,
+                                   display: str, dry_run: bool) -> int:
+    """Hashed entries name nobody: walk the tenant's contacts (keyset, in batches) and
+    suppress those whose address's plain SHA-256 is listed."""
+    tenant = principal.tenant_id
+    after = ""
+    count = 0
+    while True:
+        rows = await Contact.filter(tenant_id=tenant, suppressed_at=None, email__isnull=False,
+                                    id__gt=after).order_by("id").limit(BATCH_SIZE)
+        if not rows:
+            return count
+        after = str(rows[-1].id)
+        by_digest = {suppression.plain_digest(c.email or ""): c for c in rows}
+        hits = await suppression.listed_digests(tenant, by_digest)
+        count += len(hits)
+        if hits and not dry_run:
+            async with db.transaction():
+                for digest in hits:
+                    contact = await Contact.get(id=by_digest[digest].id)
+                    await suppression.suppress(
+                        contact, root, actor=principal.actor, source=Source.IMPORT,
+                        reason="suppression list",
+                        evidence={"file": display, "note": "Imported suppression list "
+                                                           "(hashed address)."})
