@@ -114,7 +114,7 @@ async def import_contacts(request: AnyRequest) -> Response[dict[str, Any]]:
         principal = await principal_of(request)
         imports.check_uploader(principal)
         fmt = _upload_format(request)
-        name = request.query_params.get("name") or f"upload.{fmt or 'csv'}"
+        name = request.query_params.get("name") or (f"upload.{fmt}" if fmt else "upload")
         await upload.receive(request)
         summary = await imports.import_file(
             principal, upload.path, name=name, fmt=fmt,

@@ -288,10 +288,6 @@ def parse_row(number: int, values: dict[str, Any], now: datetime) -> ParsedRow:
     elif channel_raw or _text(values, "when", 64):
         raise Invalid("'channel' and 'when' need a 'status'.", field="status")
     evidence = _text(values, "evidence", 5000)
-    if status == ConsentStatus.OPTED_IN and not evidence:
-        raise DomainError("An imported opt-in needs evidence: the words the contact agreed "
-                          "to, or where its written consent is.",
-                          code=ErrorCode.EVIDENCE_REQUIRED, field="evidence")
     return ParsedRow(number, email, phone, external_id, locale, _text(values, "name"),
                      _text(values, "scope", 64), channel, status, when, evidence)
 
@@ -511,6 +507,11 @@ class Importer:
                 return error
             current = entry.states.get((str(scope.id), r.channel))
             if current is None or current[0] != r.status:
+                if r.status == ConsentStatus.OPTED_IN and not r.evidence:
+                    # An opt-in already held needs no new proof (an export imports back).
+                    return RowError(r.row, "An imported opt-in needs evidence: the words the "
+                                           "contact agreed to, or where its written consent "
+                                           "is.", "evidence")
                 decision = _Decision(r, entry, scope)
         # Accepted: put its contact changes and its decision into the plan.
         cid = str(entry.model.id)
