@@ -90,10 +90,12 @@ async def export_contacts(principal: Principal, fmt: str, *, batch_size: int = B
     yield writer.header()
     visible = authz.path_q("home_path", *authz.contact_filter_paths(principal))
     reach = authz.reach_q(principal)
-    after = ""
+    after: str | None = None
     while True:
-        contacts = await Contact.filter(visible, tenant_id=principal.tenant_id,
-                                        id__gt=after).order_by("id").limit(batch_size)
+        page = Contact.filter(visible, tenant_id=principal.tenant_id)
+        if after is not None:
+            page = page.filter(id__gt=after)
+        contacts = await page.order_by("id").limit(batch_size)
         if not contacts:
             return
         after = str(contacts[-1].id)

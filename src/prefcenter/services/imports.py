@@ -23,7 +23,9 @@ cannot be read changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
+import contextlib
 import csv
 import io
 import json
@@ -40,7 +42,7 @@ from prefcenter import db, events
 from prefcenter.errors import DomainError, ErrorCode, Forbidden, Invalid
 from prefcenter.models import ConsentEvent, ConsentState, Contact, Scope
 from prefcenter.models.enums import Action, Channel, ConsentStatus, Source
-from prefcenter.models.senders import SuppressionOrigin
+from prefcenter.models.senders import SuppressionEntry, SuppressionOrigin
 from prefcenter.services import authz, suppression
 from prefcenter.services.common import utcnow
 from prefcenter.services.contacts import normalize_email, normalize_locale, normalize_phone
@@ -48,7 +50,7 @@ from prefcenter.services.principals import Capability, Principal
 from prefcenter.services.scopes import get_scope
 
 #: Rows planned and written together (one transaction each).
-BATCH_SIZE = 1000
+BATCH_SIZE = 5000
 #: Refused rows reported in full; beyond this they are only counted.
 MAX_REPORTED_ERRORS = 1000
 
@@ -303,7 +305,7 @@ def _covers(state_channel: Channel, channel: Channel) -> bool:
 class _Person:
     """A contact this import creates: its row, without an ORM object (speed)."""
 
-    id: uuid.UUID
+    id: str
     tenant_id: str
     home_scope_id: str
     home_path: str
@@ -316,7 +318,7 @@ class _Person:
     suppression_reason: str | None = None
 
     def row(self, now: datetime) -> tuple[Any, ...]:
-        return (str(self.id), self.tenant_id, self.home_scope_id, self.home_path, self.email,
+        return (self.id, self.tenant_id, self.home_scope_id, self.home_path, self.email,
                 self.phone, self.external_id, self.locale, self.name, self.suppressed_at,
                 self.suppression_reason, now, now)
 
@@ -340,6 +342,11 @@ class _Contact:
         default_factory=dict)
     state_ids: dict[tuple[str, Channel], str] = field(default_factory=dict)
     suppress: bool = False
+    #: ``str(model.id)``, once.
+    cid: str = ""
+
+    def __post_init__(self) -> None:
+        self.cid = str(self.model.id)
 
 
 @dataclass
@@ -360,10 +367,18 @@ class Importer:
         self.config = config
         self.root = root
         self.scopes: dict[str, Scope | None] = {str(default_scope.id): default_scope}
+        #: ``str(scope.id)`` per scope object of this run (a hot spot in big imports).
+        self.scope_ids: dict[int, str] = {}
         #: Ledger ids from here on were written by this run (cross-batch repeats).
         self.first_event_id: int | None = None
         #: Dry runs write nothing, so repeats across batches are found by key.
         self.seen: dict[tuple[str, str, str], int] | None = {} if summary.dry_run else None
+
+    def _sid(self, scope: Scope) -> str:
+        sid = self.scope_ids.get(id(scope))
+        if sid is None:
+            sid = self.scope_ids[id(scope)] = str(scope.id)
+        return sid
 
     async def _load_scopes(self, ids: set[str]) -> None:
         missing = [i for i in ids if i not in self.scopes]
@@ -384,11 +399,16 @@ class Importer:
                 scope = None
             self.scopes[sid] = scope
 
-    async def run_batch(self, batch: list[tuple[int, dict[str, Any] | RowError]]) -> None:
+    async def parse_batch(self, batch: list[tuple[int, dict[str, Any] | RowError]]
+                          ) -> list[ParsedRow]:
+        """Validate a batch's rows. Yields to the loop now and then, so the previous
+        batch's writes (SQLite works in its own thread) go on meanwhile."""
         now = utcnow()
         summary = self.summary
         parsed: list[ParsedRow] = []
-        for number, values in batch:
+        for i, (number, values) in enumerate(batch):
+            if i % 100 == 99:
+                await asyncio.sleep(0)
             summary.rows += 1
             if isinstance(values, RowError):
                 summary.refuse(values)
@@ -397,6 +417,12 @@ class Importer:
                 parsed.append(parse_row(number, values, now))
             except DomainError as exc:
                 summary.refuse(RowError(number, exc.message, exc.field))
+        return parsed
+
+    async def run_batch(self, parsed: list[ParsedRow]) -> None:
+        """Plan validated rows against the database and write them (one transaction)."""
+        now = utcnow()
+        summary = self.summary
         if not parsed:
             return
         await self._load_scopes({r.scope_id for r in parsed if r.scope_id})
@@ -430,13 +456,15 @@ class Importer:
         # The suppression list: addresses new to a contact in this batch (one query).
         candidates = [e for e in touched.values() if e.model.suppressed_at is None and (
             e.new or e.changes.keys() & {"email", "phone"})]
+        listing = candidates and await SuppressionEntry.filter(tenant_id=tenant).exists()
         mine = {id(e): {d for a in (e.model.email, e.model.phone) if a
-                        for d in suppression.digests_of(self.config, a)} for e in candidates}
+                        for d in suppression.digests_of(self.config, a)}
+                for e in (candidates if listing else [])}
         digests = set().union(*mine.values()) if mine else set()
         listed = await suppression.listed_digests(tenant, digests) if digests else set()
         if listed:
             for e in candidates:
-                if mine[id(e)] & listed:
+                if mine.get(id(e), set()) & listed:
                     e.suppress = True
                     summary.suppressed += 1
         summary.events += len(decisions) + sum(1 for e in touched.values() if e.suppress)
@@ -461,7 +489,7 @@ class Importer:
                                        "needs an email or a phone.", "external_id")
             home = self.default_scope
             entry = _Contact(_Person(
-                id=uuid.uuid4(), tenant_id=self.principal.tenant_id,
+                id=str(uuid.uuid4()), tenant_id=self.principal.tenant_id,
                 home_scope_id=str(home.id), home_path=home.path, email=r.email, phone=r.phone,
                 external_id=r.external_id, locale=r.locale or "en", name=r.name or ""),
                 new=True)
@@ -497,7 +525,8 @@ class Importer:
             scope = self.scopes.get(r.scope_id) if r.scope_id else self.default_scope
             if scope is None:
                 return RowError(r.row, "No such scope in your key's subtree.", "scope")
-            key = (str(entry.model.id), str(scope.id), r.channel.value)
+            sid = self._sid(scope)
+            key = (entry.cid, sid, r.channel.value)
             first = in_batch.get(key) or (self.seen.get(key) if self.seen is not None else None)
             if first is not None:
                 return RowError(r.row, f"Repeats row {first}: the same contact, scope and "
@@ -505,7 +534,7 @@ class Importer:
             error = self._plan_decision(r, entry, scope)
             if error is not None:
                 return error
-            current = entry.states.get((str(scope.id), r.channel))
+            current = entry.states.get((sid, r.channel))
             if current is None or current[0] != r.status:
                 if r.status == ConsentStatus.OPTED_IN and not r.evidence:
                     # An opt-in already held needs no new proof (an export imports back).
@@ -514,7 +543,7 @@ class Importer:
                                            "is.", "evidence")
                 decision = _Decision(r, entry, scope)
         # Accepted: put its contact changes and its decision into the plan.
-        cid = str(entry.model.id)
+        cid = entry.cid
         if key is not None:
             in_batch[key] = r.row
             if self.seen is not None:
@@ -532,7 +561,7 @@ class Importer:
                 by[k][v] = entry
         if decision is not None:
             assert r.status is not None and r.channel is not None
-            entry.states[(str(decision.scope.id), r.channel)] = (r.status, None)
+            entry.states[(self._sid(decision.scope), r.channel)] = (r.status, None)
             decisions.append(decision)
         if created or changes or decision is not None:
             touched[cid] = entry
@@ -546,7 +575,8 @@ class Importer:
 
     def _plan_decision(self, r: ParsedRow, entry: _Contact, scope: Scope) -> RowError | None:
         assert r.status is not None and r.channel is not None
-        current = entry.states.get((str(scope.id), r.channel))
+        sid = self._sid(scope)
+        current = entry.states.get((sid, r.channel))
         if current is not None and self.first_event_id is not None and \
                 current[1] is not None and current[1] >= self.first_event_id:
             return RowError(r.row, "Repeats an earlier row of this file: the same contact, "
@@ -563,7 +593,7 @@ class Importer:
                     return RowError(r.row, f"Opted out at {name}, which covers this scope; an "
                                            "import never lifts an opt-out.", "scope")
         for ch in (Channel.EMAIL, Channel.SMS, Channel.ALL):
-            st = entry.states.get((str(scope.id), ch))
+            st = entry.states.get((sid, ch))
             if st is not None and st[0] == ConsentStatus.OPTED_OUT and _covers(ch, r.channel):
                 return RowError(r.row, "The contact opted out here; an import never lifts an "
                                        "opt-out (opting back in needs the contact's "
@@ -605,12 +635,12 @@ class Importer:
                     source=Source.IMPORT, actor=self.principal.actor, evidence=evidence,
                     ip=None, user_agent=None, data={}, occurred_at=r.when or now)
                 written.append(event)
-                skey = (str(d.scope.id), r.channel)
+                skey = (self._sid(d.scope), r.channel)
                 state_id = d.contact.state_ids.get(skey)
                 if state_id is None:
                     state_id = str(uuid.uuid4())
                     new_states.append((state_id, self.principal.tenant_id,
-                                       str(d.contact.model.id), str(d.scope.id), d.scope.path,
+                                       d.contact.cid, self._sid(d.scope), d.scope.path,
                                        r.channel.value, r.status.value, event.id, now))
                     d.contact.state_ids[skey] = state_id
                 else:
@@ -686,19 +716,39 @@ async def import_file(
     config = await suppression.config_for(principal.tenant_id)
     root = await suppression.root_of(principal.tenant_id)
     importer = Importer(principal, default_scope, summary, config, root)
-    batch: list[tuple[int, dict[str, Any] | RowError]] = []
-    for item in read_rows(path, kind):
-        batch.append(item)
-        if len(batch) >= batch_size:
-            await importer.run_batch(batch)
-            batch = []
-            if progress is not None:
-                progress(summary)
-    if batch:
-        await importer.run_batch(batch)
+    # Batch N+1 is validated while batch N is written; it is planned only after N committed.
+    writing: asyncio.Task[None] | None = None
+    try:
+        for batch in _batches(read_rows(path, kind), batch_size):
+            parsed = await importer.parse_batch(batch)
+            if writing is not None:
+                await writing
+                if progress is not None:
+                    progress(summary)
+            writing = asyncio.ensure_future(importer.run_batch(parsed))
+            await asyncio.sleep(0)
+        if writing is not None:
+            await writing
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
+            with contextlib.suppress(BaseException):
+                await writing
     if progress is not None:
         progress(summary)
     return summary
+
+
+def _batches(rows: Iterator[tuple[int, dict[str, Any] | RowError]], size: int
+             ) -> Iterator[list[tuple[int, dict[str, Any] | RowError]]]:
+    batch: list[tuple[int, dict[str, Any] | RowError]] = []
+    for item in rows:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def summary_text(summary: ImportSummary) -> str:
@@ -832,11 +882,13 @@ async def _suppress_hashed_matches(principal: Principal, root: Scope, config: An
     """Hashed entries name nobody: walk the tenant's contacts (keyset, in batches) and
     suppress those whose address's plain SHA-256 is listed."""
     tenant = principal.tenant_id
-    after = ""
+    after: str | None = None
     count = 0
     while True:
-        rows = await Contact.filter(tenant_id=tenant, suppressed_at=None, email__isnull=False,
-                                    id__gt=after).order_by("id").limit(BATCH_SIZE)
+        page = Contact.filter(tenant_id=tenant, suppressed_at=None, email__isnull=False)
+        if after is not None:
+            page = page.filter(id__gt=after)
+        rows = await page.order_by("id").limit(BATCH_SIZE)
         if not rows:
             return count
         after = str(rows[-1].id)
