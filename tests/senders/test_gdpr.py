@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -11,7 +12,6 @@ from prefcenter.models.enums import Action, Channel, Source, TokenPurpose
 from prefcenter.models.senders import SuppressionEntry
 from prefcenter.services import auth, consent, contacts, imports
 from prefcenter.services.auth import principal_from_api_key
-from prefcenter.services.common import utcnow
 from prefcenter.services.principals import Principal
 from tests.factories import World
 from tests.helpers import assert_ledger_consistent
@@ -31,8 +31,7 @@ async def seed_ada(world: World) -> str:
     await consent.opt_in(me(world), ada, world.sid("study_sleep"), Channel.EMAIL, FORM)
     await consent.set_not_interested(me(world), ada, world.sid("opp_phone"), True, FORM)
     token = await auth.issue_contact_token(world.contacts["ada"], world.root,
-                                           TokenPurpose.PREFERENCES, utcnow() - utcnow() +
-                                           __import__("datetime").timedelta(days=30))
+                                           TokenPurpose.PREFERENCES, timedelta(days=30))
     return token.secret
 
 
