@@ -103,6 +103,11 @@ async def test_dry_run_writes_nothing_and_duplicates_are_refused(world: World, t
     real = await imports.import_file(owner, path, batch_size=1)
     assert (real.created, real.refused) == (1, 1)
     assert "Repeats" in real.errors[0].reason
+    # A contact-only row twice in one file is reported as well.
+    twice = write(tmp_path, "twice.csv", "email,name\nzoe@example.com,Zoe\nzoe@example.com,Zoe\n")
+    result = await imports.import_file(owner, twice)
+    assert (result.created, result.refused) == (1, 1)
+    assert result.errors[0].row == 2 and "Repeats row 1" in result.errors[0].reason
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [

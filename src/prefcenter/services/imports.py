@@ -520,7 +520,13 @@ class Importer:
                                            f"{k}.", k)
         decision: _Decision | None = None
         key: tuple[str, str, str] | None = None
-        if r.status is not None:
+        if r.status is None:
+            # The same contact-only row twice in a batch is reported too.
+            key = (entry.cid, "", repr((r.email, r.phone, r.external_id, r.locale, r.name)))
+            first = in_batch.get(key)
+            if first is not None:
+                return RowError(r.row, f"Repeats row {first}.", "email")
+        else:
             assert r.channel is not None
             scope = self.scopes.get(r.scope_id) if r.scope_id else self.default_scope
             if scope is None:
@@ -546,7 +552,7 @@ class Importer:
         cid = entry.cid
         if key is not None:
             in_batch[key] = r.row
-            if self.seen is not None:
+            if self.seen is not None and r.status is not None:
                 self.seen[key] = r.row
         if created:
             for k in IDENTITY:
