@@ -24,8 +24,6 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.conftest import BACKEND
-
 
 @dataclass
 class Live:
@@ -49,9 +47,6 @@ def free_port() -> int:
 
 @pytest.fixture
 def live(tmp_path: Path, database_url: str) -> Iterator[Live]:
-    if BACKEND != "sqlite":
-        pytest.skip("the real-server journey runs on the SQLite file (the services' tests "
-                    "cover PostgreSQL)")
     port = free_port()
     env = {**os.environ, "PREFCENTER_DATABASE_URL": database_url,
            "PREFCENTER_PUBLIC_URL": f"http://127.0.0.1:{port}",
