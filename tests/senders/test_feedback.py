@@ -70,7 +70,7 @@ async def test_sendgrid_bounce_complaint_soft_bounce(world: World, client: httpx
     ada = await Contact.get(id=world.cid("ada"))
     assert ada.suppressed_at is not None
     sup = await ConsentEvent.get(contact_id=ada.id, action=Action.SUPPRESSED)
-    assert sup.source == Source.EMAIL_PROVIDER
+    assert sup.source == Source.API and sup.actor == f"sendgrid:{world.tenant_id}"
     assert sup.evidence["event"]["sg_event_id"] == bounce["sg_event_id"]
     assert await SuppressionEntry.filter(tenant_id=world.tenant_id).count() == 1
     # The complaint opted Bob out of email at the scope the message was sent from.
@@ -78,7 +78,7 @@ async def test_sendgrid_bounce_complaint_soft_bounce(world: World, client: httpx
     assert (state.scope_id, state.channel, state.status) == (
         world.scopes["study_sleep"].id, Channel.EMAIL, ConsentStatus.OPTED_OUT)
     out = await ConsentEvent.get(id=state.event_id)
-    assert out.source == Source.EMAIL_PROVIDER
+    assert out.source == Source.API
     assert complaint["sg_event_id"] in out.evidence["body"]
     bob = await Contact.get(id=world.cid("bob"))
     assert bob.suppressed_at is None  # a soft bounce is only counted

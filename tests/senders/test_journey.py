@@ -161,7 +161,7 @@ async def test_senders_journey(live: Live, tmp_path: Path) -> None:
                                 headers=auth)).json()
         assert doc["contact"]["externalId"] == "crm-2"
         assert [f["kind"] for f in doc["providerFeedback"]] == ["COMPLAINT"]
-        assert {e["source"] for e in doc["ledger"]} == {"IMPORT", "EMAIL_PROVIDER"}
+        assert {e["source"] for e in doc["ledger"]} == {"IMPORT", "API"}
         erased = await client.post(f"/senders/contacts/{contacts['bob@example.com']}/erase",
                                    headers=auth)
         assert erased.status_code == 200, erased.text

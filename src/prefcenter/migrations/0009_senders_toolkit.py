@@ -1,6 +1,5 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
-from prefcenter.models.enums import Source
 from prefcenter.models.senders import FeedbackKind, SuppressionOrigin
 from tortoise.fields.base import OnDelete
 from uuid import uuid4
@@ -52,15 +51,5 @@ class Migration(migrations.Migration):
             ],
             options={'table': 'suppression_entry', 'app': 'models', 'unique_together': (('tenant', 'digest'),), 'pk_attr': 'id', 'table_description': 'One suppressed address (or phone number) of a tenant, as a digest.'},
             bases=['Model'],
-        ),
-        ops.AlterField(
-            model_name='ConsentEvent',
-            name='source',
-            field=fields.CharEnumField(description='PREFERENCE_CENTER: PREFERENCE_CENTER\nEMAIL_LINK: EMAIL_LINK\nONE_CLICK: ONE_CLICK\nSMS_KEYWORD: SMS_KEYWORD\nADMIN: ADMIN\nAPI: API\nIMPORT: IMPORT\nPARTICIPATION_FORM: PARTICIPATION_FORM\nEMAIL_PROVIDER: EMAIL_PROVIDER', enum_type=Source, max_length=32),
-        ),
-        ops.AlterField(
-            model_name='OptBackInRequest',
-            name='source',
-            field=fields.CharEnumField(description='PREFERENCE_CENTER: PREFERENCE_CENTER\nEMAIL_LINK: EMAIL_LINK\nONE_CLICK: ONE_CLICK\nSMS_KEYWORD: SMS_KEYWORD\nADMIN: ADMIN\nAPI: API\nIMPORT: IMPORT\nPARTICIPATION_FORM: PARTICIPATION_FORM\nEMAIL_PROVIDER: EMAIL_PROVIDER', enum_type=Source, max_length=32),
         ),
     ]

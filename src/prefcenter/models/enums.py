@@ -40,8 +40,6 @@ class Source(StrEnum):
     API = "API"
     IMPORT = "IMPORT"
     PARTICIPATION_FORM = "PARTICIPATION_FORM"
-    #: An email provider's bounce or complaint feed (issue 13).
-    EMAIL_PROVIDER = "EMAIL_PROVIDER"
 
 
 class Action(StrEnum):

@@ -20,8 +20,10 @@ suppresses its contact; a spam complaint opts the contact out of email at the sc
 the message was sent from, which the message carries as its feedback tag (``links``
 gives it; SendGrid custom argument / Mailgun variable ``prefcenter_tag``), or at the
 tenant's root without one; a soft bounce is counted. Each provider event id is
-handled once; every change lands in the ledger with source ``EMAIL_PROVIDER`` and the
-provider's event as evidence.
+handled once; every change lands in the ledger with source ``API``, the provider as actor
+(``sendgrid:<tenant>``) and the provider's event as evidence. (A source value of its own
+would change an enum column, and Tortoise's SQLite migration of it rebuilds the ledger
+table without its indexes.)
 """
 
 from __future__ import annotations
@@ -291,7 +293,7 @@ async def _handle(provider: str, config: SenderConfig, item: ProviderEvent) -> s
                 if contact is not None:
                     locked = await Contact.select_for_update().get(id=contact.id)
                     event = await suppression.suppress(
-                        locked, root, actor=actor, source=Source.EMAIL_PROVIDER,
+                        locked, root, actor=actor, source=Source.API,
                         reason="hard bounce",
                         evidence={"provider": provider, "event": dict(item.raw)})
                     outcome = "suppressed" if event else "already-suppressed"
@@ -303,7 +305,7 @@ async def _handle(provider: str, config: SenderConfig, item: ProviderEvent) -> s
                     system = system_principal(tenant, str(root.id), actor)
                     change = await consent.opt_out(
                         system, str(contact.id), scope_id, Channel.EMAIL,
-                        consent.Request(source=Source.EMAIL_PROVIDER,
+                        consent.Request(source=Source.API,
                                         evidence=_evidence(provider, item, "spam complaint")))
                     outcome = "opted-out" if change.changed else "already-opted-out"
             else:
