@@ -76,8 +76,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def run_import(settings: Settings, path: Path, rows: int, budget: float
-                     ) -> tuple[str, str]:
+async def run_import(settings: Settings, path: Path, rows: int, budget: float,
+                     cache_mib: int) -> tuple[str, str]:
     await db.prepare_database(settings)
     tenant, root = await scopes.create_tenant("Bench", root_kind="Group")
     key = await auth.create_api_key(root, Role.OWNER, "bench")
@@ -97,7 +97,8 @@ async def run_import(settings: Settings, path: Path, rows: int, budget: float
             raise TimeoutError(s.rows)
 
     try:
-        summary = await imports.import_file(system, path, progress=progress)
+        summary = await imports.import_file(system, path, progress=progress,
+                                            cache_mib=cache_mib)
         done = summary.rows
         print(f"import: created {summary.created}, refused {summary.refused}, "
               f"events {summary.events}")
@@ -161,14 +162,18 @@ def run_export(settings: Settings, key: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--no-export", action="store_true")
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--cache-mib", type=int, default=64,
+                        help="SQLite page cache during the import (0: SQLite's default)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="prefcenter-bench-") as tmp:
         settings = Settings(database_url=f"sqlite://{tmp}/bench.sqlite3", run_workers=False)
         _, key = asyncio.run(run_import(settings, Path(tmp) / "contacts.csv", args.rows,
-                                        args.timeout))
+                                        args.timeout, args.cache_mib))
         print(f"user CPU {resource.getrusage(resource.RUSAGE_SELF).ru_utime:.0f} s", flush=True)
-        run_export(settings, key)
+        if not args.no_export:
+            run_export(settings, key)
 
 
 if __name__ == "__main__":

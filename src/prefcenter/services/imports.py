@@ -708,9 +708,12 @@ def check_uploader(principal: Principal) -> None:
 async def import_file(
     principal: Principal, path: Path, *, name: str | None = None, fmt: str | None = None,
     scope_id: str | None = None, dry_run: bool = False, max_bytes: int | None = None,
-    progress: Progress | None = None, batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None, batch_size: int = BATCH_SIZE, cache_mib: int = 64,
 ) -> ImportSummary:
-    """Import one file for ``principal`` (admins and owners, inside their subtree)."""
+    """Import one file for ``principal`` (admins and owners, inside their subtree).
+
+    ``cache_mib``: SQLite page cache while the import runs (see ``db.bulk_cache``).
+    """
     check_uploader(principal)
     display = name or path.name
     kind = detect_format(display, fmt)
@@ -722,7 +725,15 @@ async def import_file(
     config = await suppression.config_for(principal.tenant_id)
     root = await suppression.root_of(principal.tenant_id)
     importer = Importer(principal, default_scope, summary, config, root)
-    # Batch N+1 is validated while batch N is written; it is planned only after N committed.
+    async with db.bulk_cache(cache_mib):
+        await _run(importer, path, kind, batch_size, progress)
+    return summary
+
+
+async def _run(importer: Importer, path: Path, kind: str, batch_size: int,
+               progress: Progress | None) -> None:
+    """Batch N+1 is validated while batch N is written; it is planned after N committed."""
+    summary = importer.summary
     writing: asyncio.Task[None] | None = None
     try:
         for batch in _batches(read_rows(path, kind), batch_size):
@@ -742,7 +753,6 @@ async def import_file(
                 await writing
     if progress is not None:
         progress(summary)
-    return summary
 
 
 def _batches(rows: Iterator[tuple[int, dict[str, Any] | RowError]], size: int
