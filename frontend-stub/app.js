@@ -1202,11 +1202,44 @@ async function loadHistory() {
     h("span", {}, `${describeEvent(node)} ${SOURCE_WORDS[node.source] || ""}`.trim()))));
 }
 
+// --- Download my data (GDPR Art. 15/20): one JSON file of everything held about me ------
+
+const DATA_URL = new URL("../senders/me/data", window.location.href).toString();
+
+async function downloadData() {
+  const status = $("download-status");
+  status.textContent = "Preparing your file\u2026";
+  let response;
+  try {
+    response = await fetch(DATA_URL, {
+      headers: { Authorization: `Bearer ${TOKEN}`, Accept: "application/json" },
+      cache: "no-store",
+      credentials: "omit",
+      referrerPolicy: "no-referrer",
+    });
+  } catch (_err) {
+    status.textContent = "Could not reach the server; please try again.";
+    return;
+  }
+  if (!response.ok) {
+    status.textContent = "Your data could not be prepared; please try again later.";
+    return;
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = h("a", { href: url, download: "my-data.json", hidden: "" });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+  status.textContent = "Downloaded: my-data.json";
+}
+
 // --- Wiring -----------------------------------------------------------------------------
 
 $("retry").addEventListener("click", () => start());
 $("stop-everything").addEventListener("click", () => stopEverything());
 $("details-form").addEventListener("submit", saveDetails);
+$("download-data").addEventListener("click", downloadData);
 $("history").addEventListener("toggle", () => {
   if ($("history").open) loadHistory();
 });

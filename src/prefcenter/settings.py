@@ -154,6 +154,16 @@ class Settings:
     shutdown_timeout_seconds: float = 30.0
     #: Server processes behind the one port (``prefcenter serve --workers N``).
     workers: int = 1
+    # --- Senders' toolkit (issue 13): imports, provider feedback ---
+    #: Largest import or suppression-list upload over HTTP, in bytes (413 beyond).
+    import_max_bytes: int = 1 << 30
+    #: SendGrid Event Webhook verification key (base64 DER or PEM) for every tenant that
+    #: has none of its own (``prefcenter feedback-keys set``).
+    sendgrid_webhook_public_key: str = ""
+    #: Mailgun HTTP webhook signing key, likewise.
+    mailgun_signing_key: str = ""
+    #: Signed provider requests older (or newer) than this are refused as replays.
+    feedback_max_age_seconds: int = 3600
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
