@@ -67,7 +67,9 @@ def server(folder: Path, database_url: str, **env: str) -> Iterator[str]:
         "PREFCENTER_PUBLIC_URL": url, "PREFCENTER_LOG_LEVEL": "WARNING",
         "PREFCENTER_RATE_LIMIT_ANONYMOUS_PER_MINUTE": "10000000",
         "PREFCENTER_RATE_LIMIT_KEY_PER_MINUTE": "10000000",
-        "PREFCENTER_OUTBOX_POLL_SECONDS": "0.2", **env})
+        "PREFCENTER_OUTBOX_POLL_SECONDS": "0.2",
+        # The bench's receivers are on 127.0.0.1 (private networks are refused otherwise).
+        "PREFCENTER_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128", **env})
     with (folder / f"server-{port}.log").open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "prefcenter", "serve", "--host", "127.0.0.1", "--port",

@@ -182,6 +182,8 @@ const TEMPLATE = `
           <summary id="history-summary">Show what changed and when</summary>
           <ol id="history-list" class="history-list"></ol>
         </details>
+        <p><button type="button" id="download-data" class="button button-secondary">Download my data</button>
+          <span id="download-status" class="hint" aria-live="polite"></span></p>
       </section>
     </div>
 
@@ -221,6 +223,7 @@ const STATIC_TEXTS = [
   ["history-title", N_("Your history")],
   ["history-hint", N_("Every change is recorded with when and where it happened, so we can show we respect your choices.")],
   ["history-summary", N_("Show what changed and when")],
+  ["download-data", N_("Download my data")],
 ];
 
 function createPreferences(root, host, options) {
@@ -1457,11 +1460,46 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
       h("span", {}, `${describeEvent(node)} ${SOURCE_WORDS[node.source] ? _(SOURCE_WORDS[node.source]) : ""}`.trim()))));
   }
 
+  // --- Download my data (GDPR Art. 15/20): one JSON file of everything held about me ------
+
+  const DATA_URL = new URL("senders/me/data", options.api).toString();
+
+  async function downloadData() {
+    const status = $("download-status");
+    status.textContent = _("Preparing your file…");
+    let response;
+    try {
+      response = await fetch(DATA_URL, {
+        headers: { Authorization: `Bearer ${TOKEN}`, Accept: "application/json" },
+        cache: "no-store",
+        credentials: "omit",
+        referrerPolicy: "no-referrer",
+      });
+    } catch (_err) {
+      status.textContent = _("Could not reach the server; please try again.");
+      return;
+    }
+    if (!response.ok) {
+      status.textContent = _("Your data could not be prepared; please try again later.");
+      return;
+    }
+    const url = URL.createObjectURL(await response.blob());
+    const link = h("a", { href: url, download: "my-data.json", hidden: "" });
+    root.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    status.textContent = _("Downloaded: my-data.json");
+    emit("prefcenter-change", { operation: "downloadData", scopeId: null, channel: null,
+      input: {}, changed: false });
+  }
+
   // --- Wiring -----------------------------------------------------------------------------
 
   $("retry").addEventListener("click", () => start());
   $("stop-everything").addEventListener("click", () => stopEverything());
   $("details-form").addEventListener("submit", saveDetails);
+  $("download-data").addEventListener("click", downloadData);
   $("history").addEventListener("toggle", () => {
     if ($("history").open) loadHistory();
   });

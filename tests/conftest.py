@@ -24,6 +24,8 @@ from tests.factories import World
 from tests.pg import create_session_database, drop_session_database, postgres_schema
 
 BACKEND = os.environ.get("PREFCENTER_TEST_DB", "sqlite")
+#: Networks the tests' webhook receivers live on (private networks are refused otherwise).
+LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +52,9 @@ async def database_url(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncI
 def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, public_url="http://testserver",
                     run_workers=False, rate_limit_anonymous_per_minute=100_000,
-                    rate_limit_key_per_minute=100_000)
+                    rate_limit_key_per_minute=100_000,
+                    # Webhook receivers in the tests are on this machine (issue #16).
+                    webhook_allowed_networks=LOOPBACK)
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""``prefcenter serve | demo | tenant create | api-key create | export-schema | migrate``."""
+"""``prefcenter serve | demo | tenant create | api-key create | export-schema | migrate``
+and the senders' toolkit (``import``, ``export``, ``gdpr``, ... in ``cli_senders``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from prefcenter import cli_senders
 from prefcenter.settings import Settings
 
 
@@ -376,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="write nothing; fail when the models differ from the migrations")
     p.set_defaults(func=cmd_makemigrations)
+
+    cli_senders.add_commands(sub)  # import, suppression-list, export, gdpr, feedback-keys
     return parser
 
 

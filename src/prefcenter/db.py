@@ -479,3 +479,60 @@ def _executor_class() -> type[Any]:
             return editors[kind](self.connection, atomic=atomic, collect_sql=collect_sql)
 
     return Executor
+
+
+async def reserve_event_ids(count: int) -> list[int]:
+    """``count`` fresh ledger ids for a bulk insert (issue 13's import), in order.
+
+    Inside ``transaction()``. SQLite: the write lock is held, so the ids above the
+    current maximum are this transaction's. PostgreSQL: drawn from the id sequence, as a
+    plain insert would (ids in flight are what the change stream already waits out).
+    """
+    if count <= 0:
+        return []
+    conn = connections.get("default")
+    if conn.capabilities.dialect == "sqlite":
+        rows = await conn.execute_query_dict('SELECT COALESCE(MAX("id"), 0) AS "top" '
+                                             'FROM "consent_event"')
+        top = int(rows[0]["top"])
+        return list(range(top + 1, top + 1 + count))
+    rows = await conn.execute_query_dict(
+        "SELECT nextval(pg_get_serial_sequence('consent_event', 'id')) AS \"id\" "
+        "FROM generate_series(1, $1)", [count])
+    return sorted(int(r["id"]) for r in rows)
+
+
+async def insert_rows(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+                      ) -> None:
+    """One ``INSERT`` executed for many rows (values already in their database form)."""
+    if not rows:
+        return
+    conn = connections.get("default")
+    cols = ", ".join(f'"{c}"' for c in columns)
+    if conn.capabilities.dialect == "sqlite":
+        marks = ", ".join("?" for _ in columns)
+    else:
+        marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    # Table and column names are the caller's constants, never input.
+    await conn.execute_many(f'INSERT INTO "{table}" ({cols}) VALUES ({marks})',  # noqa: S608
+                            [list(r) for r in rows])
+
+
+@asynccontextmanager
+async def bulk_cache(mebibytes: int) -> AsyncIterator[None]:
+    """SQLite: a larger page cache while a bulk job runs, the old size restored after.
+
+    A million-row import inserts into indexes keyed by random UUIDs; with SQLite's default
+    2 MB cache most of those inserts read and write pages again. PostgreSQL: nothing.
+    """
+    conn = connections.get("default")
+    if conn.capabilities.dialect != "sqlite" or mebibytes <= 0:
+        yield
+        return
+    rows = await conn.execute_query_dict("PRAGMA cache_size")
+    old = int(next(iter(rows[0].values())))
+    await conn.execute_script(f"PRAGMA cache_size = {-int(mebibytes) * 1024}")
+    try:
+        yield
+    finally:
+        await conn.execute_script(f"PRAGMA cache_size = {old}")

@@ -36,6 +36,7 @@ FEATURE_MODULES = [
     "prefcenter.http.frontend",  # /p/{token}: the preference-centre page
     "prefcenter.http.home",  # / and /docs: what this server is, where to go
     "prefcenter.http.forms",  # /forms/{key}/signup: sign-up forms (issue #21)
+    "prefcenter.http.senders",  # issue 13: import, export, provider feedback, GDPR
 ]
 
 

@@ -85,17 +85,31 @@ class Settings:
     mail_retry_max_seconds: float = 3600.0
     #: Redis URL for cross-process fan-out (``redis://127.0.0.1:6379/0``); empty: in memory.
     redis_url: str = ""
-    #: Webhook delivery: request timeout and failures in a row before an endpoint is disabled.
+    #: Webhook delivery: request timeout.
     webhook_timeout_seconds: float = 10.0
-    webhook_max_failures: int = 20
     #: Retry backoff: base delay doubled per failed attempt (with jitter), capped at the max.
     webhook_retry_base_seconds: float = 5.0
     webhook_retry_max_seconds: float = 3600.0
     #: Deliveries in flight at once per worker.
     webhook_concurrency: int = 8
-    #: Refuse webhook URLs that resolve to loopback/private/link-local addresses (SSRF);
-    #: turn on in production where receivers are on the public internet.
-    webhook_block_private_networks: bool = False
+    # --- Webhook outages (issue #17) and safe destinations (issue #16) ---
+    #: Refuse webhook URLs that are or resolve to loopback, private, link-local, cloud
+    #: metadata or otherwise non-global addresses (SSRF), at registration and before every
+    #: attempt. On by default; allow what you need with ``webhook_allowed_networks``.
+    webhook_block_private_networks: bool = True
+    #: Networks (CIDRs, comma separated) allowed although non-global, e.g.
+    #: ``127.0.0.0/8,::1/128`` for a receiver on this machine (the demo, the tests).
+    webhook_allowed_networks: tuple[str, ...] = ()
+    #: An endpoint failing continuously for this long is disabled (never by a count).
+    webhook_disable_after_seconds: float = 5 * 86400.0
+    #: The owner is warned this long before an endpoint would be disabled.
+    webhook_warn_before_disable_seconds: float = 86400.0
+    #: The owner is told an endpoint is failing once it has failed this long without a
+    #: success (a blip that heals sooner is not news).
+    webhook_notify_failing_after_seconds: float = 600.0
+    #: Deliveries per second sent to one endpoint at most (a recovering endpoint's backlog
+    #: drains at this rate, oldest first); bursts up to one second's worth.
+    webhook_max_per_second: float = 50.0
     #: Events re-enqueued by one ``replayWebhook`` call at most.
     webhook_replay_max: int = 10_000
     #: Days delivered webhooks (and their attempt log) are kept before being pruned.
@@ -140,6 +154,16 @@ class Settings:
     shutdown_timeout_seconds: float = 30.0
     #: Server processes behind the one port (``prefcenter serve --workers N``).
     workers: int = 1
+    # --- Senders' toolkit (issue 13): imports, provider feedback ---
+    #: Largest import or suppression-list upload over HTTP, in bytes (413 beyond).
+    import_max_bytes: int = 1 << 30
+    #: SendGrid Event Webhook verification key (base64 DER or PEM) for every tenant that
+    #: has none of its own (``prefcenter feedback-keys set``).
+    sendgrid_webhook_public_key: str = ""
+    #: Mailgun HTTP webhook signing key, likewise.
+    mailgun_signing_key: str = ""
+    #: Signed provider requests older (or newer) than this are refused as replays.
+    feedback_max_age_seconds: int = 3600
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod

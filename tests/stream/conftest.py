@@ -47,6 +47,8 @@ FAST = {
     "PREFCENTER_RATE_LIMIT_KEY_PER_MINUTE": "1000000",
     "PREFCENTER_STREAM_REAUTH_SECONDS": "0.5",
     "PREFCENTER_LOG_LEVEL": "WARNING",
+    # The receivers are on 127.0.0.1: allowed explicitly (private networks are refused).
+    "PREFCENTER_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
 }
 
 
@@ -234,6 +236,7 @@ class Receiver:
         self.port = free_port()
         self.secret: str | None = None
         self.status = 204
+        self.headers: dict[str, str] = {}  # sent with every answer (e.g. Retry-After)
         self.delay = 0.0
         self.deliveries: list[Delivery] = []  # verified and answered 2xx
         self.seen: list[Delivery] = []  # every verified request, whatever the answer
@@ -290,6 +293,8 @@ class Receiver:
                         receiver.deliveries.append(delivery)
                 self.send_response(receiver.status)
                 self.send_header("content-type", "text/plain")
+                for name, value in receiver.headers.items():
+                    self.send_header(name, value)
                 self.end_headers()
                 if receiver.status >= 300:
                     self.wfile.write(b"receiver says no")

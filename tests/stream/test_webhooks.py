@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,8 +19,9 @@ import pytest
 from prefcenter import db
 from prefcenter.models import ConsentEvent
 from prefcenter.models.enums import Channel, Source, TokenPurpose
+from prefcenter.models.mail import MailKind, OutboxMail
 from prefcenter.models.webhooks import WebhookDelivery
-from prefcenter.services import auth, consent, webhooks
+from prefcenter.services import auth, consent, mail, webhooks
 from prefcenter.settings import Settings
 from tests.factories import World
 from tests.stream.conftest import Receiver
@@ -182,20 +184,51 @@ async def test_private_actions_cannot_be_subscribed_to(world: World) -> None:
 
 @pytest.mark.parametrize("url", [
     "http://127.0.0.1:9/x", "http://localhost/x", "http://10.1.2.3/x", "http://192.168.0.7/x",
-    "http://169.254.169.254/latest/meta-data", "http://[::1]/x",
-    "http://[::ffff:127.0.0.1]/x", "http://0.0.0.0/x",
+    "http://169.254.169.254/latest/meta-data", "http://[::1]/x", "http://[fd00:ec2::254]/x",
+    "http://[::ffff:127.0.0.1]/x", "http://0.0.0.0/x", "http://100.100.100.200/x",
 ])
-async def test_private_networks_are_refused_when_configured(world: World, settings: Settings,
-                                                            url: str) -> None:
-    strict = dataclasses.replace(settings, webhook_block_private_networks=True)
-    with pytest.raises(webhooks.Invalid) as refused:
-        await webhooks.create_endpoint(world.system, strict, url=url,
+async def test_private_networks_are_refused_by_default(world: World, settings: Settings,
+                                                       url: str) -> None:
+    default = dataclasses.replace(settings, webhook_allowed_networks=Settings().
+                                  webhook_allowed_networks)
+    assert Settings().webhook_block_private_networks is True
+    with pytest.raises(webhooks.DestinationRefused) as refused:
+        await webhooks.create_endpoint(world.system, default, url=url,
                                        scope_id=world.sid("group"))
-    assert refused.value.field == "url"
-    # Off by default (receivers in this environment are on 127.0.0.1).
-    created = await webhooks.create_endpoint(world.system, settings, url=url,
+    assert (refused.value.field, refused.value.code) == ("url", "NOT_ALLOWED")
+    # An operator may turn the check off altogether.
+    off = dataclasses.replace(default, webhook_block_private_networks=False)
+    created = await webhooks.create_endpoint(world.system, off, url=url,
                                              scope_id=world.sid("group"))
     assert created.endpoint.url == url
+
+
+async def test_only_the_allowed_networks_pass_and_the_refusal_is_typed(world: World) -> None:
+    # The suite allows loopback only (127.0.0.0/8, ::1/128), as the demo does.
+    allowed = await create(world, "http://127.0.0.5:8080/hooks")
+    assert allowed["__typename"] == "WebhookEndpointPayload"
+    refused = await create(world, "http://10.0.0.8/hooks")
+    assert (refused["__typename"], refused["code"], refused["field"]) == (
+        "OperationError", "NOT_ALLOWED", "url")
+    assert "PREFCENTER_WEBHOOK_ALLOWED_NETWORKS" in refused["message"]
+    moved = await world.gql(UPDATE, {"i": {"id": allowed["endpoint"]["id"],
+                                           "url": "http://169.254.169.254/x"}})
+    assert moved["updateWebhookEndpoint"]["code"] == "NOT_ALLOWED"
+    listed = (await world.gql("{ webhookEndpoints { url } }"))["webhookEndpoints"]
+    assert listed == [{"url": "http://127.0.0.5:8080/hooks"}]  # nothing written
+
+
+async def test_each_attempt_checks_the_destination_again(world: World, settings: Settings,
+                                                         receiver: Receiver) -> None:
+    endpoint = await endpoint_for(world, receiver)  # allowed when registered
+    await opt(world, "optOut", "study_sleep")
+    # The operator narrows the allowance (as a DNS change would move the host elsewhere).
+    narrowed = dataclasses.replace(settings, webhook_allowed_networks=("10.0.0.0/8",))
+    assert await webhooks.deliver_due(narrowed) == 1
+    assert receiver.requests == 0  # never called
+    [row] = await deliveries(world, endpoint)
+    assert row["status"] == "PENDING"
+    assert "refuses" in row["lastError"] and row["attempts"][0]["statusCode"] is None
 
 
 async def test_public_addresses_pass_the_private_network_check(world: World,
@@ -293,44 +326,181 @@ async def test_the_receiver_really_verifies(world: World, settings: Settings,
     assert receiver.received() == [] and receiver.bad_signatures == 1
 
 
-async def test_failures_retry_with_the_same_webhook_id_then_disable_the_endpoint(
-        world: World, settings: Settings, receiver: Receiver) -> None:
-    config = fast(settings, webhook_max_failures=3)
-    endpoint = await endpoint_for(world, receiver)
-    await opt(world, "optOut", "study_sleep")
-    receiver.status = 500
-    assert await webhooks.deliver_due(config) == 1
-    [row] = await deliveries(world, endpoint)
-    assert (row["status"], row["attemptCount"], row["lastStatusCode"]) == ("PENDING", 1, 500)
-    assert row["lastError"] == "HTTP 500: receiver says no"
-    assert datetime.fromisoformat(row["nextAttemptAt"]) > datetime.now(UTC)
-    assert await webhooks.deliver_due(config) == 0  # not due yet: it backs off
+ENDPOINT_STATE = """{ webhookEndpoints { id enabled disabledReason consecutiveFailures
+  failingSince nextAttemptAt backlogSize alertEmail } }"""
 
-    for _ in range(2):
-        await wait_retry()
+
+async def endpoint_state(world: World) -> dict[str, Any]:
+    return dict((await world.gql(ENDPOINT_STATE))["webhookEndpoints"][0])
+
+
+async def notices(world: World) -> list[OutboxMail]:
+    return list(await OutboxMail.filter(tenant_id=world.tenant_id,
+                                        kind=MailKind.OWNER_NOTICE).order_by("created_at"))
+
+
+async def test_a_failing_endpoint_is_probed_one_delivery_at_a_time_and_never_disabled_by_count(
+        world: World, settings: Settings, receiver: Receiver) -> None:
+    config = fast(settings, webhook_retry_base_seconds=0.5, webhook_retry_max_seconds=0.5)
+    await endpoint_for(world, receiver)
+    receiver.status = 500
+    written = [await opt(world, "optOut" if i % 2 == 0 else "optIn", "study_sleep")
+               for i in range(21)]
+    # Healthy until the first answer: 21 failures in one pass, more than the old count
+    # limit (20). It stays enabled; from now on it is probed one delivery at a time.
+    assert await webhooks.deliver_due(config) == 21
+    assert await webhooks.deliver_due(config) == 0  # nothing before the probe is due
+    state = await endpoint_state(world)
+    assert state["enabled"] is True and state["consecutiveFailures"] == 21
+    assert state["backlogSize"] == 21
+    since = datetime.fromisoformat(state["failingSince"])
+    assert since <= datetime.now(UTC) and datetime.fromisoformat(state["nextAttemptAt"]) > since
+
+    for _ in range(3):
+        await asyncio.sleep(0.51)
         assert await webhooks.deliver_due(config) == 1
-    state = (await world.gql("{ webhookEndpoints { enabled disabledReason "
-                             "consecutiveFailures } }"))["webhookEndpoints"][0]
-    assert state["enabled"] is False
-    assert state["consecutiveFailures"] == 3
-    assert "after 3 failed deliveries in a row" in state["disabledReason"]
-    assert "HTTP 500" in state["disabledReason"]
-    await wait_retry()
+        assert await webhooks.deliver_due(config) == 0  # a probe at a time
+    state = await endpoint_state(world)
+    assert (state["enabled"], state["consecutiveFailures"]) == (True, 24)
+    assert datetime.fromisoformat(state["failingSince"]) == since
+    oldest = receiver.seen[21:]  # every probe carries the oldest event, same webhook-id
+    assert {d.payload["data"]["id"] for d in oldest} == {written[0]["id"]}
+    assert len({d.webhook_id for d in oldest}) == 1
+
+    receiver.status = 200
+    await asyncio.sleep(0.51)
+    assert await webhooks.deliver_due(config) == 1  # the probe succeeds...
+    state = await endpoint_state(world)
+    assert (state["failingSince"], state["nextAttemptAt"], state["consecutiveFailures"]) == (
+        None, None, 0)
+    assert state["backlogSize"] == 20
+    assert await webhooks.deliver_due(config) == 20  # ...and the backlog drains at once
+    ids = receiver.event_ids()  # once each (those of one pass go out concurrently)
+    assert ids[0] == int(written[0]["id"])
+    assert sorted(ids) == [int(e["id"]) for e in written]
+    assert (await endpoint_state(world))["backlogSize"] == 0
+    assert await notices(world) == []  # no alert address, no mail
+
+
+def test_probes_wait_about_as_long_as_the_endpoint_has_failed() -> None:
+    settings = Settings(webhook_retry_base_seconds=5, webhook_retry_max_seconds=3600)
+    for failing_for, low, high in ((0, 2.5, 5), (60, 30, 60), (7200, 1800, 3600)):
+        delays = [webhooks.probe_delay(timedelta(seconds=failing_for), settings)
+                  for _ in range(50)]
+        assert all(low <= d <= high for d in delays), (failing_for, min(delays), max(delays))
+
+
+async def test_continuous_failure_for_the_configured_time_disables_with_notices_then_enabling_sends(
+        world: World, settings: Settings, receiver: Receiver) -> None:
+    config = fast(settings, webhook_retry_base_seconds=0.2, webhook_retry_max_seconds=0.2,
+                  webhook_notify_failing_after_seconds=0.3,
+                  webhook_disable_after_seconds=1.5, webhook_warn_before_disable_seconds=0.8)
+    created = await create(world, receiver.url, alertEmail="Ops@Partner.example")
+    receiver.secret = created["secret"]
+    endpoint = created["endpoint"]["id"]
+    receiver.status = 503
+    first = await opt(world, "optOut", "study_sleep")
+    assert await webhooks.deliver_due(config) == 1
+    assert await notices(world) == []  # a blip is not news yet
+
+    async def probe() -> None:
+        await asyncio.sleep(0.21)
+        assert await webhooks.deliver_due(config) == 1
+
+    while (await endpoint_state(world))["enabled"]:
+        await probe()
+    # Told once it failed 0.3 s, warned 0.8 s before the end, told it was disabled: once
+    # each, in that order (a slow probe may cross two thresholds at once).
+    subjects = [n.data["subject"].split(":")[0] for n in await notices(world)]
+    assert subjects == ["Webhook endpoint is failing", "Webhook endpoint will be disabled soon",
+                        "Webhook endpoint was disabled"]
+    failing = (await notices(world))[0]
+    assert failing.data["to"] == "ops@partner.example"
+    assert failing.data["subject"] == f"Webhook endpoint is failing: {receiver.url}"
+    assert "HTTP 503" in failing.data["text"] and "Events waiting:  1" in failing.data["text"]
+    state = await endpoint_state(world)
+    assert "failing continuously since" in state["disabledReason"]
+    assert "HTTP 503" in state["disabledReason"]
+    assert state["alertEmail"] == "ops@partner.example"
+    await asyncio.sleep(0.21)
     assert await webhooks.deliver_due(config) == 0  # disabled: nothing is attempted
 
-    # Meanwhile changes keep coming; nothing is enqueued for a disabled endpoint...
-    await opt(world, "optIn", "study_sleep")
-    assert len(await deliveries(world, endpoint)) == 1
-    # ...and enabling it sends what waited, with the same webhook-id as every failure.
+    # Enabling sends what waited, with the same webhook-id as every failure, from a clean
+    # slate; the notices went through the mail outbox (held here: no SMTP server).
     receiver.status = 200
-    enabled = await world.gql(UPDATE, {"i": {"id": endpoint, "enabled": True}})
-    assert enabled["updateWebhookEndpoint"]["endpoint"]["disabledReason"] is None
+    enabled = (await world.gql(UPDATE, {"i": {"id": endpoint, "enabled": True}}))[
+        "updateWebhookEndpoint"]["endpoint"]
+    assert (enabled["disabledReason"], enabled["consecutiveFailures"]) == (None, 0)
     assert await webhooks.deliver_due(config) == 1
+    assert receiver.event_ids() == [int(first["id"])]
     assert len({d.webhook_id for d in receiver.seen}) == 1
-    assert len(receiver.seen) == 4
-    [row] = await deliveries(world, endpoint)
-    assert (row["status"], row["attemptCount"]) == ("SUCCEEDED", 4)
-    assert [a["succeeded"] for a in row["attempts"]] == [True, False, False, False]
+    state = await endpoint_state(world)
+    assert (state["failingSince"], state["backlogSize"]) == (None, 0)
+    report = await mail.deliver_due(config)
+    assert report.held == 3
+
+
+async def test_410_gone_disables_at_once(world: World, settings: Settings,
+                                         receiver: Receiver) -> None:
+    created = await create(world, receiver.url, alertEmail="ops@partner.example")
+    receiver.secret = created["secret"]
+    receiver.status = 410
+    await opt(world, "optOut", "study_sleep")
+    assert await webhooks.deliver_due(fast(settings)) == 1
+    state = await endpoint_state(world)
+    assert state["enabled"] is False
+    assert state["disabledReason"].startswith("The receiver answered 410 Gone")
+    assert state["backlogSize"] == 1  # kept for a re-enable
+    [notice] = await notices(world)
+    assert notice.data["subject"].startswith("Webhook endpoint was disabled")
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_retry_after_is_honoured(world: World, settings: Settings, receiver: Receiver,
+                                       status: int) -> None:
+    config = fast(settings, webhook_retry_base_seconds=0.1, webhook_retry_max_seconds=60)
+    await endpoint_for(world, receiver)
+    receiver.status, receiver.headers = status, {"Retry-After": "2"}
+    await opt(world, "optOut", "study_sleep")
+    before = datetime.now(UTC)
+    assert await webhooks.deliver_due(config) == 1
+    state = await endpoint_state(world)
+    wait = (datetime.fromisoformat(state["nextAttemptAt"]) - before).total_seconds()
+    assert 1.9 <= wait <= 2.6, wait  # not the 0.05-0.1 s its own schedule would give
+    await asyncio.sleep(0.5)
+    assert await webhooks.deliver_due(config) == 0
+    receiver.status, receiver.headers = 200, {}
+    await asyncio.sleep(1.6)
+    assert await webhooks.deliver_due(config) == 1
+    assert len(receiver.received()) == 1
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    now = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    assert webhooks.retry_after_seconds("120", now) == 120
+    assert webhooks.retry_after_seconds("Thu, 03 Dec 2026 10:01:30 GMT", now) == 90
+    assert webhooks.retry_after_seconds("soon", now) is None
+    assert webhooks.retry_after_seconds(None, now) is None
+
+
+async def test_deliveries_to_one_endpoint_never_exceed_its_rate_oldest_first(
+        world: World, settings: Settings, receiver: Receiver) -> None:
+    config = fast(settings, webhook_max_per_second=4.0)
+    await endpoint_for(world, receiver)
+    written = [await opt(world, "optOut" if i % 2 == 0 else "optIn", "study_sleep")
+               for i in range(10)]
+    ids = [int(e["id"]) for e in written]
+    started = time.monotonic()
+    assert await webhooks.deliver_due(config) == 4  # a second's worth at most
+    assert await webhooks.deliver_due(config) == 0
+    assert sorted(receiver.event_ids()) == ids[:4]  # the oldest
+    sent = 4
+    while sent < 10:
+        await asyncio.sleep(0.1)
+        sent += await webhooks.deliver_due(config)
+        assert sent <= 4 + 4 * (time.monotonic() - started) + 1e-6  # refills at 4 a second
+        assert sorted(receiver.event_ids()) == ids[:sent]  # oldest first
+    assert time.monotonic() - started >= 1.5
 
 
 async def test_timeouts_and_redirects_are_failures(world: World, settings: Settings,
@@ -362,8 +532,11 @@ async def test_a_receiver_that_is_down_gets_everything_once_it_is_back(
     assert all(r["status"] == "PENDING" and "ConnectError" in r["lastError"] for r in rows)
     receiver.start()
     await wait_retry()
-    assert await webhooks.deliver_due(config) == 4
-    assert sorted(receiver.event_ids()) == sorted(int(e["id"]) for e in written)
+    assert await webhooks.deliver_due(config) == 1  # one probe, the oldest event
+    assert await webhooks.deliver_due(config) == 3  # it answered: the rest drains
+    ids = receiver.event_ids()  # the probe first; the three of one pass go concurrently
+    assert ids[0] == int(written[0]["id"])
+    assert sorted(ids) == [int(e["id"]) for e in written]
 
 
 async def test_replay_from_a_cursor_resends_with_the_same_ids(world: World, settings: Settings,
@@ -422,14 +595,6 @@ async def test_deliveries_are_paginated_newest_first(world: World) -> None:
     assert [r["eventId"] for r in rest] == [written[0]["id"]]
 
 
-def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
-    settings = Settings(webhook_retry_base_seconds=1, webhook_retry_max_seconds=10)
-    for attempt, ceiling in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (30, 10), (500, 10)]:
-        delays = [webhooks.backoff_seconds(attempt, settings) for _ in range(50)]
-        assert all(ceiling / 2 <= d <= ceiling for d in delays), (attempt, delays[:3])
-        assert len(set(delays)) > 1  # jittered
-
-
 async def test_two_workers_never_claim_the_same_delivery(world: World,
                                                          settings: Settings) -> None:
     await create(world, "https://a.example/h")
@@ -455,3 +620,19 @@ async def test_old_deliveries_are_pruned_pending_ones_never(world: World, settin
     later = datetime.now(UTC) + timedelta(days=settings.webhook_retention_days, seconds=1)
     assert await webhooks.prune(settings, now=later) == 1
     assert [r["status"] for r in await deliveries(world, endpoint)] == ["PENDING"]
+
+
+async def test_the_alert_address_is_validated_and_can_be_changed_or_cleared(
+        world: World) -> None:
+    bad = await create(world, "https://hooks.example.com/x", alertEmail="not an address")
+    assert (bad["__typename"], bad["code"], bad["field"]) == (
+        "OperationError", "INVALID_EMAIL", "alertEmail")
+    assert (await world.gql("{ webhookEndpoints { id } }"))["webhookEndpoints"] == []
+    created = await create(world, "https://hooks.example.com/x", alertEmail="Ops@Example.com")
+    endpoint = created["endpoint"]["id"]
+    assert (await endpoint_state(world))["alertEmail"] == "ops@example.com"
+    await world.gql(UPDATE, {"i": {"id": endpoint, "alertEmail": "team@example.com"}})
+    assert (await endpoint_state(world))["alertEmail"] == "team@example.com"
+    await world.gql(UPDATE, {"i": {"id": endpoint, "alertEmail": ""}})
+    state = await endpoint_state(world)
+    assert (state["alertEmail"], state["failingSince"], state["backlogSize"]) == (None, None, 0)

@@ -42,12 +42,15 @@ async def test_receiver_down_then_up_loses_nothing(server: ServerProcess, live_w
     receiver.stop()
     written = await toggle(world, 5)
 
-    async def all_failed_once() -> bool:
+    async def failing_with_five_waiting() -> bool:
         found = await rows(world, endpoint)
-        return len(found) == 5 and all(
-            r["attemptCount"] >= 1 and "ConnectError" in str(r["lastError"]) for r in found)
+        state = (await world.gql("{ webhookEndpoints { failingSince backlogSize } }"))[
+            "webhookEndpoints"][0]
+        return len(found) == 5 and state["failingSince"] is not None and \
+            state["backlogSize"] == 5 and any("ConnectError" in str(r["lastError"])
+                                              for r in found)
 
-    await eventually(all_failed_once, 20, "five failed attempts while the receiver is down")
+    await eventually(failing_with_five_waiting, 20, "the endpoint failing, five waiting")
     receiver.start()
     await eventually(lambda: len(set(receiver.event_ids())) == 5, 20, "five deliveries")
     assert sorted(set(receiver.event_ids())) == sorted(int(e["id"]) for e in written)

@@ -53,6 +53,11 @@ class ContactLinks:
         description="The contact's preference page (/p/...), for the whole tenant.")
     expires_at: datetime = strawberry.field(
         description="When these links stop working (at least 30 days ahead).")
+    feedback_tag: str = strawberry.field(
+        default="",
+        description="Put this on the message for the email provider's feedback: SendGrid "
+        "custom argument or Mailgun variable `prefcenter_tag`. A spam complaint about the "
+        "message then opts the contact out of email at this scope. Signed; not a secret.")
 
 
 @strawberry.type(name="OptBackInRequest",
@@ -132,7 +137,8 @@ class Query:
             unsubscribe_url=issued.unsubscribe_url, list_unsubscribe=issued.list_unsubscribe,
             list_unsubscribe_post=issued.list_unsubscribe_post,
             not_interested_url=issued.not_interested_url,
-            preferences_url=issued.preferences_url, expires_at=issued.expires_at)
+            preferences_url=issued.preferences_url, expires_at=issued.expires_at,
+            feedback_tag=issued.feedback_tag)
 
     @strawberry.field(description="A contact's opt-back-in requests, newest first.")
     @query_errors

@@ -49,10 +49,21 @@ class WebhookEndpointNode:
         "INTEREST_RESTORED are private to the contact and never delivered.")
     enabled: bool = strawberry.field(description="Whether deliveries are being sent.")
     disabled_reason: str | None = strawberry.field(
-        description="Why it was disabled: by hand, or automatically after failures in a row.")
+        description="Why it was disabled: by hand, after failing continuously for the "
+        "configured time (days by default), or because the receiver answered 410 Gone.")
     disabled_at: datetime | None = strawberry.field(description="When it was disabled.")
     consecutive_failures: int = strawberry.field(
-        description="Failed attempts in a row (reset by a success).")
+        description="Failed attempts in a row (reset by a success). Shown only: an endpoint "
+        "is never disabled by a count.")
+    failing_since: datetime | None = strawberry.field(
+        description="Since when every attempt has failed; null while it is healthy. While "
+        "failing it is probed with one delivery at a time on an exponential schedule.")
+    next_attempt_at: datetime | None = strawberry.field(
+        description="While failing: when the next probe goes (a 429/503 Retry-After is "
+        "honoured). Null while healthy.")
+    alert_email: str | None = strawberry.field(
+        description="Who is mailed when it starts failing, before it is disabled, when it "
+        "is disabled and when it recovers; null: nobody.")
     created_at: datetime = strawberry.field(description="When it was registered.")
 
     @classmethod
@@ -61,7 +72,14 @@ class WebhookEndpointNode:
                    scope_id=strawberry.ID(str(m.scope_id)), description=m.description,
                    event_types=[Action(t) for t in m.event_types], enabled=m.enabled,
                    disabled_reason=m.disabled_reason, disabled_at=m.disabled_at,
-                   consecutive_failures=m.consecutive_failures, created_at=m.created_at)
+                   consecutive_failures=m.consecutive_failures, failing_since=m.failing_since,
+                   next_attempt_at=m.next_attempt_at if m.failing_since else None,
+                   alert_email=m.alert_email, created_at=m.created_at)
+
+    @strawberry.field(description="Deliveries waiting for a 2xx (sent oldest first once it "
+                      "answers, at a bounded rate).")
+    async def backlog_size(self) -> int:
+        return await webhooks.backlog_size(str(self.m.id))
 
     @strawberry.field(description="The scope whose subtree is delivered.")
     async def scope(self, info: GInfo) -> ScopeNode | None:
@@ -128,6 +146,8 @@ class CreateWebhookEndpointInput:
     event_types: list[Action] | None = strawberry.field(
         default=None, description="Only these actions; omit for every public action.")
     description: str | None = strawberry.field(default=None, description="What it is for.")
+    alert_email: str | None = strawberry.field(
+        default=None, description="Mail notices about this endpoint's trouble here.")
 
 
 @strawberry.input(description="Change a webhook endpoint; omitted fields stay as they are.")
@@ -136,10 +156,12 @@ class UpdateWebhookEndpointInput:
     url: str | None = strawberry.field(default=None, description="A new URL.")
     enabled: bool | None = strawberry.field(
         default=None, description="false stops deliveries; true resumes them, sending "
-        "what waited meanwhile, and resets the failure count.")
+        "what waited meanwhile (oldest first), and clears the failure state.")
     description: str | None = strawberry.field(default=None, description="A new description.")
     event_types: list[Action] | None = strawberry.field(
         default=None, description="New action filter; [] for every public action.")
+    alert_email: str | None = strawberry.field(
+        default=None, description="A new address for notices; \"\" for none.")
 
 
 @strawberry.type(description="A webhook endpoint, with its signing secret when just created.")
@@ -202,19 +224,21 @@ class Mutation:
         principal = guard(info)
         created = await webhooks.create_endpoint(
             principal, info.context.settings, url=input.url, scope_id=input.scope_id,
-            event_types=input.event_types, description=input.description)
+            event_types=input.event_types, description=input.description,
+            alert_email=input.alert_email)
         return WebhookEndpointPayload(endpoint=WebhookEndpointNode.from_model(created.endpoint),
                                       secret=created.secret)
 
-    @strawberry.mutation(description="Change an endpoint's URL, description or actions; "
-                         "enable or disable it.")
+    @strawberry.mutation(description="Change an endpoint's URL, description, actions or "
+                         "alert address; enable or disable it.")
     @mutation_errors
     async def update_webhook_endpoint(self, info: GInfo, input: UpdateWebhookEndpointInput,
                                       ) -> WebhookEndpointResult:
         principal = guard(info)
         endpoint = await webhooks.update_endpoint(
             principal, info.context.settings, input.id, url=input.url, enabled=input.enabled,
-            description=input.description, event_types=input.event_types)
+            description=input.description, event_types=input.event_types,
+            alert_email=input.alert_email)
         return WebhookEndpointPayload(endpoint=WebhookEndpointNode.from_model(endpoint),
                                       secret=None)
 

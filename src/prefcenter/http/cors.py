@@ -1,5 +1,5 @@
-"""CORS for ``/graphql`` (and the component's ``/component/texts``) only, from
-``PREFCENTER_CORS_ORIGINS`` (issue 15).
+"""CORS for ``/graphql`` and what the component calls besides (``/component/texts``,
+``/senders/me/data``) only, from ``PREFCENTER_CORS_ORIGINS`` (issue 15).
 
 Browsers on another origin call prefcenter in three places, each with its own rule:
 ``/graphql`` (a customer's SPA, the embeddable component: the configured origins),
@@ -27,7 +27,7 @@ from litestar.types import (
 )
 
 #: What a page on another origin calls with a contact token or a key.
-PATHS = frozenset({"/graphql", "/component/texts"})
+PATHS = frozenset({"/graphql", "/component/texts", "/senders/me/data"})
 ALLOW_METHODS = "GET, POST, OPTIONS"
 ALLOW_HEADERS = "authorization, content-type"
 MAX_AGE = "600"

@@ -18,6 +18,7 @@ MODEL_MODULES = [
     "prefcenter.models.sms",
     "prefcenter.models.webhooks",
     "prefcenter.models.optin",
+    "prefcenter.models.senders",  # issue 13: suppression list, feedback, sender config
 ]
 
 __all__ = [

@@ -36,6 +36,9 @@ class MailStatus(StrEnum):
 class MailKind(StrEnum):
     OPT_BACK_IN_REQUEST = "OPT_BACK_IN_REQUEST"
     OPT_OUT_CONFIRMATION = "OPT_OUT_CONFIRMATION"
+    #: A notice to a tenant's operator (e.g. a webhook endpoint failing), not to a contact:
+    #: no contact, the address, subject and text in ``data``.
+    OWNER_NOTICE = "OWNER_NOTICE"
 
 
 class RequestKind(StrEnum):
@@ -58,8 +61,9 @@ class OutboxMail(Model):
     tenant: fields.ForeignKeyRelation[Tenant] = fields.ForeignKeyField(
         "models.Tenant", related_name="mail", on_delete=fields.CASCADE
     )
-    contact: fields.ForeignKeyRelation[Contact] = fields.ForeignKeyField(
-        "models.Contact", related_name="mail", on_delete=fields.CASCADE
+    #: The contact it goes to; null for an owner notice (the address is in ``data``).
+    contact: fields.ForeignKeyNullableRelation[Contact] = fields.ForeignKeyField(
+        "models.Contact", related_name="mail", on_delete=fields.CASCADE, null=True
     )
     #: The scope the mail is about (its unsubscribe header points there).
     scope: fields.ForeignKeyRelation[Scope] = fields.ForeignKeyField(
@@ -81,7 +85,7 @@ class OutboxMail(Model):
     sent_at = fields.DatetimeField(null=True)
 
     tenant_id: str
-    contact_id: str
+    contact_id: str | None
     scope_id: str
 
     class Meta:

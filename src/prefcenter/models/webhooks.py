@@ -45,6 +45,18 @@ class WebhookEndpoint(Model):
     disabled_at = fields.DatetimeField(null=True)
     #: Failed attempts in a row; a success resets it.
     consecutive_failures = fields.IntField(default=0)
+    #: Where notices about this endpoint's trouble are mailed (the outbox); null: nowhere.
+    alert_email = fields.CharField(max_length=320, null=True)
+    #: Since when every attempt has failed (null while healthy); probed one at a time then.
+    failing_since = fields.DatetimeField(null=True)
+    #: While failing: when the next probe may go (also set by a Retry-After answer).
+    next_attempt_at = fields.DatetimeField(null=True)
+    #: The send-rate bucket: each claim pushes it on by 1 / ``webhook_max_per_second``.
+    send_slot_at = fields.DatetimeField(null=True)
+    #: When the owner was told it is failing (once per failing streak).
+    failing_notice_at = fields.DatetimeField(null=True)
+    #: When the owner was warned it will be disabled (once per failing streak).
+    disable_warning_at = fields.DatetimeField(null=True)
     created_by = fields.CharField(max_length=200, default="")
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)

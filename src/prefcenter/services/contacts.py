@@ -13,7 +13,7 @@ from tortoise.transactions import in_transaction
 from prefcenter import db
 from prefcenter.errors import DomainError, ErrorCode, Forbidden, Invalid, NotFound
 from prefcenter.models import Contact, Scope
-from prefcenter.services import authz
+from prefcenter.services import authz, suppression
 from prefcenter.services.common import Page, clamp_first, decode_cursor, encode_cursor, parse_uuid
 from prefcenter.services.principals import Capability, Principal
 
@@ -113,7 +113,7 @@ async def create_contact(
             principal.tenant_id, None, email=norm_email, phone=norm_phone, external_id=ext
         )
         try:
-            return await Contact.create(
+            contact = await Contact.create(
                 tenant_id=principal.tenant_id,
                 home_scope=home,
                 home_path=home.path,
@@ -128,6 +128,9 @@ async def create_contact(
                 "Another contact of this tenant already has this email, phone or external id.",
                 code=ErrorCode.DUPLICATE,
             ) from None
+        # An erased, bounced or listed address comes back suppressed (issue 13).
+        await suppression.apply_to_contact(contact, actor=principal.actor)
+        return contact
 
 
 _UNSET: Any = object()
@@ -179,6 +182,8 @@ async def update_contact(
             setattr(contact, key, value)
         if changes:
             await contact.save()
+        if changes.keys() & {"email", "phone"}:
+            await suppression.apply_to_contact(contact, actor=principal.actor)
     return contact
 
 

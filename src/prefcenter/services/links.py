@@ -22,7 +22,7 @@ from prefcenter import db
 from prefcenter.errors import Invalid, NotFound
 from prefcenter.models import Contact, ContactToken, NotInterested, Scope, Tenant
 from prefcenter.models.enums import Channel, Source, TokenPurpose
-from prefcenter.services import auth, authz, consent
+from prefcenter.services import auth, authz, consent, suppression
 from prefcenter.services.contacts import get_contact
 from prefcenter.services.principals import Capability, Principal
 from prefcenter.services.scopes import get_scope, inherited_setting, path_of
@@ -63,6 +63,9 @@ class ContactLinks:
     not_interested_url: str
     preferences_url: str
     expires_at: datetime
+    #: Signed (contact, scope) for the email provider's feedback: a complaint about the
+    #: message opts out here (issue 13; ``services.feedback``).
+    feedback_tag: str = ""
 
 
 async def issue_links(
@@ -85,6 +88,7 @@ async def issue_links(
         mute = await auth.issue_contact_token(contact, scope, TokenPurpose.NOT_INTERESTED, ttl,
                                               channel=channel)
         prefs = await auth.issue_contact_token(contact, home, TokenPurpose.PREFERENCES, ttl)
+        config = await suppression.config_for(str(contact.tenant_id))
     unsubscribe_url = link_url(settings, TokenPurpose.UNSUBSCRIBE, unsub.secret)
     return ContactLinks(
         unsubscribe_url=unsubscribe_url,
@@ -93,6 +97,7 @@ async def issue_links(
         not_interested_url=link_url(settings, TokenPurpose.NOT_INTERESTED, mute.secret),
         preferences_url=link_url(settings, TokenPurpose.PREFERENCES, prefs.secret),
         expires_at=unsub.token.expires_at,
+        feedback_tag=suppression.feedback_tag(config, str(contact.id), str(scope.id)),
     )
 
 

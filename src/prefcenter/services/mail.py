@@ -93,6 +93,37 @@ async def enqueue(contact: Contact, scope: Scope, channel: Channel, kind: MailKi
     return row
 
 
+async def enqueue_notice(tenant_id: str, scope_id: str, to: str, subject: str,
+                         text: str) -> OutboxMail:
+    """Queue a notice to a tenant's operator (not a contact) inside the current transaction.
+
+    The text is final when queued (no links are issued for it); it is sent, retried and
+    kept exactly like contact mail.
+    """
+    uow = db.current_unit_of_work()
+    now = utcnow()
+    row = await OutboxMail.create(
+        tenant_id=tenant_id, contact=None, scope_id=scope_id, kind=MailKind.OWNER_NOTICE,
+        channel=Channel.EMAIL, data={"to": to, "subject": subject, "text": text},
+        status=MailStatus.PENDING, next_attempt_at=now, created_at=now)
+    if not uow.items.get("mail.wake"):
+        uow.items["mail.wake"] = True
+        uow.after_commit(_wake)
+    return row
+
+
+def _owner_notice(row: OutboxMail, settings: Settings, now: datetime) -> Prepared:
+    msg = EmailMessage(policy=MAIL_POLICY)
+    msg["Subject"] = _one_line(str(row.data["subject"]))
+    msg["From"] = settings.mail_from
+    msg["To"] = str(row.data["to"])
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = f"<{row.id}@{_domain(settings)}>"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(str(row.data["text"]), cte="quoted-printable")
+    return Prepared(message=msg, token_ids=[])
+
+
 async def _wake() -> None:
     for event in _wakeups:
         event.set()
@@ -138,6 +169,8 @@ def _one_line(value: str) -> str:
 
 async def prepare(row: OutboxMail, settings: Settings, now: datetime) -> Prepared:
     """Render a row: issue (and commit) its links, build the multipart message."""
+    if row.kind == MailKind.OWNER_NOTICE:
+        return _owner_notice(row, settings, now)
     contact = await Contact.get_or_none(id=row.contact_id)
     scope = await Scope.get_or_none(id=row.scope_id)
     if contact is None or scope is None or not contact.email:

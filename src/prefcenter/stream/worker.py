@@ -1,10 +1,11 @@
 """The webhook worker: keeps up to ``webhook_concurrency`` deliveries in flight.
 
-It claims due outbox rows (``services.webhooks.claim_due``, one transaction per batch),
-posts each in a task of its own, records the outcomes that finished meanwhile together
+It claims due outbox rows (``services.webhooks.claim_due``, one transaction per batch:
+per endpoint what its rate allows, or a single probe while it is failing), posts each in
+a task of its own, records the outcomes that finished meanwhile together
 (one transaction), and sleeps until a change enqueues something (same process), an
 attempt finishes, or ``outbox_poll_seconds`` pass (rows enqueued by other processes,
-retries falling due). Stopping lets attempts in flight finish and records them; only one
+probes falling due). Stopping lets attempts in flight finish and records them; only one
 that outlives the webhook timeout is cancelled (its lease expires and it is sent again).
 Once an hour it prunes deliveries older than ``webhook_retention_days``.
 """

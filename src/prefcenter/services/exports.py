@@ -1,0 +1,151 @@
+"""Streamed exports (issue 13): contacts with their explicit decisions, and the ledger.
+
+Both are async generators of text chunks: the transports write them out as they come
+(CLI to a file or stdout, HTTP as a streamed response), so the first byte leaves at
+once and memory stays flat whatever the size: rows are read in keyset-paginated
+batches (contacts by id, events by ledger id), never all at once.
+
+What a caller gets is what it may read anyway: contacts visible to its key (its
+subtree, and the contacts of the levels above it), decisions inside its subtree, and
+ledger events inside its subtree without the private Not Interested marks. The
+contact export has the import's columns, so an export can be imported elsewhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from prefcenter.errors import Invalid
+from prefcenter.models import ConsentEvent, ConsentState, Contact
+from prefcenter.models.enums import PRIVATE_ACTIONS
+from prefcenter.services import authz
+from prefcenter.services.principals import Capability, Principal
+
+BATCH_SIZE = 2000
+FORMATS = ("csv", "jsonl")
+CONTACT_COLUMNS = ("contact_id", "email", "phone", "external_id", "locale", "name",
+                   "suppressed", "scope", "channel", "status", "when", "event_id")
+EVENT_COLUMNS = ("id", "occurred_at", "contact_id", "scope_id", "scope_path", "channel",
+                 "action", "source", "actor", "evidence", "ip", "user_agent", "data")
+
+
+def check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise Invalid(f"Unknown format '{fmt}'; use csv or jsonl.", field="format")
+    return fmt
+
+
+def media_type(fmt: str) -> str:
+    return "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
+
+
+class _Writer:
+    """Rows -> text in one format; CSV gets its header first."""
+
+    def __init__(self, fmt: str, columns: Sequence[str]) -> None:
+        self.fmt = fmt
+        self.columns = columns
+        self.buffer = io.StringIO()
+        self.csv = csv.writer(self.buffer, lineterminator="\n")
+
+    def header(self) -> str:
+        if self.fmt != "csv":
+            return ""
+        self.csv.writerow(self.columns)
+        return self.take()
+
+    def row(self, values: dict[str, Any]) -> None:
+        if self.fmt == "csv":
+            self.csv.writerow(["" if values[c] is None else
+                               json.dumps(values[c], sort_keys=True)
+                               if isinstance(values[c], dict) else values[c]
+                               for c in self.columns])
+        else:
+            self.buffer.write(json.dumps(values, ensure_ascii=False, default=str) + "\n")
+
+    def take(self) -> str:
+        text = self.buffer.getvalue()
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        return text
+
+
+def check_access(principal: Principal) -> None:
+    """Exports are for admins and owners (keys that may change what they export)."""
+    authz.require(principal, Capability.WRITE)
+    authz.require(principal, Capability.READ_CONTACTS)
+    if principal.is_contact:
+        raise Invalid("Exports are made with an API key.")
+
+
+async def export_contacts(principal: Principal, fmt: str, *, batch_size: int = BATCH_SIZE
+                          ) -> AsyncIterator[str]:
+    """One row per explicit decision (a contact without any: one row without one)."""
+    check_access(principal)
+    writer = _Writer(check_format(fmt), CONTACT_COLUMNS)
+    yield writer.header()
+    visible = authz.path_q("home_path", *authz.contact_filter_paths(principal))
+    reach = authz.reach_q(principal)
+    after: str | None = None
+    while True:
+        page = Contact.filter(visible, tenant_id=principal.tenant_id)
+        if after is not None:
+            page = page.filter(id__gt=after)
+        contacts = await page.order_by("id").limit(batch_size)
+        if not contacts:
+            return
+        after = str(contacts[-1].id)
+        states: dict[str, list[ConsentState]] = {}
+        found = await ConsentState.filter(reach, contact_id__in=[c.id for c in contacts]
+                                          ).order_by("scope_path", "channel")
+        for s in found:
+            states.setdefault(str(s.contact_id), []).append(s)
+        # "when" is the deciding event's time, as an import reads it.
+        when = dict(await ConsentEvent.filter(id__in=[s.event_id for s in found]).values_list(
+            "id", "occurred_at")) if found else {}
+        for c in contacts:
+            base = {"contact_id": str(c.id), "email": c.email, "phone": c.phone,
+                    "external_id": c.external_id, "locale": c.locale, "name": c.name,
+                    "suppressed": c.suppressed_at is not None}
+            mine = states.get(str(c.id))
+            if not mine:
+                writer.row({**base, "scope": None, "channel": None, "status": None,
+                            "when": None, "event_id": None})
+            for s in mine or []:
+                writer.row({**base, "scope": str(s.scope_id), "channel": s.channel.value,
+                            "status": s.status.value,
+                            "when": (when.get(s.event_id) or s.updated_at).isoformat(),
+                            "event_id": s.event_id})
+        yield writer.take()
+
+
+async def export_ledger(principal: Principal, fmt: str, *, after_id: int = 0,
+                        batch_size: int = BATCH_SIZE) -> AsyncIterator[str]:
+    """The ledger in order (oldest first) from ``after_id``, private marks left out."""
+    check_access(principal)
+    authz.require(principal, Capability.READ_EVENTS)
+    writer = _Writer(check_format(fmt), EVENT_COLUMNS)
+    yield writer.header()
+    qs = ConsentEvent.filter(authz.reach_q(principal), tenant_id=principal.tenant_id).exclude(
+        action__in=[a.value for a in PRIVATE_ACTIONS])
+    cursor = after_id
+    while True:
+        rows = await qs.filter(id__gt=cursor).order_by("id").limit(batch_size)
+        if not rows:
+            return
+        cursor = rows[-1].id
+        for e in rows:
+            writer.row(event_row(e))
+        yield writer.take()
+
+
+def event_row(e: ConsentEvent) -> dict[str, Any]:
+    return {"id": e.id, "occurred_at": e.occurred_at.isoformat(),
+            "contact_id": str(e.contact_id), "scope_id": str(e.scope_id),
+            "scope_path": e.scope_path, "channel": e.channel.value,
+            "action": e.action.value, "source": e.source.value, "actor": e.actor,
+            "evidence": e.evidence, "ip": e.ip, "user_agent": e.user_agent, "data": e.data}
