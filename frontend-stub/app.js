@@ -8,10 +8,21 @@ const token = decodeURIComponent(window.location.pathname.split("/").filter(Bool
 element.setAttribute("api", new URL("..", window.location.href).toString());
 element.setAttribute("token", token);
 
-// The page's title follows what the component shows.
+// The page around the component speaks its language; the title follows what it shows.
+function localise(language) {
+  document.documentElement.lang = language;
+  for (const el of document.querySelectorAll("[data-text]")) {
+    el.textContent = element.translateText(el.dataset.text);
+  }
+}
+
 element.addEventListener("prefcenter-load", (event) => {
-  document.title = `Your preferences · ${event.detail.organisation}`;
+  localise(event.detail.language);
+  document.title = `${element.translateText("Your preferences")} · ${event.detail.organisation}`;
 });
 element.addEventListener("prefcenter-error", (event) => {
-  if (event.detail.title) document.title = `${event.detail.title} · Your preferences`;
+  if (event.detail.title) {
+    localise(element.shadowRoot.getElementById("container").lang || "en");
+    document.title = `${event.detail.title} · ${element.translateText("Your preferences")}`;
+  }
 });

@@ -226,6 +226,15 @@ const STATIC_TEXTS = [
   ["download-data", N_("Download my data")],
 ];
 
+// The texts of the page around the component (/p/{token}: index.html, app.js), translated
+// with the element's translateText() like its own.
+const PAGE_TEXTS = [
+  N_("Your email and text preferences"),
+  N_("Skip to your choices"),
+  N_("Your preferences"),
+  N_("This page is only for you: please don't forward the email that brought you here. Every change you make is recorded with its date, so we can prove we respect it."),
+];
+
 function createPreferences(root, host, options) {
   const GRAPHQL_URL = new URL("graphql", options.api).toString();
   const TOKEN = options.token || "";
@@ -1507,7 +1516,7 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
     $("dialog").returnValue = "cancel";
   });
 
-  return { start };
+  return { start, translate: _ };
 }
 
 // The server's address: the `api` attribute, else the origin this module came from.
@@ -1555,6 +1564,8 @@ class PrefcenterPreferences extends HTMLElement {
       api: apiBase(this.getAttribute("api")),
       lang: this.getAttribute("lang") || "",
     });
+    // translateText(text, values): a text in the component's language (for the page around it).
+    this.translateText = app.translate;
     app.start();
   }
 }
@@ -1563,4 +1574,4 @@ if (!customElements.get("prefcenter-preferences")) {
   customElements.define("prefcenter-preferences", PrefcenterPreferences);
 }
 
-export { PrefcenterPreferences };
+export { PAGE_TEXTS, PrefcenterPreferences };

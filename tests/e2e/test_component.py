@@ -209,3 +209,28 @@ async def test_embedded_in_three_languages(
             await context.close()
     after = await decision(server, t, "digest")
     assert after["allowed"] is False
+
+
+async def test_the_preference_page_speaks_the_contacts_language(
+        server: Server, tenant: Seeded, browser: Any, console_errors: Any) -> None:
+    """/p/{token} is the component in a page: the page around it follows its language."""
+    from prefcenter.services import contacts
+
+    t = tenant
+    await contacts.update_contact(t.system, str(t.contact.id), locale="it-CH")
+    page = await browser.new_page()
+    errors = console_errors(page)
+    await page.goto(server.link(t.token))
+    await page.get_by_role("heading", name="Cosa possiamo inviarle").wait_for()
+    await expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Le sue preferenze per e-mail e SMS")
+    assert await page.get_attribute("html", "lang") == "it"
+    assert await page.title() == "Le sue preferenze · Acme"
+    await page.screenshot(path=str(ARTIFACTS / "preference-page-it.png"), full_page=True)
+    # An expired link's page is in the browser's language (no contact to ask).
+    async with httpx.AsyncClient() as client:
+        expired = await client.get(server.link(t.expired_token),
+                                   headers={"Accept-Language": "nl-BE,nl;q=0.9"})
+    assert expired.status_code == 410 and '<html lang="nl">' in expired.text
+    assert "<h2 id=\"problem-title\">Deze link is verlopen</h2>" in expired.text
+    assert errors == []

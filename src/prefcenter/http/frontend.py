@@ -21,6 +21,7 @@ from litestar.response import File
 from prefcenter.features import Feature
 from prefcenter.services import languages, overview
 from prefcenter.settings import Settings
+from prefcenter.templates import messages
 
 log = logging.getLogger(__name__)
 
@@ -68,24 +69,35 @@ def find_frontend_dir(settings: Settings) -> Path | None:
     return None
 
 
-def _error_page(status: int, title: str, paragraphs: list[str]) -> Response[str]:
-    body = "\n".join(f"      <p>{html.escape(p)}</p>" for p in paragraphs)
+def _error_page(status: int, lang: str, title: str, paragraphs: list[str], *,
+                org: str = "") -> Response[str]:
+    """A problem page in ``lang``: texts are the component's (its catalog translates
+    them), so the page and the component say the same thing in the same words."""
+    texts = messages.component_texts(lang) if lang != messages.DEFAULT else {}
+
+    someone = org or texts.get("us") or "us"
+
+    def t(text: str) -> str:
+        return (texts.get(text) or text).format(org=someone)
+
+    body = "\n".join(f"      <p>{html.escape(t(p))}</p>" for p in paragraphs)
+    heading = html.escape(t("Your email and text preferences"))
     page = f"""<!doctype html>
-<html lang="en">
+<html lang="{lang}">
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <meta name="referrer" content="no-referrer">
-  <title>{html.escape(title)} · Your preferences</title>
+  <title>{html.escape(t(title))} · {heading}</title>
   <link rel="icon" href="static/icon.svg" type="image/svg+xml">
   <link rel="stylesheet" href="static/app.css">
 </head>
 <body>
-  <header class="masthead"><div class="wrap"><h1>Your email and text preferences</h1></div>
+  <header class="masthead"><div class="wrap"><h1>{heading}</h1></div>
   </header>
   <main id="main" class="wrap">
     <section class="problem" data-kind="{status}" aria-labelledby="problem-title">
-      <h2 id="problem-title">{html.escape(title)}</h2>
+      <h2 id="problem-title">{html.escape(t(title))}</h2>
 {body}
     </section>
   </main>
@@ -93,31 +105,35 @@ def _error_page(status: int, title: str, paragraphs: list[str]) -> Response[str]
 </html>
 """
     return Response(page, status_code=status, media_type="text/html",
-                    headers=PAGE_HEADERS)
+                    headers={**PAGE_HEADERS, "Content-Language": lang})
 
 
-def expired_page(organisation: str) -> Response[str]:
-    org = organisation or "us"
-    return _error_page(410, "This link has expired", [
-        "For your security, links to this page only work for a limited time.",
-        f"To get a fresh link, open the most recent email from {org} and choose "
-        "“Manage preferences” at the bottom.",
-        f"To stop our emails straight away, use the “Unsubscribe” link in any email from "
-        f"{org}. To stop text messages, reply STOP to any of them.",
-    ])
+#: The component's texts (frontend-stub/prefcenter-preferences.js, PROBLEMS): one catalog.
+EXPIRED = ("This link has expired", [
+    "For your security, links to this page only work for a limited time.",
+    "To get a fresh link, open the most recent email from {org} and choose “Manage "
+    "preferences” at the bottom.",
+    "To stop our emails straight away, use the “Unsubscribe” link in any email from {org}. "
+    "To stop text messages, reply STOP to any of them.",
+])
+INVALID = ("This link doesn't work", [
+    "It may have been copied only in part, or it has been replaced by a newer link.",
+    "Open the most recent email from {org} and choose “Manage preferences” at the bottom.",
+    "To stop our emails straight away, use the “Unsubscribe” link in any email from {org}. "
+    "To stop text messages, reply STOP to any of them.",
+])
 
 
-def invalid_page() -> Response[str]:
-    return _error_page(404, "This link doesn't work", [
-        "It may have been copied only in part, or it has been replaced by a newer link.",
-        "Open the most recent email from us and choose “Manage preferences” at the bottom.",
-        "To stop our emails straight away, use the “Unsubscribe” link in any of our emails. "
-        "To stop text messages, reply STOP to any of them.",
-    ])
+def expired_page(organisation: str, lang: str = messages.DEFAULT) -> Response[str]:
+    return _error_page(410, lang, *EXPIRED, org=organisation)
+
+
+def invalid_page(lang: str = messages.DEFAULT) -> Response[str]:
+    return _error_page(404, lang, *INVALID)
 
 
 def missing_page() -> Response[str]:
-    return _error_page(503, "This page is not available right now", [
+    return _error_page(503, messages.DEFAULT, "This page is not available right now", [
         "Please try again later. To stop our emails straight away, use the “Unsubscribe” "
         "link in any of our emails.",
     ])
@@ -176,10 +192,11 @@ def routes(settings: Settings) -> list[Any]:
         if folder is None:
             return missing_page()
         check = await overview.check_preference_link(token)
+        lang = messages.accept_language(request.headers.get("accept-language"))
         if check.state == "expired":
-            return expired_page(check.organisation)
+            return expired_page(check.organisation, lang)
         if check.state != "ok":
-            return invalid_page()
+            return invalid_page(lang)
         return File(folder / "index.html", filename="index.html",
                     content_disposition_type="inline", media_type="text/html",
                     headers=PAGE_HEADERS)
