@@ -1289,7 +1289,7 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
     const suppressed = state.me.suppressed || decision.reason === "SUPPRESSED";
     const whyId = `why-${scope.id}-${channel}`;
     // The switch already says On or Off; the words say why.
-    let why = capitalise(decision.explanation.replace(/^(On|Off|Waiting): /, ""));
+    let why = capitalise(explain(decision).replace(/^(On|Off|Waiting): /, ""));
     if (suppressed) why = _("Off: {org} has blocked all messages to you.", { org: state.org });
     if (pending) {
       why = _("Off until you open the link we emailed you (it works until {date}).",
@@ -1323,6 +1323,46 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
         h("span", { class: `channel-icon icon-${channel.toLowerCase()}`, "aria-hidden": "true" }),
         _(CHANNEL_LABEL[channel])),
       h("span", { class: "why" }, _(NO_ADDRESS[channel])));
+  }
+
+  // Why a switch is on or off. The server explains in English (GraphQL `explanation`, the
+  // words senders and admins read too); in any other language the component says the
+  // same from the decision's parts, in the contact's words.
+  function explain(d) {
+    if (language === "en") return d.explanation;
+    const event = d.event;
+    const values = {
+      words: _(CHANNEL_WORDS[(event && event.channel) || d.channel] || CHANNEL_WORDS.ALL),
+      scope: d.decidedBy ? d.decidedBy.name : "",
+      date: event ? formatDate(event.occurredAt) : "",
+      how: event && SOURCE_WORDS[event.source] ? _(SOURCE_WORDS[event.source]) : "",
+    };
+    switch (d.reason) {
+      case "OPTED_OUT":
+        return event ? _("Unsubscribed from {words} of {scope} on {date}, {how}.", values)
+          : _("Unsubscribed from {words} of {scope}.", values);
+      case "OPTED_IN":
+        return event ? _("Subscribed to {words} of {scope} on {date}, {how}.", values)
+          : _("Subscribed to {words} of {scope}.", values);
+      case "DEFAULT_ALLOWED":
+        return _("No choice made yet; this kind of message is sent unless you opt out.");
+      case "CONSENT_REQUIRED":
+        return _("No consent given yet; this kind of message needs your consent first.");
+      case "FREQUENCY_CAP":
+        return d.nextAllowedAt
+          ? _("Messages from {scope} are held back until {date}.",
+            { ...values, date: formatDate(d.nextAllowedAt) })
+          : _("Messages from {scope} are held back for now.", values);
+      case "CONFIRMATION_PENDING":
+        return _("This needs your confirmation from the email we sent.");
+      case "UNAVAILABLE":
+        return _("Not available for this invitation.");
+      case "NOT_INTERESTED":
+        return `${_("You said you're not interested in {scope}.", values)} ${
+          _("We won't contact you about {scope} any more: no emails or text messages about it.", values)}`;
+      default:
+        return d.explanation;
+    }
   }
 
   let uid = 0;

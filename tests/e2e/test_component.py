@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from typing import Any
 
 import httpx
@@ -160,6 +161,21 @@ LANGUAGES = [
 ]
 
 
+DEFAULT_ALLOWED = {
+    "fr": "Aucun choix pour l'instant ; ce type de message est envoyé sauf si vous vous "
+          "désabonnez.",
+    "es": "Aún no ha elegido; este tipo de mensaje se envía salvo que se dé de baja.",
+    "de": "Noch keine Entscheidung; diese Art von Nachricht wird gesendet, solange Sie nicht "
+          "widersprechen.",
+}
+UNSUBSCRIBED = {
+    "fr": r"^Désabonné des e-mails de Weekly digest le \d+ \S+ 20\d\d, sur cette page\.$",
+    "es": r"^Dado de baja de correos electrónicos de Weekly digest el \d+ de \S+ de 20\d\d, "
+          r"en esta página\.$",
+    "de": r"^Abgemeldet von E-Mails von Weekly digest am \d+\. \S+ 20\d\d, auf dieser Seite\.$",
+}
+
+
 @pytest.mark.parametrize(("lang", "locale", "browser_locale", "attribute", "heading", "switch_name",
                           "dialog_title", "ok", "done"), LANGUAGES,
                          ids=[row[0] for row in LANGUAGES])
@@ -189,6 +205,9 @@ async def test_embedded_in_three_languages(
             container = page.locator("prefcenter-preferences").locator("#container")
             assert await container.get_attribute("lang") == lang
             assert (await events(page, "prefcenter-load"))[0]["language"] == lang
+            # Why a switch is on: the component's words in the contact's language.
+            why = page.locator("prefcenter-preferences").locator(f"#why-{t.sid('digest')}-EMAIL")
+            await expect(why).to_have_text(DEFAULT_ALLOWED[lang])
             await page.get_by_role("switch", name=switch_name, exact=True).click()
             dialog = page.get_by_role("dialog", name=dialog_title)
             await expect(dialog).to_be_visible()
@@ -196,6 +215,7 @@ async def test_embedded_in_three_languages(
             await page.screenshot(path=str(ARTIFACTS / f"component-host-{lang}-dialog.png"))
             await dialog.get_by_role("button", name=ok).click()
             await expect(page.get_by_role("status")).to_have_text(done)
+            await expect(why).to_have_text(re.compile(UNSUBSCRIBED[lang]))
             changes = await events(page, "prefcenter-change")
             assert [(c["operation"], c["scopeId"]) for c in changes] == [
                 ("optOut", t.sid("digest"))]
