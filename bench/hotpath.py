@@ -487,6 +487,36 @@ async def measure(args: argparse.Namespace, url: str, server: Server, data: Data
         from bench import bigdata
 
         await bigdata.compare(base, args)
+    if args.py_spy:
+        await profile_server(args, server, {
+            "{ __typename } with a key": [post("k", TYPENAME, key=key)],
+            "decision": decisions,
+            f"{args.clients}-client mix": mixed[0],
+        }, mixed[1], rng)
+
+
+async def profile_server(args: argparse.Namespace, server: Server,
+                         kinds: dict[str, list[Request]], mixed_weights: list[float],
+                         rng: random.Random) -> None:
+    """py-spy on the server while each kind is loaded (separate from the timed runs:
+    the sampler takes CPU too)."""
+    from bench import profile
+
+    if not profile.available() or server.process is None:
+        print("  py-spy not installed: pip install py-spy")
+        return
+    print()
+    for label, requests in kinds.items():
+        out = server.folder / f"pyspy-{len(label)}-{time.monotonic_ns()}.txt"
+        spy = profile.start(server.process.pid, args.seconds, out)
+        if "mix" in label:
+            await load(server.port, lambda r=requests: rng.choices(r, mixed_weights)[0],
+                       args.clients, args.seconds)
+        else:
+            await load(server.port, lambda r=requests: rng.choice(r), args.connections,
+                       args.seconds)
+        await asyncio.to_thread(spy.wait, 60)
+        profile.show(label, out)
 
 
 def mixed_requests(s: core.Seeded, rng: random.Random) -> tuple[list[Request], list[float]]:
@@ -537,6 +567,8 @@ def main() -> None:
                              "decision latency with 1,000 contacts")
     parser.add_argument("--big-contacts", type=int, default=1_000_000)
     parser.add_argument("--big-scopes", type=int, default=1_000)
+    parser.add_argument("--py-spy", action="store_true",
+                        help="then profile the server under each load (py-spy) by layer")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     if args.quick:

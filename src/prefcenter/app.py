@@ -12,7 +12,7 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from strawberry.litestar import make_graphql_controller
 
-from prefcenter import db
+from prefcenter import caches, db
 from prefcenter.features import load_features
 from prefcenter.graphql.context import Context
 from prefcenter.graphql.schema import build_schema
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, *, generate_schemas: bool = Fal
                init_database: bool = True) -> Litestar:
     settings = settings or get_settings()
     logging.basicConfig(level=settings.log_level)
+    caches.configure(settings.cache_max_age_seconds, settings.database_url)
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:

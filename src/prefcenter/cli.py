@@ -162,14 +162,15 @@ def cmd_api_key_list(args: argparse.Namespace) -> int:
 
 
 def cmd_api_key_revoke(args: argparse.Namespace) -> int:
-    from prefcenter.models import ApiKey
-    from prefcenter.services.common import parse_uuid, utcnow
+    from prefcenter import caches
+    from prefcenter.services.auth import revoke_api_key_by_id
 
     settings = _settings(args)
 
     async def run() -> int:
-        return await ApiKey.filter(id=parse_uuid(args.key_id, "key", "key"),
-                                   revoked_at=None).update(revoked_at=utcnow())
+        # Servers of this host sharing the database drop the key from their caches at once.
+        caches.configure(settings.cache_max_age_seconds, settings.database_url)
+        return int(await revoke_api_key_by_id(args.key_id))
 
     try:
         n = asyncio.run(_with_db(settings, run))

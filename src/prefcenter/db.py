@@ -83,6 +83,11 @@ _current: contextvars.ContextVar[UnitOfWork | None] = contextvars.ContextVar(
 )
 
 
+def open_unit_of_work() -> UnitOfWork | None:
+    """The transaction's unit of work, or None outside a transaction."""
+    return _current.get()
+
+
 def current_unit_of_work() -> UnitOfWork:
     uow = _current.get()
     if uow is None:

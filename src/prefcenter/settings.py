@@ -115,6 +115,11 @@ class Settings:
     #: Folder of the preference-centre page served at ``/p/{token}``; empty: the
     #: ``frontend-stub/`` folder of the source checkout (or of an installed copy).
     frontend_dir: str = ""
+    # --- the hot path (issue #20) ---
+    #: Seconds a process may use a cached verified API key or scope path before reading
+    #: it again: the bound on staleness when a cross-process invalidation is lost (with
+    #: Redis they arrive within milliseconds). 0 turns the caches off.
+    cache_max_age_seconds: float = 5.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod

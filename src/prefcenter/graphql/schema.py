@@ -68,7 +68,9 @@ async def _authenticate(ctx: Context) -> tuple[Principal | None, DomainError | N
         return None, DomainError("Malformed Authorization header; use 'Bearer <credential>'.",
                                  code=ErrorCode.UNAUTHENTICATED)
     try:
-        return await principal_from_bearer(credential), None
+        # A WebSocket connection re-authenticates every operation against the database
+        # (rare, and must notice any revocation); HTTP requests use the key cache.
+        return await principal_from_bearer(credential, fresh=ctx.websocket is not None), None
     except DomainError as exc:
         return None, exc
 

@@ -278,7 +278,7 @@ class Subscription:
         credential = context.bearer()
 
         async def reauthenticate() -> None:
-            await principal_from_bearer(credential or "")
+            await principal_from_bearer(credential or "", fresh=True)
 
         try:
             async for event in fanout.feed(plugin, selection, after_id, context.settings,

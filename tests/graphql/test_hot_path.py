@@ -1,0 +1,138 @@
+"""The hot path: authentication from the per-process key cache, and how every way a key
+stops working still reaches a process that has it cached."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from prefcenter import caches
+from prefcenter.app import create_app
+from prefcenter.models import ApiKey
+from prefcenter.models.enums import Role
+from prefcenter.services import auth
+from prefcenter.services.common import utcnow
+from prefcenter.settings import Settings
+from prefcenter.stream.invalidation import CHANNEL
+from tests.conftest import running
+from tests.factories import World
+from tests.helpers import count_queries
+from tests.stream.conftest import redis_url
+
+TYPENAME = "{ __typename }"
+#: Needs a principal: a refused credential shows here (``__typename`` needs none).
+SCOPES = "{ scopes { id } }"
+
+
+async def _post(client: httpx.AsyncClient, secret: str, query: str = SCOPES
+                ) -> dict[str, Any]:
+    response = await client.post("/graphql", json={"query": query},
+                                 headers={"Authorization": f"Bearer {secret}"})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _code(body: dict[str, Any]) -> str | None:
+    errors = body.get("errors") or [{}]
+    code: str | None = errors[0].get("extensions", {}).get("code")
+    return code
+
+
+async def test_a_key_is_read_from_the_database_once_then_from_the_cache(world: World) -> None:
+    issued = await auth.create_api_key(world.root, Role.VIEWER, "cached")
+    with count_queries() as first:
+        body = await _post(world.client, issued.secret, TYPENAME)
+    with count_queries() as second:
+        assert (await _post(world.client, issued.secret, TYPENAME)) == body
+    assert body == {"data": {"__typename": "Query"}}
+    assert len(first) >= 1 and second == [], (first, second)
+
+
+async def test_revoking_a_cached_key_refuses_the_next_request(world: World) -> None:
+    issued = await auth.create_api_key(world.root, Role.VIEWER, "to revoke")
+    assert "errors" not in await _post(world.client, issued.secret)
+    await world.gql("mutation($id: ID!) { revokeApiKey(id: $id) { __typename } }",
+                    {"id": str(issued.key.id)})
+    assert _code(await _post(world.client, issued.secret)) == "UNAUTHENTICATED"
+
+
+async def test_a_cached_key_expires_on_time(world: World) -> None:
+    issued = await auth.create_api_key(world.root, Role.VIEWER, "short",
+                                       expires_at=utcnow() + timedelta(seconds=1))
+    assert "errors" not in await _post(world.client, issued.secret)
+    await asyncio.sleep(1.1)
+    assert _code(await _post(world.client, issued.secret)) == "EXPIRED"
+
+
+async def test_a_revocation_by_another_process_of_this_host_arrives_by_the_epoch(
+        world: World, settings: Settings) -> None:
+    """Another process (a server, the CLI) revokes in its own connection and bumps the
+    shared epoch; this process's cache is emptied before its next read."""
+    issued = await auth.create_api_key(world.root, Role.VIEWER, "cli")
+    assert "errors" not in await _post(world.client, issued.secret)
+    epoch = caches.epoch_path(settings.database_url)
+    assert epoch is not None
+    caches.HostEpoch(epoch).bump()  # what another process's ``invalidate`` writes
+    await ApiKey.filter(id=issued.key.id).update(revoked_at=utcnow())
+    assert _code(await _post(world.client, issued.secret)) == "UNAUTHENTICATED"
+
+
+@pytest.fixture
+async def redis_app(settings: Settings, database: None) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with Redis fan-out and a private epoch (as if the other process were on
+    another host, the fan-out is all that can reach it)."""
+    url = redis_url(12)
+    app = create_app(dataclasses.replace(settings, redis_url=url), init_database=False)
+    async with running(app):
+        caches.configure(60.0, None)  # no shared epoch file, and a long max age
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 4711))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+    caches.configure(caches.DEFAULT_MAX_AGE, None)
+
+
+async def test_an_invalidation_from_another_host_arrives_through_redis(
+        world: World, redis_app: httpx.AsyncClient) -> None:
+    import redis.asyncio
+    from litestar.channels.backends.redis import RedisChannelsPubSubBackend
+
+    issued = await auth.create_api_key(world.root, Role.VIEWER, "far away")
+    assert "errors" not in await _post(redis_app, issued.secret)
+    # Revoked by a process of another host: the row changes, this process is not told ...
+    await ApiKey.filter(id=issued.key.id).update(revoked_at=utcnow())
+    assert "errors" not in await _post(redis_app, issued.secret)  # ... so it is stale ...
+    client = redis.asyncio.Redis.from_url(redis_url(12))
+    backend = RedisChannelsPubSubBackend(redis=client)
+    try:
+        await backend.on_startup()
+        # ... until that process's invalidation arrives through Redis.
+        await backend.publish(caches.encode(auth.API_KEY_CACHE, auth.hash_secret(
+            issued.secret)), [CHANNEL])
+        for _ in range(100):
+            if _code(await _post(redis_app, issued.secret)) == "UNAUTHENTICATED":
+                break
+            await asyncio.sleep(0.02)
+        assert _code(await _post(redis_app, issued.secret)) == "UNAUTHENTICATED"
+    finally:
+        await backend.on_shutdown()
+        await client.aclose()
+
+
+async def test_without_any_notification_staleness_is_bounded_by_max_age(
+        world: World) -> None:
+    caches.configure(0.5, None)
+    try:
+        issued = await auth.create_api_key(world.root, Role.VIEWER, "bounded")
+        assert "errors" not in await _post(world.client, issued.secret)
+        await ApiKey.filter(id=issued.key.id).update(revoked_at=utcnow())
+        await asyncio.sleep(0.6)
+        assert _code(await _post(world.client, issued.secret)) == "UNAUTHENTICATED"
+    finally:
+        caches.configure(caches.DEFAULT_MAX_AGE, None)
