@@ -56,6 +56,13 @@ DEFAULT_MAX_AGE = 5.0
 
 Broadcaster = Callable[[bytes], Awaitable[None]]
 
+#: The key that invalidates a whole cache.
+EVERYTHING = "*"
+#: The caches, by kind: verified API keys by secret hash (``services.auth``); scope paths
+#: by scope id (``services.resolution``), invalidated whole by any scope update.
+API_KEYS = "api_key"
+SCOPE_PATHS = "scope_path"
+
 
 EPOCH_SIZE = 8
 
@@ -219,6 +226,13 @@ def apply(raw: bytes) -> None:
         clear_all()
         return
     if cache is not None:
+        _drop(cache, key)
+
+
+def _drop(cache: TtlCache[object, object], key: str) -> None:
+    if key == EVERYTHING:
+        cache.clear()
+    else:
         cache.discard(key)
 
 
@@ -226,7 +240,7 @@ async def invalidate(kind: str, key: str) -> None:
     """Drop ``key`` here now and tell the other processes."""
     cache = _caches.get(kind)
     if cache is not None:
-        cache.discard(key)
+        _drop(cache, key)
     if _epoch is not None:
         _epoch.bump()
     if _broadcaster is not None:

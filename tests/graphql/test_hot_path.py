@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from prefcenter.settings import Settings
 from prefcenter.stream.invalidation import CHANNEL
 from tests.conftest import running
 from tests.factories import World
+from tests.graphql import ops
 from tests.helpers import count_queries
 from tests.stream.conftest import redis_url
 
@@ -136,3 +138,57 @@ async def test_without_any_notification_staleness_is_bounded_by_max_age(
         assert _code(await _post(world.client, issued.secret)) == "UNAUTHENTICATED"
     finally:
         caches.configure(caches.DEFAULT_MAX_AGE, None)
+
+
+# --- decision: two statements when nothing is cached ------------------------------------
+
+DECISION = """query($c: ID!, $s: ID!) { decision(contactId: $c, scopeId: $s, channel: EMAIL) {
+  allowed reason nextAllowedAt decidedBy { id name } } }"""
+
+
+def _forget_paths() -> None:
+    caches.apply(caches.encode(caches.SCOPE_PATHS, caches.EVERYTHING))
+
+
+async def test_decision_takes_two_statements_cold_and_one_warm(world: World) -> None:
+    await world.gql(ops.OPT_OUT, {"i": {"contactId": world.cid("ada"),
+                                        "scopeId": world.sid("account"), "channel": "EMAIL"}})
+    await world.gql(ops.FREQUENCY, {"i": {"contactId": world.cid("ada"),
+                                          "scopeId": world.sid("group"), "maxCount": 3,
+                                          "period": "DAY"}})
+    variables = {"c": world.cid("ada"), "s": world.sid("study_sleep")}
+    await world.gql(TYPENAME)  # the key is verified (and its last use stamped) first
+    _forget_paths()
+    with count_queries() as cold:
+        first = await world.gql(DECISION, variables)
+    with count_queries() as warm:
+        second = await world.gql(DECISION, variables)
+    assert first == second and first["decision"]["reason"] == "OPTED_OUT"
+    assert first["decision"]["decidedBy"]["id"] == world.sid("account")
+    assert len(cold) == 2, cold  # the scope's path, then the contact with its facts
+    assert len(warm) == 1, warm
+
+
+async def test_a_scope_update_reaches_cached_paths_below_it(world: World) -> None:
+    variables = {"c": world.cid("ada"), "s": world.sid("study_sleep")}
+    assert (await world.gql(DECISION, variables))["decision"]["reason"] == "DEFAULT_ALLOWED"
+    await world.gql(ops.UPDATE_SCOPE, {"i": {"scopeId": world.sid("group"),
+                                             "emailPolicy": "CONSENT_REQUIRED"}})
+    decision = (await world.gql(DECISION, variables))["decision"]
+    assert (decision["reason"], decision["decidedBy"]["id"]) == (
+        "CONSENT_REQUIRED", world.sid("group"))
+
+
+async def test_decision_errors_are_unchanged(world: World) -> None:
+    unknown = str(uuid.uuid4())
+    for variables, field in (({"c": world.cid("ada"), "s": unknown}, "scopeId"),
+                             ({"c": unknown, "s": world.sid("group")}, "contactId"),
+                             ({"c": "nope", "s": "nope"}, "scopeId")):
+        body = await world.gql(DECISION, variables, expect_errors=True)
+        error = body["errors"][0]["extensions"]
+        assert (error["code"], error["field"]) == ("NOT_FOUND", field), body
+    # A key of one client's subtree sees neither another client's scope nor its contacts.
+    other = await world.gql(DECISION, {"c": world.cid("ada"), "s": world.sid("client_events")},
+                            key="news_admin", expect_errors=True)
+    assert other["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+

@@ -51,7 +51,7 @@ class _VerifiedKey:
         self.last_used_at = last_used_at
 
 
-API_KEY_CACHE = "api_key"
+API_KEY_CACHE = caches.API_KEYS
 _verified: caches.TtlCache[str, _VerifiedKey] = caches.register(
     caches.TtlCache(API_KEY_CACHE, max_size=10_000))
 
