@@ -491,6 +491,8 @@ async def measure(args: argparse.Namespace, url: str, server: Server, data: Data
         await profile_server(args, server, {
             "{ __typename } with a key": [post("k", TYPENAME, key=key)],
             "decision": decisions,
+            f"audience of {len(ids):,}": [post("aud", core.AUDIENCE, {
+                "s": str(b.target.id), "ids": ids}, b.owner_key)],
             f"{args.clients}-client mix": mixed[0],
         }, mixed[1], rng)
 
@@ -512,6 +514,8 @@ async def profile_server(args: argparse.Namespace, server: Server,
         if "mix" in label:
             await load(server.port, lambda r=requests: rng.choices(r, mixed_weights)[0],
                        args.clients, args.seconds)
+        elif "audience" in label:
+            await load(server.port, lambda r=requests: r[0], 1, args.seconds)
         else:
             await load(server.port, lambda r=requests: rng.choice(r), args.connections,
                        args.seconds)

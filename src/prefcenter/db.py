@@ -145,11 +145,11 @@ class Statement:
             return f"{column} IN (SELECT value FROM json_each({placeholder}))"  # noqa: S608
         return f"{column} = ANY({placeholder}::uuid[])"
 
-    async def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        """Rows as tuples: no per-row dict or model (a 10,000-contact audience reads
-        tens of thousands of them)."""
+    async def rows(self, sql: str) -> Sequence[Sequence[Any]]:
+        """The driver's rows as they come (index or unpack them): no per-row dict, tuple
+        or model (a 10,000-contact audience reads tens of thousands of them)."""
         _, rows = await self.conn.execute_query(sql, self.values)
-        return [tuple(r) for r in rows]
+        return rows
 
 
 def statement() -> Statement:

@@ -16,7 +16,7 @@ import pytest
 from prefcenter import caches
 from prefcenter.app import create_app
 from prefcenter.models import ApiKey
-from prefcenter.models.enums import Role
+from prefcenter.models.enums import Channel, Period, Role, Source
 from prefcenter.services import auth
 from prefcenter.services.common import utcnow
 from prefcenter.settings import Settings
@@ -192,3 +192,48 @@ async def test_decision_errors_are_unchanged(world: World) -> None:
                             key="news_admin", expect_errors=True)
     assert other["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
+
+# --- audience: long lists completed by a plan, with graphql-core's exact answers ------------
+
+AUDIENCE_RICH = """query($s: ID!, $ids: [ID!]!) {
+  audience(scopeId: $s, channel: EMAIL, contactIds: $ids) {
+    __typename who: contactId error
+    decision {
+      ...D allowed channel contactId scopeId
+      by: decidedBy { __typename id name kind depth emailPolicy smsPolicy createdAt }
+      decidedBy @include(if: true) { id } skipped: reason @skip(if: true)
+    }
+  }
+}
+fragment D on Decision { reason nextAllowedAt __typename }"""
+
+
+async def test_planned_audience_equals_graphql_cores_answer(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefcenter.graphql import fastlists
+    from prefcenter.services import consent, contacts
+
+    ids = [str((await contacts.create_contact(world.system, email=f"p{i}@plan.example")).id)
+           for i in range(60)]
+    account, study = world.scopes["account"], world.scopes["study_sleep"]
+    request = consent.Request(source=Source.ADMIN,
+                              evidence={"text": "Signed", "document": "f-1"})
+    for i, cid in enumerate(ids[:21]):
+        if i % 3 == 0:
+            await consent.opt_out(world.system, cid, str(account.id), Channel.EMAIL, request)
+        elif i % 3 == 1:
+            await consent.opt_in(world.system, cid, str(study.id), Channel.EMAIL, request)
+        else:
+            await consent.set_frequency(world.system, cid, str(world.root.id), request,
+                                        max_count=0, period=Period.DAY)
+    asked = [*ids, str(uuid.uuid4()), "not-an-id", world.cid("ada")]
+    variables = {"s": world.sid("study_sleep"), "ids": asked}
+    planned = await world.gql(AUDIENCE_RICH, variables)
+    monkeypatch.setattr(fastlists.ExecutionContext, "MIN_ITEMS", 10**9)
+    reference = await world.gql(AUDIENCE_RICH, variables)
+    assert planned == reference
+    reasons = {e["decision"]["reason"] for e in planned["audience"] if e["decision"]}
+    assert {"OPTED_OUT", "OPTED_IN", "FREQUENCY_CAP", "DEFAULT_ALLOWED"} <= reasons, reasons
+    assert [e["error"] for e in planned["audience"][-3:-1]] == ["NOT_FOUND", "NOT_FOUND"]
+    assert planned["audience"][0]["decision"]["by"]["id"] == world.sid("account")
+    assert planned["audience"][-1]["decision"]["by"] is None  # a default policy

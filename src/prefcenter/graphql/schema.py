@@ -22,7 +22,16 @@ from strawberry.extensions import (
 from strawberry.tools import merge_types
 
 from prefcenter.errors import DomainError, ErrorCode
-from prefcenter.graphql import consent, contacts, frontend, keys, scopes, sms, stream
+from prefcenter.graphql import (
+    consent,
+    contacts,
+    fastlists,
+    frontend,
+    keys,
+    scopes,
+    sms,
+    stream,
+)
 from prefcenter.graphql import links as links_graphql
 from prefcenter.graphql.base import GraphQLDomainError
 from prefcenter.graphql.context import Context
@@ -128,6 +137,8 @@ def build_schema(settings: Settings | None = None, subscription: Any = None) -> 
         query=query,
         mutation=mutation,
         subscription=subscription,
+        # Long plain lists (audience) completed by a plan, not field by field (issue #20).
+        execution_context_class=fastlists.ExecutionContext,
         extensions=[
             AuthExtension,
             lambda: ParserCache(maxsize=PARSE_CACHE_SIZE),
