@@ -120,6 +120,8 @@ def cmd_api_key_create(args: argparse.Namespace) -> int:
         return _fail(f"unknown role {args.role!r}; use one of {', '.join(r.value for r in Role)}")
     if args.expires_in_days is not None and args.expires_in_days <= 0:
         return _fail("--expires-in-days must be a positive number of days")
+    if args.rate_limit_per_minute is not None and args.rate_limit_per_minute < 0:
+        return _fail("--rate-limit-per-minute must be 0 (no limit) or more")
 
     async def run() -> Any:
         scope = await Scope.get_or_none(id=parse_uuid(args.scope, "scope", "scope"))
@@ -128,7 +130,7 @@ def cmd_api_key_create(args: argparse.Namespace) -> int:
         expires = (utcnow() + timedelta(days=args.expires_in_days)
                    if args.expires_in_days is not None else None)
         return await auth.create_api_key(scope, role, args.name or f"{role.value} key (CLI)",
-                                         expires)
+                                         expires, args.rate_limit_per_minute)
 
     try:
         issued = asyncio.run(_with_db(settings, run))
@@ -274,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--name", default="")
     kc.add_argument("--expires-in-days", type=float, default=None,
                     help="the key stops working after this many days (default: until revoked)")
+    kc.add_argument("--rate-limit-per-minute", type=int, default=None,
+                    help="this key's own limit on /graphql, 0 for none (default: the "
+                         "server's PREFCENTER_RATE_LIMIT_KEY_PER_MINUTE)")
     kc.add_argument("--database-url", default=None)
     kc.set_defaults(func=cmd_api_key_create)
     kl = ksub.add_parser("list", help="list keys (never their secrets)")

@@ -143,3 +143,18 @@ def test_keys_with_an_expiry_stop_working_when_it_passes(db_file: Path, server: 
         assert body["errors"][0]["extensions"]["code"] == "EXPIRED"
         assert "expired" in body["errors"][0]["message"]
     assert "expired 2020-01-01" in cli(db_file, "api-key", "list").stdout
+
+
+def test_a_key_from_the_cli_can_have_its_own_rate_limit(db_file: Path, server: str) -> None:
+    out = cli(db_file, "tenant", "create", "Acme").stdout
+    root = _field(out, "root scope id")
+    key = cli(db_file, "api-key", "create", "--scope", root, "--role", "VIEWER",
+              "--rate-limit-per-minute", "2").stdout.strip()
+    answers = [httpx.post(f"{server}/graphql", json={"query": "{ scopes { id } }"},
+                          headers={"Authorization": f"Bearer {key}"}, timeout=10)
+               for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[-1].headers["retry-after"]) >= 1
+    bad = cli(db_file, "api-key", "create", "--scope", root, "--role", "VIEWER",
+              "--rate-limit-per-minute", "-5", ok=False)
+    assert bad.returncode == 2 and "rate-limit-per-minute" in bad.stderr

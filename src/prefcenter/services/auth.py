@@ -42,13 +42,14 @@ def hash_secret(secret: str) -> str:
 class _VerifiedKey:
     """What a verified key grants, cached by its hash; ``last_used_at`` as last written."""
 
-    __slots__ = ("expires_at", "last_used_at", "principal")
+    __slots__ = ("expires_at", "last_used_at", "principal", "rate_limit")
 
     def __init__(self, principal: Principal, expires_at: datetime | None,
-                 last_used_at: datetime | None) -> None:
+                 last_used_at: datetime | None, rate_limit: int | None = None) -> None:
         self.principal = principal
         self.expires_at = expires_at
         self.last_used_at = last_used_at
+        self.rate_limit = rate_limit
 
 
 API_KEY_CACHE = caches.API_KEYS
@@ -62,13 +63,22 @@ class IssuedKey:
     secret: str
 
 
+#: The largest per-key limit accepted (requests per minute).
+MAX_RATE_LIMIT = 100_000_000
+
+
 async def create_api_key(scope: Scope, role: Role, name: str = "",
-                         expires_at: datetime | None = None) -> IssuedKey:
+                         expires_at: datetime | None = None,
+                         rate_limit_per_minute: int | None = None) -> IssuedKey:
     """Issue a key for a subtree. The secret is returned once and never stored.
 
     ``expires_at`` (a naive time is read as UTC) must lie in the future; None: the key
-    works until it is revoked.
+    works until it is revoked. ``rate_limit_per_minute``: this key's own limit on
+    /graphql (0: none); None: the server's default.
     """
+    if rate_limit_per_minute is not None and not 0 <= rate_limit_per_minute <= MAX_RATE_LIMIT:
+        raise Invalid(f"'rateLimitPerMinute' must be 0 (no limit) to {MAX_RATE_LIMIT:,}.",
+                      field="rateLimitPerMinute")
     if role == Role.OWNER and scope.parent_id is not None:
         raise Invalid("An OWNER key is bound to the tenant's root scope.", field="role")
     if expires_at is not None:
@@ -80,18 +90,27 @@ async def create_api_key(scope: Scope, role: Role, name: str = "",
     secret = f"{API_KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = await ApiKey.create(tenant_id=scope.tenant_id, scope=scope, role=role,
                               name=name.strip()[:200], prefix=prefix,
-                              secret_hash=hash_secret(secret), expires_at=expires_at)
+                              secret_hash=hash_secret(secret), expires_at=expires_at,
+                              rate_limit_per_minute=rate_limit_per_minute)
     return IssuedKey(key=key, secret=secret)
 
 
 async def issue_api_key(principal: Principal, scope_id: str, role: Role, name: str,
-                        expires_at: datetime | None = None) -> IssuedKey:
+                        expires_at: datetime | None = None,
+                        rate_limit_per_minute: int | None = None) -> IssuedKey:
     """OWNER keys manage keys: any subtree of their tenant, any role."""
     authz.require(principal, Capability.MANAGE_KEYS)
     from prefcenter.services.scopes import get_scope
 
     scope = await get_scope(principal, scope_id)
-    return await create_api_key(scope, role, name, expires_at)
+    return await create_api_key(scope, role, name, expires_at, rate_limit_per_minute)
+
+
+def cached_rate_limit(secret: str) -> int | None:
+    """The key's own rate limit if this process has verified the key recently (the rate
+    limiter runs before authentication); None: unknown here, or the server's default."""
+    verified = _verified.get(hash_secret(secret))
+    return verified.rate_limit if verified is not None else None
 
 
 async def list_api_keys(principal: Principal) -> list[ApiKey]:
@@ -133,7 +152,7 @@ async def _verify_api_key(digest: str) -> _VerifiedKey:
         Principal(kind="api_key", tenant_id=str(key.tenant_id), scope_id=str(key.scope_id),
                   scope_path=key.scope.path, role=Role(key.role), key_id=str(key.id),
                   label=key.name),
-        key.expires_at, key.last_used_at)
+        key.expires_at, key.last_used_at, key.rate_limit_per_minute)
     _verified.put(digest, verified, generation)
     return verified
 
