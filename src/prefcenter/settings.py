@@ -123,6 +123,13 @@ class Settings:
     #: it again: the bound on staleness when a cross-process invalidation is lost (with
     #: Redis they arrive within milliseconds). 0 turns the caches off.
     cache_max_age_seconds: float = 5.0
+    #: SQLite: read-only connections beside the one writer, for the hot path's reads
+    #: (decision, audience): they neither wait for each other nor for a write in
+    #: progress (WAL). 0: every query on the one connection.
+    sqlite_read_connections: int = 3
+    #: PostgreSQL: connections in the pool (asyncpg ``maxsize``; a ``maxsize`` in the
+    #: database URL wins). More than the process can keep busy only costs the server.
+    postgres_pool_size: int = 10
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod

@@ -237,3 +237,34 @@ async def test_planned_audience_equals_graphql_cores_answer(
     assert [e["error"] for e in planned["audience"][-3:-1]] == ["NOT_FOUND", "NOT_FOUND"]
     assert planned["audience"][0]["decision"]["by"]["id"] == world.sid("account")
     assert planned["audience"][-1]["decision"]["by"] is None  # a default policy
+
+
+# --- SQLite: reads beside the writer -----------------------------------------------------
+
+async def test_a_decision_does_not_wait_for_a_write_in_progress(world: World) -> None:
+    from prefcenter import db
+    from prefcenter.models import Contact
+    from prefcenter.services import resolution
+
+    ada, scope = world.cid("ada"), world.sid("study_sleep")
+    first = await resolution.decide(world.system, ada, scope, Channel.EMAIL)  # path cached
+    assert first.reason == "DEFAULT_ALLOWED"
+    writing, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_writer() -> None:
+        async with db.transaction():
+            await Contact.filter(id=ada).update(suppressed_at=utcnow())
+            writing.set()
+            await release.wait()  # the transaction stays open (and, on SQLite, locked)
+
+    writer = asyncio.create_task(slow_writer())
+    try:
+        await writing.wait()
+        during = await asyncio.wait_for(
+            resolution.decide(world.system, ada, scope, Channel.EMAIL), timeout=5)
+        assert during.reason == "DEFAULT_ALLOWED"  # the uncommitted write is not seen
+    finally:
+        release.set()
+        await writer
+    after = await resolution.decide(world.system, ada, scope, Channel.EMAIL)
+    assert after.reason == "SUPPRESSED"

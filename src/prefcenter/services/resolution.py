@@ -269,13 +269,14 @@ SELECT 'c', id, NULL, tenant_id, home_path, NULL, NULL, NULL, NULL, suppressed_a
 
 
 async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channel: Channel,
-                     now: datetime, *, with_contacts: bool = False) -> Facts:
+                     now: datetime, *, with_contacts: bool = False,
+                     read_only: bool = False) -> Facts:
     """One statement, whatever the number of contacts and scopes.
 
     Sends are read only for contacts with a count cap on these scopes (the ``EXISTS``),
     and only those of the longest window. Every branch is an index lookup by contact.
     """
-    st = db.statement()
+    st = db.statement(read=read_only)
     cids, sids = st.uuid_list(contact_ids), st.uuid_list(path_ids)
     slots = {
         "contact_in": st.uuid_in("contact_id", cids),
@@ -386,7 +387,7 @@ async def decide(
     cid = parse_uuid(contact_id, "contactId", "contact")
     now = now or utcnow()
     facts = await load_facts([cid], [str(s.id) for s in path], channel, now,
-                             with_contacts=True)
+                             with_contacts=True, read_only=True)
     contact = facts.contacts.get(cid)
     if contact is None or not authz.contact_visible(principal, contact):
         raise NotFound("No such contact.", field="contactId")
@@ -427,7 +428,7 @@ async def decide_many(
     # facts. Facts of contacts that turn out hidden are read and dropped: cheaper than a
     # second round trip, and nothing of them leaves this function.
     facts = await load_facts(unique, [str(s.id) for s in path], channel, now,
-                             with_contacts=True) if unique else Facts()
+                             with_contacts=True, read_only=True) if unique else Facts()
     contacts = facts.contacts
     empty: tuple[()] = ()
     out: list[AudienceEntry] = []
