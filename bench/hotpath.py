@@ -1,7 +1,7 @@
 """Every ratio of the hot-path issue (#20) from one run, against real server processes.
 
-    .venv/bin/python -m bench.hotpath [--db sqlite|postgres] [--seconds 5] [--mixed-seconds 60]
-                                      [--quick] [--big] [--audience 10000] [--rounds 1]
+    .venv/bin/python -m bench.hotpath [--db sqlite|postgres] [--seconds 3] [--rounds 5]
+                                      [--mixed-seconds 60] [--quick] [--big] [--py-spy]
 
 What it does, in one command:
 
@@ -15,8 +15,9 @@ What it does, in one command:
    ``PREFCENTER_RATE_LIMIT_*_PER_MINUTE=0``) and a bare Litestar app (``bench.bare``)
    on the same uvicorn, each on a free port on 127.0.0.1;
 3. loads each request kind with ``--connections`` keep-alive connections for
-   ``--seconds`` (a small asyncio HTTP/1.1 client in this process, on the other core),
-   counting non-2xx answers and GraphQL ``errors`` (a run with either is not a
+   ``--seconds``, round-robin over the kinds for ``--rounds`` rounds, and takes each
+   kind's median round (a small asyncio HTTP/1.1 client in this process, on the other
+   core), counting non-2xx answers and GraphQL ``errors`` (a run with either is not a
    throughput figure and is flagged);
 4. times ``audience`` of ``--audience`` contacts through GraphQL and the bare SQL that
    fetches the same facts (same statements, raw driver, same file), one at a time;
@@ -242,21 +243,32 @@ class Rate:
                 + flag)
 
 
-async def rate(label: str, port: int, requests: list[Request], args: argparse.Namespace,
-               rng: random.Random) -> Rate:
-    await load(port, lambda: rng.choice(requests), args.connections, min(1.0, args.seconds))
-    best: Rate | None = None
+async def rates_interleaved(kinds: list[tuple[str, str, int, list[Request]]],
+                            args: argparse.Namespace, rng: random.Random) -> dict[str, Rate]:
+    """Each kind for ``--seconds``, round-robin for ``--rounds`` rounds; per kind the
+    median round. Interleaving puts every kind under the same background load (the
+    machine is shared), so the ratios are fair even when the absolutes drift."""
+    for _, _, port, requests in kinds:  # warm up: connections, caches
+        await load(port, lambda r=requests: rng.choice(r), args.connections,
+                   min(1.0, args.seconds))
+    rounds: dict[str, list[Rate]] = {name: [] for name, _, _, _ in kinds}
     for _ in range(args.rounds):
-        tallies, took = await load(port, lambda: rng.choice(requests), args.connections,
-                                   args.seconds)
-        tally = next(iter(tallies.values()))
-        good = tally.count - tally.non2xx - tally.errors
-        r = Rate(label, good / took, tally)
-        if best is None or r.rps > best.rps:
-            best = r
-    assert best is not None
-    print(best.line(), flush=True)
-    return best
+        for name, label, port, requests in kinds:
+            tallies, took = await load(port, lambda r=requests: rng.choice(r),
+                                       args.connections, args.seconds)
+            tally = next(iter(tallies.values()))
+            rounds[name].append(Rate(label, (tally.count - tally.non2xx - tally.errors) / took,
+                                     tally))
+    out: dict[str, Rate] = {}
+    for name, measured in rounds.items():
+        ordered = sorted(measured, key=lambda r: r.rps)
+        median = ordered[len(ordered) // 2]
+        median.tally.non2xx = sum(r.tally.non2xx for r in measured)
+        median.tally.errors = sum(r.tally.errors for r in measured)
+        out[name] = median
+        print(median.line() + f"  (rounds: {', '.join(f'{r.rps:,.0f}' for r in measured)})",
+              flush=True)
+    return out
 
 
 # --- the bare SQL of audience ----------------------------------------------------------------
@@ -388,9 +400,9 @@ async def run(args: argparse.Namespace) -> None:
                   f"13 scopes; B {len(data.audience.contact_ids):,} contacts"
                   + (f"; big {args.big_contacts:,} contacts / {args.big_scopes:,} scopes"
                      if args.big else ""), flush=True)
-            print(f"  {args.connections} connections, {args.seconds:g} s per figure, best of "
-                  f"{args.rounds}; rate limits off; the machine is shared, so compare ratios",
-                  flush=True)
+            print(f"  {args.connections} connections, {args.seconds:g} s per figure and round, "
+                  f"median of {args.rounds} interleaved rounds; rate limits off; the machine "
+                  "is shared, so compare ratios", flush=True)
             env = server_env(url)
             bare = Server([sys.executable, "-m", "uvicorn", "bench.bare:app", "--host", HOST,
                            "--log-level", "warning"], env, "/", folder)
@@ -398,22 +410,20 @@ async def run(args: argparse.Namespace) -> None:
                 [BENCH_ROOT, env.get("PYTHONPATH", "")])}
             bare.start()
             try:
-                rates = {"bare": await rate("bare Litestar route (bench.bare)", bare.port,
-                                            [get("/", "bare")], args, random.Random(1))}
+                server = Server([sys.executable, "-m", "prefcenter", "serve", "--host", HOST],
+                                env, "/healthz", folder).start()
+                try:
+                    await measure(args, url, server, bare, data)
+                finally:
+                    server.stop()
             finally:
                 bare.stop()
-            server = Server([sys.executable, "-m", "prefcenter", "serve", "--host", HOST],
-                            env, "/healthz", folder).start()
-            try:
-                await measure(args, url, server, data, rates)
-            finally:
-                server.stop()
             problems = await check_ledger(url, data.small.tenant_id)
             print(f"  verifyLedger after the mix: {'clean' if not problems else problems[:3]}")
 
 
-async def measure(args: argparse.Namespace, url: str, server: Server, data: Data,
-                  rates: dict[str, Rate]) -> None:
+async def measure(args: argparse.Namespace, url: str, server: Server, bare: Server,
+                  data: Data) -> None:
     rng = random.Random(args.seed + 1)
     s = data.small
     key, target = s.owner_key, str(s.target.id)
@@ -421,15 +431,15 @@ async def measure(args: argparse.Namespace, url: str, server: Server, data: Data
     scope_ids = [str(x.id) for x in s.leaves] + [target]
     decisions = [post("decision", DECISION, {"c": c, "s": rng.choice(scope_ids)}, key)
                  for c in s.contact_ids for _ in range(2)]
-    rates["healthz"] = await rate("prefcenter GET /healthz", port, [get("/healthz", "h")],
-                                  args, rng)
-    rates["static"] = await rate("prefcenter static /static/graphiql/init.js", port,
-                                 [get("/static/graphiql/init.js", "s")], args, rng)
-    rates["anon"] = await rate("{ __typename } anonymous", port, [post("a", TYPENAME)],
-                               args, rng)
-    rates["auth"] = await rate("{ __typename } owner API key", port,
-                               [post("k", TYPENAME, key=key)], args, rng)
-    rates["decision"] = await rate("decision, owner API key", port, decisions, args, rng)
+    rates = await rates_interleaved([
+        ("bare", "bare Litestar route (bench.bare)", bare.port, [get("/", "bare")]),
+        ("healthz", "prefcenter GET /healthz", port, [get("/healthz", "h")]),
+        ("static", "prefcenter static /static/graphiql/init.js", port,
+         [get("/static/graphiql/init.js", "s")]),
+        ("anon", "{ __typename } anonymous", port, [post("a", TYPENAME)]),
+        ("auth", "{ __typename } owner API key", port, [post("k", TYPENAME, key=key)]),
+        ("decision", "decision, owner API key", port, decisions),
+    ], args, rng)
 
     # audience: one at a time, GraphQL vs the bare SQL on the same file
     b = data.audience
@@ -559,8 +569,9 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=100, help="tenant A (ratios, mix)")
     parser.add_argument("--audience", type=int, default=10_000, help="tenant B (audience)")
     parser.add_argument("--audience-runs", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=5.0, help="per request kind")
-    parser.add_argument("--rounds", type=int, default=1, help="best of N per request kind")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per request kind and round")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds, interleaved across kinds; the median counts")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--clients", type=int, default=50, help="clients of the mixed run")
     parser.add_argument("--mixed-seconds", type=float, default=60.0)
@@ -576,7 +587,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.mixed_seconds, args.audience_runs = 2.0, 10.0, 2
+        args.seconds, args.rounds, args.mixed_seconds, args.audience_runs = 1.5, 3, 10.0, 2
     asyncio.run(run(args))
 
 
