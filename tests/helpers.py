@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+import httpx
 
 from prefcenter.services.ledger import verify_invariants
 
@@ -38,3 +42,21 @@ def count_queries() -> Iterator[list[str]]:
 async def assert_ledger_consistent(tenant_id: str | None = None) -> None:
     problems = await verify_invariants(tenant_id)
     assert problems == [], problems
+
+
+def wait_until_serving(process: subprocess.Popen[bytes], base_url: str,
+                       log_tail: Callable[[], str], timeout: float = 60) -> None:
+    """Return once a started ``prefcenter serve`` answers ``/healthz``; AssertionError with
+    the end of its log when it exits or does not answer within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited: {log_tail()}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"server did not start: {log_tail()}")
+        time.sleep(0.1)

@@ -29,12 +29,12 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from prefcenter import db
 from prefcenter.settings import Settings
 from tests.e2e.seed import Seeded, seed
+from tests.helpers import wait_until_serving
 
 CHROMIUM = os.environ.get("PREFCENTER_CHROMIUM", "/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -221,18 +221,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, smtp_server: tuple[Mailbox,
              "--port", str(port), "--database-url", database_url],
             cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 40
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited: {log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_until_serving(process, url, lambda: log_path.read_text()[-3000:], 40)
         yield Server(url=url, database_url=database_url, mailbox=mailbox, log_path=log_path)
     finally:
         process.terminate()

@@ -21,7 +21,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKEND
+from tests.helpers import wait_until_serving
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,18 +119,7 @@ def served(installed: Installed) -> Iterator[tuple[str, str, str]]:
             [installed.prefcenter, "serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=installed.home, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited: {log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server did not start: {log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_until_serving(process, url, lambda: log_path.read_text()[-3000:])
         yield url, key.group(1), root.group(1)
     finally:
         process.terminate()

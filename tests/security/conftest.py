@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -25,6 +24,7 @@ from prefcenter.services import auth, contacts
 from prefcenter.settings import Settings
 from tests.conftest import running
 from tests.factories import World
+from tests.helpers import wait_until_serving
 
 DAY = timedelta(days=1)
 
@@ -162,18 +162,7 @@ def server(db_file: Path) -> Iterator[str]:
             cwd=db_file.parent, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                raise AssertionError(f"server did not start: {log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
+        wait_until_serving(proc, base, lambda: log_path.read_text()[-3000:], 30)
         yield base
     finally:
         proc.terminate()

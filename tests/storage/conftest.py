@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
@@ -14,12 +13,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from prefcenter import db
 from prefcenter.settings import Settings
 from tests.conftest import BACKEND
+from tests.helpers import wait_until_serving
 from tests.pg import postgres_schema
 
 
@@ -99,16 +98,7 @@ def serving(url: str, folder: Path, *, env: dict[str, str] | None = None) -> Ite
             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"server did not start: {log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
+        wait_until_serving(proc, base, lambda: log_path.read_text()[-3000:])
         yield base
     finally:
         proc.terminate()

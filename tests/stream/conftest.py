@@ -33,6 +33,7 @@ from prefcenter import db
 from prefcenter.settings import Settings
 from tests.conftest import BACKEND
 from tests.factories import World
+from tests.helpers import wait_until_serving
 
 REDIS_URL_BASE = os.environ.get("PREFCENTER_TEST_REDIS", "redis://127.0.0.1:6379")
 
@@ -112,19 +113,12 @@ class ServerProcess:
                 [sys.executable, "-m", "prefcenter", "serve", "--host", "127.0.0.1",
                  "--port", str(self.port), "--database-url", self.database_url],
                 cwd=self.folder, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 40
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"server did not start: {self.log()}")
-            time.sleep(0.1)
+        try:
+            wait_until_serving(self.process, self.url, self.log, 40)
+        except AssertionError:
+            self.kill()
+            raise
+        return self
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs (a crash, a power cut)."""
