@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+import pytest
 
 from prefcenter.services.ledger import verify_invariants
 
@@ -60,3 +64,24 @@ def wait_until_serving(process: subprocess.Popen[bytes], base_url: str,
         if time.monotonic() > deadline:
             raise AssertionError(f"server did not start: {log_tail()}")
         time.sleep(0.1)
+
+
+#: The checkout's root: ``node_modules/`` holds the pinned npm dev tools (``npm ci``).
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def npm_tool(relative: str, purpose: str) -> Path:
+    """A file of the pinned npm dev dependencies (``package.json``, installed by ``npm ci``
+    in ``scripts/test``): the test skips with the reason where node or the file is missing,
+    and fails under ``CI=true``, which requires ``purpose``."""
+    path = ROOT / "node_modules" / relative
+    problem = None
+    if shutil.which("node") is None:
+        problem = "node is not installed (apt-get install -y nodejs npm)"
+    elif not path.exists():
+        problem = f"node_modules/{relative} is not installed (npm ci)"
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{problem}; CI=true requires {purpose}")
+        pytest.skip(problem)
+    return path

@@ -10,12 +10,11 @@ skips with the reason, except under ``CI=true`` where it fails.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.helpers import npm_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = "frontend-stub/prefcenter-preferences.graphql.d.ts"
@@ -23,17 +22,7 @@ INPUTS = ["codegen.yml", "schema.graphql", "frontend-stub/prefcenter-preferences
 
 
 def _generator() -> Path:
-    cli = ROOT / "node_modules" / ".bin" / "graphql-codegen"
-    problem = None
-    if shutil.which("node") is None:
-        problem = "node is not installed (apt-get install -y nodejs npm)"
-    elif not cli.exists():
-        problem = "graphql-codegen is not installed (npm ci)"
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{problem}; CI=true requires the codegen drift check")
-        pytest.skip(problem)
-    return cli
+    return npm_tool(".bin/graphql-codegen", "the codegen drift check")
 
 
 def test_committed_types_equal_the_generated_ones(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ same switch (ask to turn it back on) — focus always visible, never lost.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,17 +31,16 @@ from tests.e2e.conftest import (
     DESKTOP,
     LAUNCH_ARGS,
     PHONE,
-    REPO,
     HostSite,
     Server,
 )
 from tests.e2e.seed import Seeded
 from tests.e2e.test_component import host_page
 from tests.e2e.test_preference_centre import confirmation_link, contact_principal, switch
+from tests.helpers import npm_tool
 
 pytestmark = pytest.mark.browser
 
-AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 RESULTS: dict[str, Any] = {}
 
 RUN_AXE = """async () => {
@@ -59,12 +57,7 @@ RUN_AXE = """async () => {
 
 @pytest.fixture
 def axe_script() -> Path:
-    if not AXE.is_file():
-        problem = "axe-core is not installed (npm ci)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{problem}; CI=true requires the accessibility tests")
-        pytest.skip(problem)
-    return AXE
+    return npm_tool("axe-core/axe.min.js", "the accessibility tests")
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """The ``graphql-http`` package's GraphQL-over-HTTP audit, run against a live server.
 
-The pinned npm package is installed once into ``.cache/graphql-http-audit/`` (git-ignored);
-without node/npm (or without the npm registry) the test skips with the reason, and fails
-under ``CI=true``. With an owner key every audit passes (no error, no warning); without a
+The npm package is pinned in ``package.json`` beside the other dev tools (``npm ci``);
+without node or ``node_modules`` the test skips with the reason, and fails under
+``CI=true``. With an owner key every audit passes (no error, no warning); without a
 key the only ones that do not pass are the deliberate refusals of introspection.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,41 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import npm_tool
 from tests.stream.conftest import ServerProcess, open_world
 
-GRAPHQL_HTTP_VERSION = "1.22.4"
-GRAPHQL_JS_VERSION = "16.11.0"
-ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".cache" / "graphql-http-audit"
 SCRIPT = Path(__file__).with_name("graphql_http_audit.mjs")
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI requires the graphql-http audit: {reason}")
-    pytest.skip(reason)
-
-
-def _node_modules() -> Path:
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        _unavailable("node and npm are not installed (apt-get install nodejs npm)")
-    modules = CACHE / "node_modules"
-    marker = modules / "graphql-http" / "package.json"
-    if marker.exists() and json.loads(marker.read_text())["version"] == GRAPHQL_HTTP_VERSION:
-        return modules
-    CACHE.mkdir(parents=True, exist_ok=True)
-    (CACHE / "package.json").write_text('{"private": true}\n')
-    done = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--no-save", "--prefix", str(CACHE),
-         f"graphql-http@{GRAPHQL_HTTP_VERSION}", f"graphql@{GRAPHQL_JS_VERSION}"],
-        capture_output=True, text=True, timeout=300, check=False)
-    if done.returncode != 0:
-        _unavailable(f"npm could not install graphql-http: {done.stderr[-500:]}")
-    return modules
-
-
 def audit(url: str, bearer: str | None) -> list[dict[str, Any]]:
-    modules = _node_modules()
+    modules = npm_tool("graphql-http/package.json", "the graphql-http audit").parents[1]
     done = subprocess.run(["node", str(SCRIPT), url, *([bearer] if bearer else [])],
                           capture_output=True, text=True, timeout=120, check=True,
                           env={**os.environ, "NODE_PATH": str(modules)})
