@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import DOT_ATOM_TEXT, EMAIL_MAX_LENGTH, LOCAL_PART_MAX_LENGTH
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
@@ -20,11 +22,42 @@ from prefcenter.services.principals import Capability, Principal
 SUPPORTED_LOCALES = ("en", "de")
 
 
+@functools.lru_cache(maxsize=4096)
+def _domain_of(domain: str) -> tuple[str, str] | None:
+    """A domain as ``validate_email`` normalizes it, and its IDNA ASCII form; None when
+    it refuses it. Cached: an import names the same few domains again and again."""
+    try:
+        result = validate_email("a@" + domain, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return result.domain, result.ascii_domain
+
+
 def normalize_email(value: str | None) -> str | None:
+    """The lower-cased address ``email_validator`` normalizes ``value`` to.
+
+    Fast path (bulk imports, issue 13): a plain ASCII dot-atom local part needs no
+    normalization, so only its length and characters are checked here and the domain
+    goes through ``validate_email`` once per distinct domain; anything else (quoted or
+    international local parts, over-long addresses, bad domains) takes the full
+    validation, which also words the error.
+    """
     if value is None or not value.strip():
         return None
+    value = value.strip()
+    local, at, domain = value.rpartition("@")
+    if at and len(local) <= LOCAL_PART_MAX_LENGTH and local.isascii() and \
+            DOT_ATOM_TEXT.match(local):
+        known = _domain_of(domain)
+        if known is not None:
+            normalized = f"{local}@{known[0]}"
+            # validate_email's length rule: the address as given, normalized and in
+            # ASCII, each in UTF-8.
+            if max(len(value.encode()), len(normalized.encode()),
+                   len(local) + 1 + len(known[1])) <= EMAIL_MAX_LENGTH:
+                return normalized.lower()
     try:
-        result = validate_email(value.strip(), check_deliverability=False)
+        result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
         raise DomainError(
             f"Not a valid email address: {exc}", code=ErrorCode.INVALID_EMAIL, field="email"
