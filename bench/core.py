@@ -129,20 +129,24 @@ class Seeded:
     owner_key: str
     target: Scope
     contact_ids: list[str]
+    leaves: list[Scope] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
 
-async def seed(n_contacts: int, rng: random.Random) -> Seeded:
-    tenant, root = await scopes.create_tenant("Bench Co", root_kind="Group")
+async def seed(n_contacts: int, rng: random.Random, *, clients_n: int = 4, users_n: int = 5,
+               studies_n: int = 10, name: str = "Bench Co") -> Seeded:
+    """One tenant: root, ``clients_n`` clients of ``users_n`` users each, an account with
+    ``studies_n`` studies (36 scopes by default; 3, 2, 2 give 13), N contacts and a ledger."""
+    tenant, root = await scopes.create_tenant(name, root_kind="Group")
     system = system_principal(str(tenant.id), str(root.id), "bench")
 
     async def child(parent: Scope, kind: str, name: str) -> Scope:
         return await scopes.create_scope(system, parent_id=str(parent.id), kind=kind, name=name)
 
-    clients = [await child(root, "Client", f"Client {i}") for i in range(4)]
-    users = [await child(c, "User", f"User {c.name}/{j}") for c in clients for j in range(5)]
+    clients = [await child(root, "Client", f"Client {i}") for i in range(clients_n)]
+    users = [await child(c, "User", f"User {c.name}/{j}") for c in clients for j in range(users_n)]
     account = await child(root, "Account", "Research panel")
-    studies = [await child(account, "Study", f"Study {i}") for i in range(10)]
+    studies = [await child(account, "Study", f"Study {i}") for i in range(studies_n)]
     target = studies[0]
     leaves = users + studies[1:]
     owner = (await auth.create_api_key(root, Role.OWNER, "bench owner")).secret
@@ -168,7 +172,8 @@ async def seed(n_contacts: int, rng: random.Random) -> Seeded:
             occurred_at=now - timedelta(days=rng.randint(1, 900))))
 
     for i, c in enumerate(contacts):
-        for scope in rng.sample(leaves, 3):  # the ledger's bulk: decisions elsewhere
+        # the ledger's bulk: decisions elsewhere
+        for scope in rng.sample(leaves, min(3, len(leaves))):
             event(c.id, scope, rng.choice([Channel.EMAIL, Channel.SMS, Channel.ALL]),
                   rng.choice([Action.OPTED_IN, Action.OPTED_OUT]))
         if i % 10 == 0:
@@ -224,7 +229,7 @@ async def seed(n_contacts: int, rng: random.Random) -> Seeded:
     ], batch_size=1000)
 
     # Another tenant's contacts share the table: nothing may walk the whole of it.
-    other, other_root = await scopes.create_tenant("Other Co", root_kind="Group")
+    other, other_root = await scopes.create_tenant(f"Other than {name}", root_kind="Group")
     await Contact.bulk_create([
         Contact(id=uuid.uuid4(), tenant_id=other.id, home_scope_id=other_root.id,
                 home_path=other_root.path, email=f"o{i}@other.example")
@@ -240,7 +245,7 @@ async def seed(n_contacts: int, rng: random.Random) -> Seeded:
         await conn.execute_script("ANALYZE")
     return Seeded(
         tenant_id=str(tenant.id), owner_key=owner, target=target,
-        contact_ids=[str(c.id) for c in contacts],
+        contact_ids=[str(c.id) for c in contacts], leaves=leaves,
         counts={"contacts": len(contacts), "scopes": len(by_scope), "events": len(rows),
                 "states": len(latest), "sends": len(sends),
                 "contacts of another tenant": n_contacts},

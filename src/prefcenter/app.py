@@ -11,7 +11,7 @@ from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from strawberry.litestar import make_graphql_controller
 
-from prefcenter import db, observability
+from prefcenter import caches, db, observability
 from prefcenter.features import load_features
 from prefcenter.graphql.context import Context
 from prefcenter.graphql.schema import build_schema
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, *, generate_schemas: bool = Fal
     # Issue 16: metrics, traces, JSON logs, request ids (observability/); each off unless
     # configured. ``tracer_provider`` replaces the OTLP exporter (tests).
     obs = observability.setup(settings, tracer_provider)
+    caches.configure(settings.cache_max_age_seconds, settings.database_url)
 
     @asynccontextmanager
     async def database(app: Litestar) -> AsyncIterator[None]:

@@ -193,6 +193,8 @@ def cmd_api_key_create(args: argparse.Namespace) -> int:
         return _fail(f"unknown role {args.role!r}; use one of {', '.join(r.value for r in Role)}")
     if args.expires_in_days is not None and args.expires_in_days <= 0:
         return _fail("--expires-in-days must be a positive number of days")
+    if args.rate_limit_per_minute is not None and args.rate_limit_per_minute < 0:
+        return _fail("--rate-limit-per-minute must be 0 (no limit) or more")
 
     async def run() -> Any:
         scope = await Scope.get_or_none(id=parse_uuid(args.scope, "scope", "scope"))
@@ -201,7 +203,7 @@ def cmd_api_key_create(args: argparse.Namespace) -> int:
         expires = (utcnow() + timedelta(days=args.expires_in_days)
                    if args.expires_in_days is not None else None)
         return await auth.create_api_key(scope, role, args.name or f"{role.value} key (CLI)",
-                                         expires)
+                                         expires, args.rate_limit_per_minute)
 
     try:
         issued = asyncio.run(_with_db(settings, run))
@@ -235,14 +237,15 @@ def cmd_api_key_list(args: argparse.Namespace) -> int:
 
 
 def cmd_api_key_revoke(args: argparse.Namespace) -> int:
-    from prefcenter.models import ApiKey
-    from prefcenter.services.common import parse_uuid, utcnow
+    from prefcenter import caches
+    from prefcenter.services.auth import revoke_api_key_by_id
 
     settings = _settings(args)
 
     async def run() -> int:
-        return await ApiKey.filter(id=parse_uuid(args.key_id, "key", "key"),
-                                   revoked_at=None).update(revoked_at=utcnow())
+        # Servers of this host sharing the database drop the key from their caches at once.
+        caches.configure(settings.cache_max_age_seconds, settings.database_url)
+        return int(await revoke_api_key_by_id(args.key_id))
 
     try:
         n = asyncio.run(_with_db(settings, run))
@@ -349,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--name", default="")
     kc.add_argument("--expires-in-days", type=float, default=None,
                     help="the key stops working after this many days (default: until revoked)")
+    kc.add_argument("--rate-limit-per-minute", type=int, default=None,
+                    help="this key's own limit on /graphql, 0 for none (default: the "
+                         "server's PREFCENTER_RATE_LIMIT_KEY_PER_MINUTE)")
     kc.add_argument("--database-url", default=None)
     kc.set_defaults(func=cmd_api_key_create)
     kl = ksub.add_parser("list", help="list keys (never their secrets)")

@@ -15,12 +15,17 @@ or a database migrated by a newer prefcenter. ``generate_schemas`` is for tests 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tortoise import Tortoise, connections
 from tortoise.transactions import in_transaction
@@ -43,8 +48,11 @@ def normalize_db_url(url: str) -> str:
 
 
 def tortoise_config(settings: Settings) -> dict[str, Any]:
+    url = normalize_db_url(settings.database_url)
+    if url.startswith("postgres://") and "maxsize=" not in url:
+        url += ("&" if "?" in url else "?") + f"maxsize={max(1, settings.postgres_pool_size)}"
     return {
-        "connections": {"default": normalize_db_url(settings.database_url)},
+        "connections": {"default": url},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,
@@ -58,13 +66,84 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
 
 
 async def init_db(settings: Settings, *, generate_schemas: bool = False) -> None:
+    global _read_pool
     await Tortoise.init(config=tortoise_config(settings), _enable_global_fallback=True)
     if generate_schemas:
         await Tortoise.generate_schemas(safe=True)
+    await _close_read_pool()
+    path = sqlite_file(settings.database_url)
+    if path is not None and settings.sqlite_read_connections > 0:
+        _read_pool = ReadPool(path, settings.sqlite_read_connections)
 
 
 async def close_db() -> None:
+    await _close_read_pool()
     await Tortoise.close_connections()
+
+
+# --- SQLite: reads beside the writer ------------------------------------------------------
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL (None for PostgreSQL or ``:memory:``)."""
+    scheme, _, rest = url.partition("://")
+    file = rest.split("?", 1)[0]
+    return file if scheme == "sqlite" and file and file != ":memory:" else None
+
+
+class ReadPool:
+    """A few read-only SQLite connections beside Tortoise's one, which does every write.
+
+    Tortoise gives a SQLite database one connection per process behind one lock: every
+    query waits for the one before it, and an open write transaction (a consent change
+    with its ledger event) holds back every read of the process. In WAL mode readers do
+    not block the writer nor each other, so the hot path's reads (``Statement`` outside
+    a transaction: decision and audience facts) run here, each on its own connection
+    (its own aiosqlite thread) and its own snapshot of what has committed. Opened lazily
+    (the file must exist), ``mode=ro`` so nothing here can write; ``synchronous`` is the
+    writer's business. Reads inside ``transaction()`` stay on the transaction.
+    """
+
+    def __init__(self, path: str, size: int) -> None:
+        self.uri = "file:" + quote(str(Path(path).resolve())) + "?mode=ro"
+        self.size = size
+        self._free: asyncio.Queue[Any] = asyncio.Queue()
+        self._all: list[Any] = []
+
+    async def _open(self) -> Any:
+        import aiosqlite
+
+        conn = await aiosqlite.connect(self.uri, uri=True, isolation_level=None)
+        await conn.execute("PRAGMA busy_timeout = 5000")
+        self._all.append(conn)
+        return conn
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        if self._free.empty() and len(self._all) < self.size:
+            conn = await self._open()
+        else:
+            conn = await self._free.get()
+        try:
+            yield conn
+        finally:
+            self._free.put_nowait(conn)
+
+    async def close(self) -> None:
+        conns, self._all = self._all, []
+        for conn in conns:
+            with suppress(Exception):
+                await conn.close()
+
+
+_read_pool: ReadPool | None = None
+
+
+async def _close_read_pool() -> None:
+    global _read_pool
+    pool, _read_pool = _read_pool, None
+    if pool is not None:
+        await pool.close()
 
 
 @dataclass
@@ -81,6 +160,11 @@ class UnitOfWork:
 _current: contextvars.ContextVar[UnitOfWork | None] = contextvars.ContextVar(
     "prefcenter_uow", default=None
 )
+
+
+def open_unit_of_work() -> UnitOfWork | None:
+    """The transaction's unit of work, or None outside a transaction."""
+    return _current.get()
 
 
 def current_unit_of_work() -> UnitOfWork:
@@ -107,6 +191,74 @@ async def transaction() -> AsyncIterator[UnitOfWork]:
         _current.reset(token)
     for callback in uow.callbacks:
         await callback()
+
+
+class Statement:
+    """One hand-written statement for the connection's dialect (the hot path's reads).
+
+    ``param`` adds a value and returns its numbered placeholder (``?1`` on SQLite, ``$1``
+    on PostgreSQL; numbered so one value can be used several times); ``uuid_in`` is a
+    predicate over a list of ids bound as ONE parameter (SQLite ``json_each``, PostgreSQL
+    a ``uuid[]``), so a 10,000-contact audience does not hit SQLite's variable limit.
+    """
+
+    def __init__(self, conn: Any, read_pool: ReadPool | None = None) -> None:
+        self.conn = conn
+        self.read_pool = read_pool
+        self.sqlite = conn.capabilities.dialect == "sqlite"
+        self.values: list[Any] = []
+
+    def param(self, value: Any) -> str:
+        self.values.append(value)
+        return f"?{len(self.values)}" if self.sqlite else f"${len(self.values)}"
+
+    def uuid_list(self, ids: Sequence[str]) -> str:
+        """A placeholder holding ``ids``, for ``uuid_in``."""
+        if self.sqlite:
+            return self.param(json.dumps(list(ids)))
+        return self.param(list(ids))
+
+    def uuid_in(self, column: str, placeholder: str) -> str:
+        if self.sqlite:
+            return f"{column} IN (SELECT value FROM json_each({placeholder}))"  # noqa: S608
+        return f"{column} = ANY({placeholder}::uuid[])"
+
+    async def rows(self, sql: str) -> Sequence[Sequence[Any]]:
+        """The driver's rows as they come (index or unpack them): no per-row dict, tuple
+        or model (a 10,000-contact audience reads tens of thousands of them)."""
+        if self.read_pool is not None:
+            _sql_log.debug("%s: %s", sql, self.values)  # as Tortoise logs its statements
+            async with self.read_pool.connection() as conn:
+                return list(await conn.execute_fetchall(sql, self.values))
+        _, rows = await self.conn.execute_query(sql, self.values)
+        return rows
+
+
+_sql_log = logging.getLogger("tortoise.db_client")
+
+
+def statement(*, read: bool = False) -> Statement:
+    """On the current connection: inside ``transaction()``, the transaction's. ``read``:
+    a read that may run on SQLite's read pool when no transaction is open."""
+    conn = connections.get("default")
+    pool = _read_pool if read and _current.get() is None and not _in_tortoise_transaction(
+        conn) else None
+    return Statement(conn, pool)
+
+
+def _in_tortoise_transaction(conn: Any) -> bool:
+    """Inside ``in_transaction``, ``connections.get`` answers the transaction's client."""
+    from tortoise.backends.base.client import TransactionalDBClient
+
+    return isinstance(conn, TransactionalDBClient)
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A timestamp column read by hand: PostgreSQL gives datetimes, SQLite ISO text."""
+    if value is None or isinstance(value, datetime):
+        return value
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 # --- migrations and start-up ------------------------------------------------------------

@@ -63,8 +63,11 @@ class Settings:
     max_tokens: int = 5_000
     #: Requests per minute per client address on anonymous and contact-link routes.
     rate_limit_anonymous_per_minute: int = 120
-    #: Requests per minute per API key / contact token on /graphql.
-    rate_limit_key_per_minute: int = 6_000
+    #: Requests per minute per API key on /graphql, unless the key has its own
+    #: (``createApiKey(rateLimitPerMinute)``). 120,000 (2,000/s) is above what one server
+    #: process answers (issue #20), so one well-behaved integration is never refused
+    #: below the server's capacity; set it lower to share a server between integrations.
+    rate_limit_key_per_minute: int = 120_000
     #: WebSocket connections (each carries any number of subscriptions) per minute per
     #: client address.
     rate_limit_websocket_per_minute: int = 600
@@ -164,6 +167,18 @@ class Settings:
     mailgun_signing_key: str = ""
     #: Signed provider requests older (or newer) than this are refused as replays.
     feedback_max_age_seconds: int = 3600
+    # --- the hot path (issue #20) ---
+    #: Seconds a process may use a cached verified API key or scope path before reading
+    #: it again: the bound on staleness when a cross-process invalidation is lost (with
+    #: Redis they arrive within milliseconds). 0 turns the caches off.
+    cache_max_age_seconds: float = 5.0
+    #: SQLite: read-only connections beside the one writer, for the hot path's reads
+    #: (decision, audience): they neither wait for each other nor for a write in
+    #: progress (WAL). 0: every query on the one connection.
+    sqlite_read_connections: int = 3
+    #: PostgreSQL: connections in the pool (asyncpg ``maxsize``; a ``maxsize`` in the
+    #: database URL wins). More than the process can keep busy only costs the server.
+    postgres_pool_size: int = 10
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod

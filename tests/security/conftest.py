@@ -144,6 +144,11 @@ def db_file(tmp_path: Path) -> Path:
     return tmp_path / "cli.sqlite3"
 
 
+#: The server's bound on cached key staleness: how long a change made behind its back
+#: (straight in SQL, not through prefcenter) may go unseen.
+SERVER_CACHE_AGE = 0.5
+
+
 @pytest.fixture
 def server(db_file: Path) -> Iterator[str]:
     """``prefcenter serve`` on a free port (uvicorn), on ``db_file``; yields its base URL."""
@@ -153,7 +158,8 @@ def server(db_file: Path) -> Iterator[str]:
     with log_path.open("wb") as log:  # a file, not a pipe: a full pipe would stall it
         proc = subprocess.Popen(
             [sys.executable, "-m", "prefcenter", "serve", "--port", str(port)],
-            env=_env(db_file), cwd=db_file.parent, stdout=log, stderr=subprocess.STDOUT)
+            env={**_env(db_file), "PREFCENTER_CACHE_MAX_AGE_SECONDS": str(SERVER_CACHE_AGE)},
+            cwd=db_file.parent, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import BACKEND
-from tests.security.conftest import cli
+from tests.security.conftest import SERVER_CACHE_AGE, cli
 
 pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="runs the CLI on a SQLite file")
 
@@ -131,11 +132,29 @@ def test_keys_with_an_expiry_stop_working_when_it_passes(db_file: Path, server: 
     assert "errors" not in gql(server, partner, "{ scopes { id } }")
 
     # Time passes (the stored expiry is moved, as only the clock could): refused, EXPIRED.
+    # A change behind prefcenter's back, so the server may use the key as it read it for
+    # up to its cache bound (a real expiry needs no notice: the cached entry carries it).
     with sqlite3.connect(db_file) as conn:
         conn.execute("UPDATE api_key SET expires_at = '2020-01-01 00:00:00+00:00' "
                      "WHERE name IN ('auditor', 'crm')")
+    time.sleep(SERVER_CACHE_AGE + 0.1)
     for expired in (key, partner):
         body = gql(server, expired, "{ scopes { id } }")
         assert body["errors"][0]["extensions"]["code"] == "EXPIRED"
         assert "expired" in body["errors"][0]["message"]
     assert "expired 2020-01-01" in cli(db_file, "api-key", "list").stdout
+
+
+def test_a_key_from_the_cli_can_have_its_own_rate_limit(db_file: Path, server: str) -> None:
+    out = cli(db_file, "tenant", "create", "Acme").stdout
+    root = _field(out, "root scope id")
+    key = cli(db_file, "api-key", "create", "--scope", root, "--role", "VIEWER",
+              "--rate-limit-per-minute", "2").stdout.strip()
+    answers = [httpx.post(f"{server}/graphql", json={"query": "{ scopes { id } }"},
+                          headers={"Authorization": f"Bearer {key}"}, timeout=10)
+               for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[-1].headers["retry-after"]) >= 1
+    bad = cli(db_file, "api-key", "create", "--scope", root, "--role", "VIEWER",
+              "--rate-limit-per-minute", "-5", ok=False)
+    assert bad.returncode == 2 and "rate-limit-per-minute" in bad.stderr

@@ -19,6 +19,9 @@ class CreateApiKeyInput:
     expires_at: datetime | None = strawberry.field(
         default=None, description="When the key stops working (in the future; UTC when no "
         "offset is given). Omit for a key that works until it is revoked.")
+    rate_limit_per_minute: int | None = strawberry.field(
+        default=None, description="Requests per minute this key may make (0: no limit). "
+        "Omit for the server's default; over it requests get 429 with Retry-After.")
 
 
 @strawberry.type(description="A new key; the secret is shown this once.")
@@ -47,7 +50,7 @@ class Mutation:
     async def create_api_key(self, info: GInfo, input: CreateApiKeyInput) -> ApiKeyResult:
         principal = guard(info)
         issued = await auth.issue_api_key(principal, input.scope_id, input.role, input.name,
-                                           input.expires_at)
+                                           input.expires_at, input.rate_limit_per_minute)
         return ApiKeyPayload(key=ApiKeyNode.from_model(issued.key), secret=issued.secret)
 
     @strawberry.mutation(description="Revoke a key; it stops working at once.")

@@ -23,7 +23,17 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from prefcenter.errors import DomainError, ErrorCode
-from prefcenter.graphql import consent, contacts, frontend, keys, optin, scopes, sms, stream
+from prefcenter.graphql import (
+    consent,
+    contacts,
+    fastlists,
+    frontend,
+    keys,
+    optin,
+    scopes,
+    sms,
+    stream,
+)
 from prefcenter.graphql import links as links_graphql
 from prefcenter.graphql.base import GraphQLDomainError
 from prefcenter.graphql.context import Context
@@ -70,7 +80,9 @@ async def _authenticate(ctx: Context) -> tuple[Principal | None, DomainError | N
         return None, DomainError("Malformed Authorization header; use 'Bearer <credential>'.",
                                  code=ErrorCode.UNAUTHENTICATED)
     try:
-        return await principal_from_bearer(credential), None
+        # A WebSocket connection re-authenticates every operation against the database
+        # (rare, and must notice any revocation); HTTP requests use the key cache.
+        return await principal_from_bearer(credential, fresh=ctx.websocket is not None), None
     except DomainError as exc:
         return None, exc
 
@@ -149,6 +161,8 @@ def build_schema(settings: Settings | None = None, subscription: Any = None,
         query=query,
         mutation=mutation,
         subscription=subscription,
+        # Long plain lists (audience) completed by a plan, not field by field (issue #20).
+        execution_context_class=fastlists.ExecutionContext,
         extensions=[
             AuthExtension,
             lambda: ParserCache(maxsize=PARSE_CACHE_SIZE),

@@ -303,7 +303,7 @@ class Subscription:
         credential = context.bearer()
 
         async def reauthenticate() -> None:
-            await principal_from_bearer(credential or "")
+            await principal_from_bearer(credential or "", fresh=True)
 
         try:
             with metrics.subscriber_connected():  # issue 16: the subscribers gauge

@@ -346,10 +346,14 @@ class ApiKeyNode:
     revoked_at: datetime | None = strawberry.field(description="When it was revoked, if it was.")
     expires_at: datetime | None = strawberry.field(
         description="When it stops working; null: until revoked.")
+    rate_limit_per_minute: int | None = strawberry.field(
+        description="Its own limit in requests per minute (0: none); null: the server's "
+        "default.")
 
     @classmethod
     def from_model(cls, m: ApiKey) -> ApiKeyNode:
         return cls(id=strawberry.ID(str(m.id)), name=m.name, role=m.role,
                    scope_id=strawberry.ID(str(m.scope_id)), prefix=m.prefix,
                    created_at=m.created_at, last_used_at=m.last_used_at,
-                   revoked_at=m.revoked_at, expires_at=m.expires_at)
+                   revoked_at=m.revoked_at, expires_at=m.expires_at,
+                   rate_limit_per_minute=m.rate_limit_per_minute)

@@ -8,12 +8,13 @@ No CDN: the page works offline, and a strict Content-Security-Policy keeps it to
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
-from litestar import Response
+from litestar import Request, Response, get
 from litestar.datastructures import CacheControlHeader
-from litestar.static_files import create_static_files_router
+from litestar.exceptions import NotFoundException
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "static" / "graphiql"
 ASSETS_PATH = "/static/graphiql"
@@ -55,9 +56,39 @@ def page_response() -> Response[str]:
     })
 
 
+#: Media types of the vendored files, by extension.
+MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+               ".txt": "text/plain; charset=utf-8"}
+
+
+def _load_assets() -> dict[str, tuple[bytes, str, str]]:
+    """name -> (content, media type, ETag), read once: a few fixed files, served from
+    memory without a stat, an open and a read in a worker thread per request (issue #20)."""
+    assets = {}
+    for path in sorted(ASSETS_DIR.iterdir()):
+        if path.is_file() and path.suffix in MEDIA_TYPES:
+            content = path.read_bytes()
+            etag = '"' + hashlib.sha256(content).hexdigest()[:32] + '"'
+            assets[path.name] = (content, MEDIA_TYPES[path.suffix], etag)
+    return assets
+
+
 def assets_router() -> Any:
-    """``/static/graphiql/*``: the vendored files, cacheable for a day."""
-    return create_static_files_router(path=ASSETS_PATH, directories=[ASSETS_DIR],
-                                      name="graphiql-assets",
-                                      cache_control=CacheControlHeader(max_age=86_400),
-                                      include_in_schema=False)
+    """``/static/graphiql/{name}``: the vendored files, cacheable for a day."""
+    assets = _load_assets()
+    cache_control = CacheControlHeader(max_age=86_400).to_header()
+
+    @get(f"{ASSETS_PATH}/{{name:str}}", name="graphiql-assets", include_in_schema=False,
+         opt={"anonymous": True})
+    async def asset(name: str, request: Request[Any, Any, Any]) -> Response[bytes]:
+        found = assets.get(name)
+        if found is None:
+            raise NotFoundException()
+        content, media_type, etag = found
+        headers = {"Cache-Control": cache_control, "ETag": etag,
+                   "X-Content-Type-Options": "nosniff"}
+        if request.headers.get("if-none-match") == etag:
+            return Response(b"", status_code=304, headers=headers)
+        return Response(content, media_type=media_type, headers=headers)
+
+    return asset

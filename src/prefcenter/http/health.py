@@ -12,9 +12,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -44,6 +46,30 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+#: ``/readyz`` asks the database at most once per this many seconds per app (one probe
+#: shared by the requests that arrive meanwhile): a load balancer polling many times a
+#: second should not queue migration checks behind real queries (issue #20).
+PROBE_SECONDS = 1.0
+
+
+class _Probe:
+    """The database's last answer and when it was taken; one probe in flight at a time."""
+
+    def __init__(self) -> None:
+        self.at = float("-inf")
+        self.answer = "unknown"
+        self.lock = asyncio.Lock()
+
+    async def check(self) -> str:
+        if time.monotonic() - self.at < PROBE_SECONDS:
+            return self.answer
+        async with self.lock:
+            if time.monotonic() - self.at >= PROBE_SECONDS:
+                self.answer = await _database()
+                self.at = time.monotonic()
+        return self.answer
+
+
 async def _database() -> str:
     try:
         status = await db.migration_status()
@@ -70,7 +96,11 @@ async def _redis(url: str) -> str:
 @get("/readyz", media_type="application/json", opt={"anonymous": True},
      include_in_schema=False)
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
-    checks = {"database": await _database()}
+    state = request.app.state
+    probe = state.get("health_probe")
+    if probe is None:
+        probe = state["health_probe"] = _Probe()
+    checks = {"database": await probe.check()}
     redis_url = request.app.state.settings.redis_url
     if redis_url:
         checks["redis"] = await _redis(redis_url)

@@ -5,7 +5,11 @@ What a request is charged against (``buckets_for``):
 =============================================  =============================================
 request                                        buckets (requests per minute)
 =============================================  =============================================
-``/graphql`` with ``Bearer pc_...`` (API key)  the key: ``rate_limit_key_per_minute``. A key
+``/graphql`` with ``Bearer pc_...`` (API key)  the key: its own ``rateLimitPerMinute`` (set on
+                                               ``createApiKey``; known once this process has
+                                               verified the key, its first request is
+                                               charged the default) or else
+                                               ``rate_limit_key_per_minute``. A key
                                                that fails authentication is also charged to
                                                its address's *failed-credential* bucket
                                                (``rate_limit_anonymous_per_minute``); while
@@ -53,6 +57,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
 
+from prefcenter.services.auth import cached_rate_limit
 from prefcenter.settings import Settings
 
 log = logging.getLogger("prefcenter.ratelimit")
@@ -260,6 +265,24 @@ def note_auth_failure(scope: Any) -> None:
     scope[AUTH_FAILED] = True
 
 
+#: Key bucket -> the key's own limit, once known (a key's limit never changes; bounded).
+_own_limits: dict[str, int] = {}
+MAX_REMEMBERED_LIMITS = 100_000
+
+
+def _own_limit(bucket: str, credential: str) -> int | None:
+    """The key's own limit: from the verified-key cache, or remembered from an earlier
+    request (so a cache expiry does not let one request through at the default)."""
+    own = cached_rate_limit(credential) if len(credential) <= 200 else None
+    if own is None:
+        return _own_limits.get(bucket)
+    if bucket not in _own_limits:
+        if len(_own_limits) >= MAX_REMEMBERED_LIMITS:
+            _own_limits.clear()
+        _own_limits[bucket] = own
+    return own
+
+
 def plan_for(scope: Scope, settings: Settings) -> Plan:
     """Which buckets a request is charged against (see the module's table)."""
     path: str = scope.get("path", "")
@@ -275,8 +298,10 @@ def plan_for(scope: Scope, settings: Settings) -> Plan:
         credential = _credential(scope)
         if credential and credential.startswith("pc_"):
             failures = Charge(f"fail:{address}", anonymous)
+            bucket = f"key:{_digest(credential)}"
+            own = _own_limit(bucket, credential)
             return Plan((Charge(failures.bucket, anonymous, count=False),
-                         Charge(f"key:{_digest(credential)}", per_key)), failures)
+                         Charge(bucket, per_key if own is None else own)), failures)
         return Plan((Charge(f"addr:{address}", anonymous),))
     if path.startswith(LINK_PREFIXES):
         return Plan((Charge(f"addr:{address}", anonymous),))

@@ -76,6 +76,9 @@ class ApiKey(Model):
     revoked_at = fields.DatetimeField(null=True)
     #: After this the key is refused (``EXPIRED``); null: until revoked.
     expires_at = fields.DatetimeField(null=True)
+    #: Requests per minute this key may make on /graphql; null: the server's default
+    #: (``rate_limit_key_per_minute``); 0: no limit.
+    rate_limit_per_minute = fields.IntField(null=True)
 
     tenant_id: str
     scope_id: str

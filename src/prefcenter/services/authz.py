@@ -7,7 +7,7 @@ exist, so nothing leaks across tenants or subtrees.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from tortoise.expressions import Q
 
@@ -60,7 +60,20 @@ def check_scope(principal: Principal, scope: Scope | None) -> Scope:
     return scope
 
 
-def contact_visible(principal: Principal, contact: Contact) -> bool:
+class VisibleContact(Protocol):
+    """What visibility reads of a contact (a model, or the hot path's ``ContactFacts``)."""
+
+    @property
+    def id(self) -> Any: ...
+
+    @property
+    def tenant_id(self) -> Any: ...
+
+    @property
+    def home_path(self) -> str: ...
+
+
+def contact_visible(principal: Principal, contact: VisibleContact) -> bool:
     if str(contact.tenant_id) != principal.tenant_id:
         return False
     if principal.is_contact:

@@ -7,27 +7,32 @@ number of queries (``decide_many`` does the same whatever the audience size).
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from prefcenter.errors import Invalid
-from prefcenter.models import (
-    ConsentState,
-    Contact,
-    FrequencyPreference,
-    NotInterested,
-    Scope,
-    SendRecord,
-)
+from prefcenter import caches, db
+from prefcenter.errors import Invalid, NotFound
+from prefcenter.models import Contact, Scope
 from prefcenter.models.enums import Channel, ConsentStatus, Period, Policy
 from prefcenter.services import authz
-from prefcenter.services.common import utcnow
+from prefcenter.services.common import parse_uuid, utcnow
 from prefcenter.services.principals import Capability, Principal
-from prefcenter.services.scopes import effective_policy, get_scope, path_of
+from prefcenter.services.scopes import effective_policy, path_of
+
+
+class ContactLike(Protocol):
+    """A contact as ``resolve`` reads it (a model, or ``ContactFacts``)."""
+
+    @property
+    def id(self) -> Any: ...
+
+    @property
+    def suppressed_at(self) -> datetime | None: ...
 
 
 class Reason(StrEnum):
@@ -85,22 +90,37 @@ def _channels_for(channel: Channel) -> tuple[Channel, ...]:
     return (channel, Channel.ALL)
 
 
+_last_index: tuple[Sequence[Scope] | None, dict[Any, Any]] = (None, {})
+
+
+def _path_index(path: Sequence[Scope]) -> dict[Any, Any]:
+    """Scope id -> position on the path (and -1 -> the target's id). An audience resolves
+    every contact on one path, so the last (immutable) path's index is kept."""
+    global _last_index
+    if _last_index[0] is path:
+        return _last_index[1]
+    index: dict[Any, Any] = {str(s.id): i for i, s in enumerate(path)}
+    index[-1] = str(path[-1].id)
+    if isinstance(path, tuple):
+        _last_index = (path, index)
+    return index
+
+
 def resolve(
     *,
-    contact: Contact,
+    contact: ContactLike,
     path: Sequence[Scope],
     channel: Channel,
-    states: Iterable[ConsentState],
-    mutes: Iterable[NotInterested],
-    frequencies: Iterable[FrequencyPreference],
+    states: Iterable[StateFact],
+    mutes: Iterable[MuteFact],
+    frequencies: Iterable[FrequencyFact],
     sends: Iterable[SendFact],
     now: datetime,
 ) -> Decision:
     """Apply DOMAIN.md's resolution order to one contact's facts on one path."""
-    target = path[-1]
-    base: dict[str, Any] = {"contact_id": str(contact.id), "scope_id": str(target.id),
+    index = _path_index(path)
+    base: dict[str, Any] = {"contact_id": str(contact.id), "scope_id": index[-1],
                             "channel": channel}
-    index = {str(s.id): i for i, s in enumerate(path)}
     on_path = [s for s in states if str(s.scope_id) in index and s.channel in
                _channels_for(channel)]
 
@@ -184,52 +204,183 @@ def check_channel(channel: Channel) -> Channel:
     return channel
 
 
+# --- loading the facts -------------------------------------------------------------------
+#
+# ``resolve`` reads a handful of columns per fact. They are read by one hand-written
+# statement (``_FACTS_SQL``: a UNION ALL over the fact tables, the contacts optionally
+# included) into small slotted records, not ORM models: building a model per row cost
+# more than the SQL (a 10,000-contact audience reads tens of thousands of rows).
+
+
+@dataclass(frozen=True, slots=True)
+class ContactFacts:
+    """What resolution and visibility read of a contact (``authz.contact_visible``)."""
+
+    id: str
+    tenant_id: str
+    home_path: str
+    suppressed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StateFact:
+    scope_id: str
+    channel: str
+    status: str
+    event_id: int
+    #: For a PENDING state (issue 21): when its unconfirmed request expires.
+    pending_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MuteFact:
+    scope_id: str
+    event_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class FrequencyFact:
+    scope_id: str
+    scope_path: str
+    channel: str
+    max_count: int | None
+    period: str | None
+    paused_until: datetime | None
+    event_id: int
+
+
+@dataclass
+class Facts:
+    """Everything ``resolve`` needs for some contacts on some scopes, by contact id."""
+
+    contacts: dict[str, ContactFacts] = field(default_factory=dict)
+    states: dict[str, list[StateFact]] = field(default_factory=lambda: defaultdict(list))
+    mutes: dict[str, list[MuteFact]] = field(default_factory=lambda: defaultdict(list))
+    freqs: dict[str, list[FrequencyFact]] = field(default_factory=lambda: defaultdict(list))
+    sends: dict[str, list[SendFact]] = field(default_factory=lambda: defaultdict(list))
+
+
+#: Columns: kind, contact, scope, tenant, text 1-3, integer 1-2, timestamp (see load_facts).
+#: The first branch types its NULLs: PostgreSQL resolves a UNION's column types branch by
+#: branch, and two untyped NULLs become text.
+_FACTS_SQL = """\
+SELECT 's', contact_id, scope_id, CAST(NULL AS UUID), channel, status, CAST(NULL AS TEXT),
+       event_id, CAST(NULL AS INTEGER), pending_until
+  FROM consent_state WHERE {contact_in} AND {scope_in} AND channel IN {channels}
+UNION ALL
+SELECT 'm', contact_id, scope_id, NULL, NULL, NULL, NULL, event_id, NULL, NULL
+  FROM not_interested WHERE {contact_in} AND {scope_in}
+UNION ALL
+SELECT 'f', contact_id, scope_id, NULL, channel, period, scope_path, event_id, max_count,
+       paused_until
+  FROM frequency_preference WHERE {contact_in} AND {scope_in} AND channel IN {channels}
+UNION ALL
+SELECT 'r', r.contact_id, NULL, NULL, r.channel, NULL, r.scope_path, NULL, NULL, r.sent_at
+  FROM send_record r WHERE {send_contact_in} AND r.sent_at > {since} AND EXISTS (
+    SELECT 1 FROM frequency_preference f WHERE f.contact_id = r.contact_id
+       AND {pref_scope_in} AND f.channel IN {channels} AND f.max_count IS NOT NULL)"""
+_CONTACTS_SQL = """
+UNION ALL
+SELECT 'c', id, NULL, tenant_id, home_path, NULL, NULL, NULL, NULL, suppressed_at
+  FROM contact WHERE {contact_id_in}"""
+
+
+async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channel: Channel,
+                     now: datetime, *, with_contacts: bool = False,
+                     read_only: bool = False) -> Facts:
+    """One statement, whatever the number of contacts and scopes.
+
+    Sends are read only for contacts with a count cap on these scopes (the ``EXISTS``),
+    and only those of the longest window. Every branch is an index lookup by contact.
+    """
+    st = db.statement(read=read_only)
+    cids, sids = st.uuid_list(contact_ids), st.uuid_list(path_ids)
+    slots = {
+        "contact_in": st.uuid_in("contact_id", cids),
+        "scope_in": st.uuid_in("scope_id", sids),
+        "send_contact_in": st.uuid_in("r.contact_id", cids),
+        "pref_scope_in": st.uuid_in("f.scope_id", sids),
+        "contact_id_in": st.uuid_in("id", cids),
+        "channels": f"({st.param(channel.value)}, {st.param(Channel.ALL.value)})",
+        "since": st.param(now - max(PERIODS.values())),
+    }
+    sql = _FACTS_SQL + (_CONTACTS_SQL if with_contacts else "")
+    # Only placeholders and fixed column names are put into the text (db.Statement).
+    rows = await st.rows(sql.format(**slots))
+    facts = Facts()
+    as_dt = db.as_datetime
+    for kind, cid, sid, tid, t1, t2, t3, i1, i2, d1 in rows:
+        cid = str(cid)
+        if kind == "s":
+            facts.states[cid].append(StateFact(str(sid), t1, t2, i1, as_dt(d1)))
+        elif kind == "m":
+            facts.mutes[cid].append(MuteFact(str(sid), i1))
+        elif kind == "f":
+            facts.freqs[cid].append(FrequencyFact(str(sid), t3, t1, i2, t2, as_dt(d1), i1))
+        elif kind == "r":
+            sent_at = as_dt(d1)
+            assert sent_at is not None
+            facts.sends[cid].append(SendFact(t3, Channel(t1), sent_at))
+        else:
+            facts.contacts[cid] = ContactFacts(cid, str(tid), t1, as_dt(d1))
+    return facts
+
+
 async def _facts(
     contact_ids: list[str], path: Sequence[Scope], channel: Channel, now: datetime
 ) -> tuple[
-    dict[str, list[ConsentState]],
-    dict[str, list[NotInterested]],
-    dict[str, list[FrequencyPreference]],
+    dict[str, list[StateFact]],
+    dict[str, list[MuteFact]],
+    dict[str, list[FrequencyFact]],
     dict[str, list[SendFact]],
 ]:
-    """Four queries (three when no frequency preference applies), whatever the list size.
+    """The facts of ``contact_ids`` on the scopes of ``path`` (only their ids are used)."""
+    facts = await load_facts(contact_ids, [str(s.id) for s in path], channel, now)
+    return facts.states, facts.mutes, facts.freqs, facts.sends
 
-    Only the columns ``resolve`` reads are loaded (``.only``): for a 10,000-contact
-    audience, building full rows (timestamps parsed for nothing) costs more than the SQL.
-    """
-    path_ids = [str(s.id) for s in path]
-    states: dict[str, list[ConsentState]] = defaultdict(list)
-    for s in await ConsentState.filter(
-        contact_id__in=contact_ids, scope_id__in=path_ids, channel__in=_channels_for(channel)
-    ).only("id", "contact_id", "scope_id", "channel", "status", "event_id", "pending_until"):
-        states[str(s.contact_id)].append(s)
-    mutes: dict[str, list[NotInterested]] = defaultdict(list)
-    for m in await NotInterested.filter(contact_id__in=contact_ids, scope_id__in=path_ids).only(
-            "id", "contact_id", "scope_id", "event_id"):
-        mutes[str(m.contact_id)].append(m)
-    freqs: dict[str, list[FrequencyPreference]] = defaultdict(list)
-    for f in await FrequencyPreference.filter(
-        contact_id__in=contact_ids, scope_id__in=path_ids, channel__in=_channels_for(channel)
-    ).only("id", "contact_id", "scope_id", "scope_path", "channel", "max_count", "period",
-           "paused_until", "event_id"):
-        freqs[str(f.contact_id)].append(f)
-    sends: dict[str, list[SendFact]] = defaultdict(list)
-    capped = [cid for cid, fs in freqs.items() if any(f.max_count is not None for f in fs)]
-    if capped:
-        since = now - max(PERIODS.values())
-        rows = await SendRecord.filter(contact_id__in=capped, sent_at__gt=since).values_list(
-            "contact_id", "scope_path", "channel", "sent_at"
-        )
-        for cid, spath, ch, at in rows:
-            sends[str(cid)].append(SendFact(spath, Channel(ch), at))
-    return states, mutes, freqs, sends
+
+# --- scope paths, cached -------------------------------------------------------------------
+
+#: Scope id -> its path (root..scope) as read. Paths never change (scopes do not move);
+#: a scope's policies and settings do, so ``update_scope`` invalidates every path
+#: (every descendant's path holds the changed scope).
+_paths: caches.TtlCache[str, tuple[Scope, ...]] = caches.register(
+    caches.TtlCache(caches.SCOPE_PATHS, max_size=10_000))
+
+_PATH_SQL = """WITH RECURSIVE up(id, parent_id) AS (
+  SELECT id, parent_id FROM scope WHERE id = '{id}'
+  UNION ALL SELECT s.id, s.parent_id FROM scope s JOIN up ON s.id = up.parent_id)
+SELECT * FROM scope WHERE id IN (SELECT id FROM up)"""
+
+
+async def cached_path(scope_id: str) -> tuple[Scope, ...] | None:
+    """Root..scope for a well-formed scope id, from the cache or ONE statement (a walk
+    up the tree by primary key); None when there is no such scope. The scopes are shared
+    between requests: read them, never change them."""
+    sid = str(uuid.UUID(scope_id))  # only hex digits and dashes reach the SQL text
+    path = _paths.get(sid)
+    if path is not None:
+        return path
+    generation = _paths.generation
+    rows: list[Scope] = await Scope.raw(_PATH_SQL.format(id=sid))
+    by_id = {str(s.id): s for s in rows}
+    target = by_id.get(sid)
+    if target is None:
+        return None
+    path = tuple(by_id[i] for i in target.ancestor_ids() if i in by_id)
+    _paths.put(sid, path, generation)
+    return path
+
+
+# --- decisions -----------------------------------------------------------------------------
 
 
 async def decide_for(
-    contact: Contact, scope: Scope, channel: Channel, now: datetime | None = None,
-    path: Sequence[Scope] | None = None,
+    contact: Contact | ContactFacts, scope: Scope, channel: Channel,
+    now: datetime | None = None, path: Sequence[Scope] | None = None,
 ) -> Decision:
-    """The raw decision (unmasked) for a loaded contact and scope."""
+    """The raw decision (unmasked) for a loaded contact and scope (read fresh: writers
+    call this inside their transaction)."""
     now = now or utcnow()
     path = path or await path_of(scope)
     cid = str(contact.id)
@@ -242,13 +393,24 @@ async def decide(
     principal: Principal, contact_id: str, scope_id: str, channel: Channel,
     now: datetime | None = None,
 ) -> Decision:
-    from prefcenter.services.contacts import get_contact
-
+    """At most two statements: the scope's path (none when cached) and the contact with
+    all its facts. Errors as before: the scope first, then the contact."""
     authz.require_any(principal, Capability.READ_DECISIONS, Capability.SELF)
     check_channel(channel)
-    scope = await get_scope(principal, scope_id)
-    contact = await get_contact(principal, contact_id)
-    return (await decide_for(contact, scope, channel, now)).for_principal(principal)
+    sid = parse_uuid(scope_id, "scopeId", "scope")
+    path = await cached_path(sid)
+    if path is None or not authz.scope_readable(principal, path[-1]):
+        raise NotFound("No such scope.", field="scopeId")
+    cid = parse_uuid(contact_id, "contactId", "contact")
+    now = now or utcnow()
+    facts = await load_facts([cid], [str(s.id) for s in path], channel, now,
+                             with_contacts=True, read_only=True)
+    contact = facts.contacts.get(cid)
+    if contact is None or not authz.contact_visible(principal, contact):
+        raise NotFound("No such contact.", field="contactId")
+    return resolve(contact=contact, path=path, channel=channel, states=facts.states[cid],
+                   mutes=facts.mutes[cid], frequencies=facts.freqs[cid],
+                   sends=facts.sends[cid], now=now).for_principal(principal)
 
 
 @dataclass(frozen=True)
@@ -258,24 +420,20 @@ class AudienceEntry:
     error: str | None = None
 
 
-#: What ``decide_many`` reads of a contact: visibility (tenant, home) and suppression.
-AUDIENCE_CONTACT_FIELDS = ("id", "tenant_id", "home_path", "suppressed_at")
-
-
 async def decide_many(
     principal: Principal, scope_id: str, channel: Channel, contact_ids: Sequence[str],
     *, max_size: int = 10_000, now: datetime | None = None,
 ) -> list[AudienceEntry]:
     """One entry per requested contact, in order; unknown or hidden ones say NOT_FOUND."""
-    import uuid
-
     authz.require(principal, Capability.READ_DECISIONS)
     check_channel(channel)
     if len(contact_ids) > max_size:
         raise Invalid(f"At most {max_size} contacts per audience request.", field="contactIds")
     now = now or utcnow()
-    scope = await get_scope(principal, scope_id)
-    path = await path_of(scope)
+    sid = parse_uuid(scope_id, "scopeId", "scope")
+    path = await cached_path(sid)
+    if path is None or not authz.scope_readable(principal, path[-1]):
+        raise NotFound("No such scope.", field="scopeId")
     wanted: list[str] = []
     for raw in contact_ids:
         try:
@@ -283,24 +441,22 @@ async def decide_many(
         except ValueError:
             wanted.append("")
     unique = sorted({w for w in wanted if w})
-    contacts = {
-        str(c.id): c
-        # By primary key only (contact_visible checks the tenant): with a tenant filter
-        # SQLite's planner walks every contact of the tenant instead.
-        for c in await Contact.filter(id__in=unique).only(*AUDIENCE_CONTACT_FIELDS)
-        if authz.contact_visible(principal, c)
-    } if unique else {}
-    ids = list(contacts)
-    states, mutes, freqs, sends = await _facts(ids, path, channel, now) if ids else (
-        {}, {}, {}, {})
+    # One statement: the contacts (by primary key; visibility checked here) with their
+    # facts. Facts of contacts that turn out hidden are read and dropped: cheaper than a
+    # second round trip, and nothing of them leaves this function.
+    facts = await load_facts(unique, [str(s.id) for s in path], channel, now,
+                             with_contacts=True, read_only=True) if unique else Facts()
+    contacts = facts.contacts
+    empty: tuple[()] = ()
     out: list[AudienceEntry] = []
     for raw, cid in zip(contact_ids, wanted, strict=True):
         contact = contacts.get(cid)
-        if contact is None:
+        if contact is None or not authz.contact_visible(principal, contact):
             out.append(AudienceEntry(contact_id=str(raw), decision=None, error="NOT_FOUND"))
             continue
-        d = resolve(contact=contact, path=path, channel=channel, states=states.get(cid, ()),
-                    mutes=mutes.get(cid, ()), frequencies=freqs.get(cid, ()),
-                    sends=sends.get(cid, ()), now=now)
+        d = resolve(contact=contact, path=path, channel=channel,
+                    states=facts.states.get(cid, empty), mutes=facts.mutes.get(cid, empty),
+                    frequencies=facts.freqs.get(cid, empty), sends=facts.sends.get(cid, empty),
+                    now=now)
         out.append(AudienceEntry(contact_id=cid, decision=d.for_principal(principal)))
     return out

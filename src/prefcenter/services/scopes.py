@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from prefcenter import db
+from prefcenter import caches, db
 from prefcenter.errors import Invalid, NotFound
 from prefcenter.models import Scope, Tenant
 from prefcenter.models.enums import Channel, OptInMode, Policy
@@ -186,6 +186,8 @@ async def update_scope(
                 merged[key] = value
         scope.settings = merged
     await scope.save()
+    # Cached scope paths hold this scope's policies and settings (services.resolution).
+    await caches.invalidate_after_commit(caches.SCOPE_PATHS, caches.EVERYTHING)
     return scope
 
 

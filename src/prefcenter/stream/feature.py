@@ -4,7 +4,9 @@
   ``PREFCENTER_REDIS_URL`` is set) carrying commit notifications to the subscribers of
   every server process;
 - lifespan: installs the ``channels`` publisher on ``prefcenter.events`` and, when
-  ``run_workers`` is on, runs the webhook delivery worker.
+  ``run_workers`` is on, runs the webhook delivery worker;
+- the cache invalidation plugin (``stream/invalidation.py``): carries invalidations of
+  per-process caches (API keys, scope paths) to every process.
 
 The webhook outbox hook itself is registered when ``prefcenter.services.webhooks`` is
 imported, so changes made outside the server (CLI, scripts) are enqueued as well.
@@ -21,6 +23,7 @@ from prefcenter.features import Feature
 from prefcenter.services import webhooks  # noqa: F401  (registers the outbox hook)
 from prefcenter.settings import Settings
 from prefcenter.stream.fanout import StreamChannels, make_plugin, make_publisher
+from prefcenter.stream.invalidation import InvalidationPlugin
 from prefcenter.stream.worker import WebhookWorker
 
 PUBLISHER_NAME = "channels"
@@ -48,6 +51,6 @@ def _lifespans(settings: Settings) -> list[Any]:
 
 feature = Feature(
     name=__name__,
-    plugins=lambda settings: [make_plugin(settings)],
+    plugins=lambda settings: [make_plugin(settings), InvalidationPlugin()],
     lifespans=_lifespans,
 )

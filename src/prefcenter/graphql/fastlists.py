@@ -1,0 +1,170 @@
+"""Completing a long list of plain objects without graphql-core's per-field machinery.
+
+``audience`` returns up to 10,000 entries of ``AudienceEntry { decision { ... decidedBy
+{ ... } } }``: about eight fields an entry. graphql-core completes every one of them
+through ``execute_field`` (resolve info, extensions, awaitable checks, path objects):
+80,000 field executions cost several times what the database and the resolution took
+(issue #20). Most of those fields are plain attributes of dataclass-like objects with
+nothing to resolve.
+
+``ExecutionContext.complete_list_value`` therefore compiles, once per list field of an
+operation, a *plan* for the selected sub-fields of the item type, and when every selected
+field is one it can serve, builds each item's result with attribute reads and the
+field type's own ``serialize``. The plan serves:
+
+- fields without a resolver (plain attributes), on object types listed in
+  ``PLAIN_TYPES``, with no arguments, and not deferred or streamed;
+- ``__typename``;
+- resolvers listed in ``SYNC_RESOLVERS``: synchronous functions of ``(self, info)`` that
+  only read ``info.context`` (so the list field's ``info`` serves every item).
+
+Anything else selected (an async resolver such as ``event`` or ``explanation``, a field
+with arguments, ``@defer``) makes the plan ``None`` and the list is completed by
+graphql-core exactly as before. A value the plan cannot vouch for (a null in a non-null
+field) also falls back for the whole list, so errors and null propagation stay
+graphql-core's. Aliases, fragments and ``@skip``/``@include`` are handled by graphql-core's
+own ``collect_subfields``, which the plan is built from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from graphql import (
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+    is_leaf_type,
+)
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+#: GraphQL object types whose plain fields a plan may read directly.
+PLAIN_TYPES = frozenset({"AudienceEntry", "Decision", "Scope"})
+#: ``Type.field`` resolvers a plan may call as ``resolver(obj, info)``.
+SYNC_RESOLVERS = frozenset({"Decision.decidedBy"})
+
+Builder = Callable[[Any, GraphQLResolveInfo], Any]
+
+
+class _Unservable(Exception):
+    """The plan met a value it cannot complete like graphql-core would."""
+
+
+class _NoPlan(Exception):
+    """A selected field is not one a plan serves."""
+
+
+class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context, with planned completion of long plain lists."""
+
+    #: Lists shorter than this are completed the usual way (a plan costs its building).
+    MIN_ITEMS = 50
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plans: dict[tuple[int, int], tuple[Any, Builder | None]] = {}
+
+    def complete_list_value(self, return_type: GraphQLList[GraphQLOutputType],
+                            field_details_list: Any, info: GraphQLResolveInfo, path: Any,
+                            result: Any, position_context: Any) -> Any:
+        if isinstance(result, list) and len(result) >= self.MIN_ITEMS:
+            build = self._plan(return_type.of_type, field_details_list)
+            if build is not None:
+                try:
+                    return [build(item, info) for item in result]
+                except _Unservable:
+                    pass
+        return super().complete_list_value(return_type, field_details_list, info, path,
+                                           result, position_context)
+
+    def _plan(self, item_type: GraphQLOutputType, field_details_list: Any) -> Builder | None:
+        key = (id(item_type), id(field_details_list))
+        cached = self._plans.get(key)
+        if cached is not None:
+            return cached[1]
+        try:
+            build: Builder | None = self._builder(item_type, field_details_list)
+        except _NoPlan:
+            build = None
+        # Keep the list alive with the plan, so that its id is not reused meanwhile.
+        self._plans[key] = (field_details_list, build)
+        return build
+
+    def _builder(self, gtype: GraphQLOutputType, field_details_list: Any) -> Builder:
+        nullable = not isinstance(gtype, GraphQLNonNull)
+        inner: Any = gtype.of_type if isinstance(gtype, GraphQLNonNull) else gtype
+        if is_leaf_type(inner):
+            serialize = inner.serialize
+
+            def leaf(value: Any, _info: GraphQLResolveInfo) -> Any:
+                if value is None:
+                    if nullable:
+                        return None
+                    raise _Unservable
+                return serialize(value)
+
+            return leaf
+        if not isinstance(inner, GraphQLObjectType) or inner.name not in PLAIN_TYPES:
+            raise _NoPlan
+        collected = self.collect_subfields(inner, field_details_list)
+        if collected.new_defer_usages or collected.forbidden_directive_instances:
+            raise _NoPlan
+        definition = inner.extensions.get("strawberry-definition")
+        if definition is None:
+            raise _NoPlan
+        converter = self.schema._strawberry_schema.config.name_converter  # type: ignore[attr-defined]
+        by_name = {converter.from_field(f): f for f in definition.fields}
+        steps: list[tuple[str, Callable[[Any, GraphQLResolveInfo], Any], Builder | None]] = []
+        for response_key, details in collected.grouped_field_set.items():
+            node = details[0].node
+            name = node.name.value
+            if any(d.defer_usage is not None for d in details):
+                raise _NoPlan
+            if name == "__typename":
+                steps.append((response_key, _constant(inner.name), None))
+                continue
+            field = by_name.get(name)
+            gfield = inner.fields.get(name)
+            if field is None or gfield is None or node.arguments:
+                raise _NoPlan
+            if field.base_resolver is not None:
+                if f"{inner.name}.{name}" not in SYNC_RESOLVERS or field.is_async:
+                    raise _NoPlan
+                get = _resolver_getter(field.base_resolver.wrapped_func)
+            else:
+                get = _attribute_getter(field.python_name)
+            steps.append((response_key, get, self._builder(gfield.type, details)))
+
+        def obj(value: Any, info: GraphQLResolveInfo) -> Any:
+            if value is None:
+                if nullable:
+                    return None
+                raise _Unservable
+            return {key: (child(get(value, info), info) if child is not None
+                          else get(value, info)) for key, get, child in steps}
+
+        return obj
+
+
+def _constant(value: str) -> Callable[[Any, GraphQLResolveInfo], Any]:
+    def get(_value: Any, _info: GraphQLResolveInfo) -> Any:
+        return value
+
+    return get
+
+
+def _attribute_getter(name: str) -> Callable[[Any, GraphQLResolveInfo], Any]:
+    def get(value: Any, _info: GraphQLResolveInfo) -> Any:
+        return getattr(value, name)
+
+    return get
+
+
+def _resolver_getter(func: Callable[..., Any]) -> Callable[[Any, GraphQLResolveInfo], Any]:
+    def get(value: Any, info: GraphQLResolveInfo) -> Any:
+        return func(value, info)
+
+    return get
