@@ -313,17 +313,18 @@ class _Person:
     locale: str
     name: str
     suppressed_at: datetime | None = None
+    email_suppressed_at: datetime | None = None
     suppression_reason: str | None = None
 
     def row(self, now: datetime) -> tuple[Any, ...]:
         return (self.id, self.tenant_id, self.home_scope_id, self.home_path, self.email,
                 self.phone, self.external_id, self.locale, self.name, self.suppressed_at,
-                self.suppression_reason, now, now)
+                self.email_suppressed_at, self.suppression_reason, now, now)
 
 
 PERSON_COLUMNS = ("id", "tenant_id", "home_scope_id", "home_path", "email", "phone",
-                  "external_id", "locale", "name", "suppressed_at", "suppression_reason",
-                  "created_at", "updated_at")
+                  "external_id", "locale", "name", "suppressed_at", "email_suppressed_at",
+                  "suppression_reason", "created_at", "updated_at")
 STATE_COLUMNS = ("id", "tenant_id", "contact_id", "scope_id", "scope_path", "channel",
                  "status", "event_id", "updated_at")
 
@@ -340,6 +341,8 @@ class _Contact:
         default_factory=dict)
     state_ids: dict[tuple[str, Channel], str] = field(default_factory=dict)
     suppress: bool = False
+    #: The list entry is an erased person's: suppressed on every channel, not only email.
+    suppress_all: bool = False
     #: ``str(model.id)``, once.
     cid: str = ""
 
@@ -460,18 +463,21 @@ class Importer:
                 summary.refuse(error)
 
         # The suppression list: addresses new to a contact in this batch (one query).
-        candidates = [e for e in touched.values() if e.model.suppressed_at is None and (
-            e.new or e.changes.keys() & {"email", "phone"})]
+        candidates = [e for e in touched.values() if e.model.suppressed_at is None and
+                      e.model.email_suppressed_at is None and (
+                          e.new or e.changes.keys() & {"email", "phone"})]
         listing = candidates and await SuppressionEntry.filter(tenant_id=tenant).exists()
         mine = {id(e): {d for a in (e.model.email, e.model.phone) if a
                         for d in suppression.digests_of(self.config, a)}
                 for e in (candidates if listing else [])}
         digests = set().union(*mine.values()) if mine else set()
-        listed = await suppression.listed_digests(tenant, digests) if digests else set()
+        listed = await suppression.listed_origins(tenant, digests) if digests else {}
         if listed:
             for e in candidates:
-                if mine.get(id(e), set()) & listed:
+                hits = mine.get(id(e), set()) & listed.keys()
+                if hits:
                     e.suppress = True
+                    e.suppress_all = suppression.every_channel(listed[d] for d in hits)
                     summary.suppressed += 1
         summary.events += len(decisions) + sum(1 for e in touched.values() if e.suppress)
         if not summary.dry_run:
@@ -620,7 +626,7 @@ class Importer:
             if ids and self.first_event_id is None:
                 self.first_event_id = ids[0]
             for e in suppressed:
-                e.model.suppressed_at = now
+                setattr(e.model, _flag(e), now)
                 e.model.suppression_reason = "suppression list"
             await db.insert_rows("contact", PERSON_COLUMNS, [
                 e.model.row(now) for e in touched.values() if isinstance(e.model, _Person)])
@@ -628,7 +634,7 @@ class Importer:
                 if not e.new and (e.changes or e.suppress):
                     values = dict(e.changes)
                     if e.suppress:
-                        values.update(suppressed_at=now, suppression_reason="suppression list")
+                        values.update({_flag(e): now, "suppression_reason": "suppression list"})
                     await Contact.filter(id=e.model.id).update(updated_at=now, **values)
             written: list[tuple[Any, ...]] = []
             new_states: list[tuple[Any, ...]] = []
@@ -659,7 +665,8 @@ class Importer:
             for e in suppressed:
                 written.append((
                     next(it), tenant, e.cid, self._sid(self.root), self.root.path,
-                    Channel.EMAIL, Action.SUPPRESSED, Source.IMPORT, actor,
+                    Channel.ALL if e.suppress_all else Channel.EMAIL, Action.SUPPRESSED,
+                    Source.IMPORT, actor,
                     {"file": file, "note": "The address is on the tenant's suppression list."},
                     None, None, {"reason": "suppression list"}, now))
             await _insert_events(written)
@@ -669,9 +676,14 @@ class Importer:
                                                               updated_at=at)
             if events.listened():
                 # ORM objects only for the hooks and publishers that receive them.
-                for values in written:
-                    await events.recorded(ConsentEvent(**dict(zip(EVENT_COLUMNS, values,
+                for event_values in written:
+                    await events.recorded(ConsentEvent(**dict(zip(EVENT_COLUMNS, event_values,
                                                                   strict=True))))
+
+
+def _flag(entry: _Contact) -> str:
+    """The contact column a suppression by the list sets (see ``suppression.suppress``)."""
+    return "suppressed_at" if entry.suppress_all else "email_suppressed_at"
 
 
 EVENT_COLUMNS = ("id", "tenant_id", "contact_id", "scope_id", "scope_path", "channel",
@@ -869,7 +881,8 @@ async def import_suppression_list(
         summary.already_listed += len(listed)
         summary.added += len(set(digests) - listed)
         matches = await Contact.filter(tenant_id=tenant, email__in=list(emails),
-                                       suppressed_at=None) if emails else []
+                                       suppressed_at=None, email_suppressed_at=None
+                                       ) if emails else []
         summary.contacts_suppressed += len(matches)
         if dry_run:
             return
@@ -903,7 +916,8 @@ async def _suppress_hashed_matches(principal: Principal, root: Scope, config: An
     after: str | None = None
     count = 0
     while True:
-        page = Contact.filter(tenant_id=tenant, suppressed_at=None, email__isnull=False)
+        page = Contact.filter(tenant_id=tenant, suppressed_at=None, email_suppressed_at=None,
+                              email__isnull=False)
         if after is not None:
             page = page.filter(id__gt=after)
         rows = await page.order_by("id").limit(BATCH_SIZE)
