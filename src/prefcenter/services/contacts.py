@@ -282,13 +282,16 @@ async def search_contacts(
 
 
 async def find_or_create_by_phone(
-    tenant_id: str, home: Scope, phone: str, *, locale: str | None = None
+    tenant_id: str, home: Scope, phone: str, *, locale: str | None = None,
+    actor: str = "system",
 ) -> Contact:
     """For inbound texts from unknown numbers: keep their opt-out (phone only).
 
     Safe against a concurrent create of the same number, also inside an open transaction:
     the insert runs in a savepoint (a failed statement would otherwise abort the whole
-    PostgreSQL transaction), and after a unique violation the winner's row is read.
+    PostgreSQL transaction), and after a unique violation the winner's row is read. A new
+    contact is checked against the suppression list like every other (an erased person's
+    phone is kept there as a digest).
     """
     norm = normalize_phone(phone)
     contact = await Contact.get_or_none(tenant_id=tenant_id, phone=norm)
@@ -296,10 +299,12 @@ async def find_or_create_by_phone(
         return contact
     try:
         async with in_transaction():  # a savepoint when a transaction is already open
-            return await Contact.create(
+            contact = await Contact.create(
                 tenant_id=tenant_id, home_scope=home, home_path=home.path, phone=norm,
                 locale=normalize_locale(locale),
             )
+            await suppression.apply_to_contact(contact, actor=actor)
+            return contact
     except IntegrityError:
         return await Contact.get(tenant_id=tenant_id, phone=norm)
 
@@ -309,16 +314,19 @@ async def find_or_create_by_email(
     name: str | None = None,
 ) -> Contact:
     """For sign-up forms (issue #21): the tenant's contact with this address, or a new one.
-    Safe against a concurrent create, like ``find_or_create_by_phone``."""
+    Safe against a concurrent create, and checked against the suppression list, like
+    ``find_or_create_by_phone``."""
     norm = normalize_email(email)
     contact = await Contact.get_or_none(tenant_id=tenant_id, email=norm)
     if contact is not None:
         return contact
     try:
         async with in_transaction():
-            return await Contact.create(
+            contact = await Contact.create(
                 tenant_id=tenant_id, home_scope=home, home_path=home.path, email=norm,
                 locale=normalize_locale(locale), name=_clean_text(name, "name") or "",
             )
+            await suppression.apply_to_contact(contact, actor="system")
+            return contact
     except IntegrityError:
         return await Contact.get(tenant_id=tenant_id, email=norm)
