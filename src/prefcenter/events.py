@@ -30,6 +30,12 @@ def on_event_in_transaction(hook: InTransactionHook) -> InTransactionHook:
     return hook
 
 
+def listened() -> bool:
+    """Whether any hook or publisher would receive events (bulk writers skip building
+    ORM objects for events nobody receives)."""
+    return bool(_in_transaction_hooks or _publishers)
+
+
 def set_publisher(name: str, publisher: Publisher | None) -> None:
     """Install (or with ``None`` remove) a named after-commit publisher."""
     if publisher is None:

@@ -68,8 +68,10 @@ async def test_sendgrid_bounce_complaint_soft_bounce(world: World, client: httpx
                         "duplicates": 0, "ignored": 1}
 
     ada = await Contact.get(id=world.cid("ada"))
-    assert ada.suppressed_at is not None
+    # A bounced address: email suppressed, texts still decided by consent.
+    assert ada.email_suppressed_at is not None and ada.suppressed_at is None
     sup = await ConsentEvent.get(contact_id=ada.id, action=Action.SUPPRESSED)
+    assert sup.channel == Channel.EMAIL
     assert sup.source == Source.API and sup.actor == f"sendgrid:{world.tenant_id}"
     assert sup.evidence["event"]["sg_event_id"] == bounce["sg_event_id"]
     assert await SuppressionEntry.filter(tenant_id=world.tenant_id).count() == 1
@@ -81,7 +83,7 @@ async def test_sendgrid_bounce_complaint_soft_bounce(world: World, client: httpx
     assert out.source == Source.API
     assert complaint["sg_event_id"] in out.evidence["body"]
     bob = await Contact.get(id=world.cid("bob"))
-    assert bob.suppressed_at is None  # a soft bounce is only counted
+    assert bob.email_suppressed_at is None  # a soft bounce is only counted
     assert await FeedbackEvent.filter(contact_id=bob.id, kind=FeedbackKind.SOFT_BOUNCE
                                       ).count() == 1
     await assert_ledger_consistent(world.tenant_id)
@@ -96,7 +98,7 @@ async def test_sendgrid_bounce_complaint_soft_bounce(world: World, client: httpx
     # The bounced address stays suppressed when someone creates it again.
     await Contact.filter(id=ada.id).delete()
     again = await contacts.create_contact(world.system, email="ADA@example.com")
-    assert again.suppressed_at is not None
+    assert again.email_suppressed_at is not None and again.suppressed_at is None
 
 
 async def test_sendgrid_refuses_unsigned_and_forged(world: World, client: httpx.AsyncClient
@@ -116,7 +118,7 @@ async def test_sendgrid_refuses_unsigned_and_forged(world: World, client: httpx.
     wrong_tenant = await client.post(f"/feedback/sendgrid/{uuid.uuid4()}", content=body,
                                      headers=headers)
     assert [r.status_code for r in (unsigned, forged, tampered, old, wrong_tenant)] == [403] * 5
-    assert (await Contact.get(id=world.cid("ada"))).suppressed_at is None
+    assert (await Contact.get(id=world.cid("ada"))).email_suppressed_at is None
     assert not await FeedbackEvent.all().exists()
 
 
@@ -139,7 +141,7 @@ async def test_mailgun_permanent_failure_and_complaint(world: World, client: htt
               "delivery-status": {"code": 550, "message": "No such user"}}
     r = await client.post(url, json=mailgun_payload(key, failed))
     assert r.status_code == 200 and r.json()["hardBounces"] == 1
-    assert (await Contact.get(id=world.cid("bob"))).suppressed_at is not None
+    assert (await Contact.get(id=world.cid("bob"))).email_suppressed_at is not None
 
     complained = {"event": "complained", "recipient": "ada@example.com",
                   "id": "mg-" + uuid.uuid4().hex, "timestamp": time.time()}

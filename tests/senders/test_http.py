@@ -136,15 +136,15 @@ async def test_suppression_list_upload(world: World, client: httpx.AsyncClient) 
     assert out["errors"][0]["row"] == 4
     for key in ("ada", "bob"):
         contact = await Contact.get(id=world.cid(key))
-        assert contact.suppressed_at is not None
+        assert contact.email_suppressed_at is not None and contact.suppressed_at is None
         event = await ConsentEvent.get(contact_id=contact.id, action=Action.SUPPRESSED)
         assert event.source == Source.IMPORT
     # Created later, from either form: suppressed from the start.
     later = await contacts.create_contact(world.system, email="other@example.com")
-    assert later.suppressed_at is None
+    assert later.email_suppressed_at is None
     await Contact.filter(id=world.cid("bob")).delete()
     bob = await contacts.create_contact(world.system, email="Bob@example.com")
-    assert bob.suppressed_at is not None
+    assert bob.email_suppressed_at is not None
     # Suppression is tenant-wide: a subtree admin may not, nor may a partner.
     for key in ("news_admin", "partner"):
         r = await client.post("/senders/suppression-list", content=b"x@example.com\n",

@@ -69,6 +69,8 @@ class Row:
     sends: list[SendFact] = field(default_factory=list)
     channel: Channel = Channel.EMAIL
     suppressed: bool = False
+    #: On the suppression list or bounced (issue 13): email only.
+    email_suppressed: bool = False
     mid_email: Policy | None = None
     next_allowed_at: datetime | None = None
     event_id: int | None = None
@@ -77,6 +79,16 @@ class Row:
 ROWS = [
     Row("suppression beats an opt-in", Reason.SUPPRESSED, False, ROOT,
         states=[opt_in(LEAF)], suppressed=True),
+    Row("blocklist or erasure suppresses texts too", Reason.SUPPRESSED, False, ROOT,
+        states=[opt_in(LEAF, "SMS")], channel=Channel.SMS, suppressed=True),
+    Row("a listed or bounced address denies email", Reason.SUPPRESSED, False, ROOT,
+        states=[opt_in(LEAF)], email_suppressed=True),
+    Row("a listed or bounced address denies email by default too", Reason.SUPPRESSED,
+        False, ROOT, email_suppressed=True),
+    Row("a bounced address says nothing about texts", Reason.OPTED_IN, True, LEAF,
+        states=[opt_in(LEAF, "SMS")], channel=Channel.SMS, email_suppressed=True),
+    Row("texts of an email-suppressed contact follow its consent", Reason.OPTED_OUT, False,
+        MID, states=[out(MID, "SMS")], channel=Channel.SMS, email_suppressed=True),
     Row("an opt-out above beats an opt-in below", Reason.OPTED_OUT, False, ROOT,
         states=[out(ROOT), opt_in(LEAF)], event_id=1),
     Row("the highest opt-out decides", Reason.OPTED_OUT, False, MID,
@@ -126,7 +138,8 @@ ROWS = [
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
 def test_resolution_order(row: Row) -> None:
     contact = ContactFacts(CONTACT, str(uuid.uuid4()), PATHS[ROOT],
-                           NOW - timedelta(days=1) if row.suppressed else None)
+                           NOW - timedelta(days=1) if row.suppressed else None,
+                           row.email_suppressed)
     d = resolve(contact=contact, path=path(row.mid_email), channel=row.channel,
                 states=row.states, mutes=row.mutes, frequencies=row.freqs, sends=row.sends,
                 now=NOW)

@@ -31,13 +31,21 @@ class Contact(Model):
     external_id = fields.CharField(max_length=200, null=True)
     locale = fields.CharField(max_length=35, default="en")
     name = fields.CharField(max_length=200, default="")
+    # Suppressed on every channel (an admin's blocklist, an erasure).
     suppressed_at = fields.DatetimeField(null=True)
+    # Suppressed for email only (the tenant's suppression list, a hard bounce): an
+    # email address that bounced says nothing about a phone (issue 13).
+    email_suppressed_at = fields.DatetimeField(null=True)
     suppression_reason = fields.CharField(max_length=200, null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     tenant_id: str
     home_scope_id: str
+
+    @property
+    def email_suppressed(self) -> bool:
+        return self.email_suppressed_at is not None
 
     class Meta:
         table = "contact"

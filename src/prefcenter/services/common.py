@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import os
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +17,21 @@ T = TypeVar("T")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def ordered_uuids(count: int) -> list[str]:
+    """``count`` new UUIDs of version 7 (RFC 9562): the time in milliseconds, then 74
+    random bits. Bulk writers (issue 13's import) use them for new rows, so a batch's
+    keys land together at the end of each index instead of on a random page each: a
+    million-row import then writes the pages it fills, not the whole index again."""
+    head = f"{time.time_ns() // 1_000_000 & 0xFFFFFFFFFFFF:012x}"
+    head = f"{head[:8]}-{head[8:]}-7"
+    raw = os.urandom(10 * count).hex()
+    out = []
+    for i in range(0, 20 * count, 20):
+        r = raw[i:i + 20]
+        out.append(f"{head}{r[:3]}-{'89ab'[int(r[3], 16) & 3]}{r[4:7]}-{r[7:19]}")
+    return out
 
 
 def parse_uuid(value: str, field: str, what: str = "object") -> str:

@@ -302,7 +302,9 @@ async def set_suppressed(
                        field="contactId")
     async with db.transaction():
         contact = await lock_contact(str(contact.id))
-        if (contact.suppressed_at is not None) == suppressed:
+        held = contact.suppressed_at is not None or (
+            not suppressed and contact.email_suppressed_at is not None)
+        if held == suppressed:
             return Change(contact, root, changed=False,
                           message="Already suppressed." if suppressed else "Not suppressed.")
         now = utcnow()
@@ -313,8 +315,11 @@ async def set_suppressed(
             evidence=ledger.clean_evidence(request.evidence), data={"reason": reason},
             ip=request.ip, user_agent=request.user_agent, at=now)
         contact.suppressed_at = now if suppressed else None
+        if not suppressed:  # lifting lifts a list or bounce suppression too
+            contact.email_suppressed_at = None
         contact.suppression_reason = (reason or "")[:200] if suppressed else None
-        await contact.save(update_fields=["suppressed_at", "suppression_reason", "updated_at"])
+        await contact.save(update_fields=["suppressed_at", "email_suppressed_at",
+                                          "suppression_reason", "updated_at"])
     return Change(contact, root, changed=True, events=[event],
                   message="Suppressed." if suppressed else "Suppression lifted.")
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import DOT_ATOM_TEXT, EMAIL_MAX_LENGTH, LOCAL_PART_MAX_LENGTH
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
@@ -20,11 +22,42 @@ from prefcenter.services.principals import Capability, Principal
 SUPPORTED_LOCALES = ("en", "de")
 
 
+@functools.lru_cache(maxsize=4096)
+def _domain_of(domain: str) -> tuple[str, str] | None:
+    """A domain as ``validate_email`` normalizes it, and its IDNA ASCII form; None when
+    it refuses it. Cached: an import names the same few domains again and again."""
+    try:
+        result = validate_email("a@" + domain, check_deliverability=False)
+    except EmailNotValidError:
+        return None
+    return result.domain, result.ascii_domain
+
+
 def normalize_email(value: str | None) -> str | None:
+    """The lower-cased address ``email_validator`` normalizes ``value`` to.
+
+    Fast path (bulk imports, issue 13): a plain ASCII dot-atom local part needs no
+    normalization, so only its length and characters are checked here and the domain
+    goes through ``validate_email`` once per distinct domain; anything else (quoted or
+    international local parts, over-long addresses, bad domains) takes the full
+    validation, which also words the error.
+    """
     if value is None or not value.strip():
         return None
+    value = value.strip()
+    local, at, domain = value.rpartition("@")
+    if at and len(local) <= LOCAL_PART_MAX_LENGTH and local.isascii() and \
+            DOT_ATOM_TEXT.match(local):
+        known = _domain_of(domain)
+        if known is not None:
+            normalized = f"{local}@{known[0]}"
+            # validate_email's length rule: the address as given, normalized and in
+            # ASCII, each in UTF-8.
+            if max(len(value.encode()), len(normalized.encode()),
+                   len(local) + 1 + len(known[1])) <= EMAIL_MAX_LENGTH:
+                return normalized.lower()
     try:
-        result = validate_email(value.strip(), check_deliverability=False)
+        result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
         raise DomainError(
             f"Not a valid email address: {exc}", code=ErrorCode.INVALID_EMAIL, field="email"
@@ -249,13 +282,16 @@ async def search_contacts(
 
 
 async def find_or_create_by_phone(
-    tenant_id: str, home: Scope, phone: str, *, locale: str | None = None
+    tenant_id: str, home: Scope, phone: str, *, locale: str | None = None,
+    actor: str = "system",
 ) -> Contact:
     """For inbound texts from unknown numbers: keep their opt-out (phone only).
 
     Safe against a concurrent create of the same number, also inside an open transaction:
     the insert runs in a savepoint (a failed statement would otherwise abort the whole
-    PostgreSQL transaction), and after a unique violation the winner's row is read.
+    PostgreSQL transaction), and after a unique violation the winner's row is read. A new
+    contact is checked against the suppression list like every other (an erased person's
+    phone is kept there as a digest).
     """
     norm = normalize_phone(phone)
     contact = await Contact.get_or_none(tenant_id=tenant_id, phone=norm)
@@ -263,10 +299,12 @@ async def find_or_create_by_phone(
         return contact
     try:
         async with in_transaction():  # a savepoint when a transaction is already open
-            return await Contact.create(
+            contact = await Contact.create(
                 tenant_id=tenant_id, home_scope=home, home_path=home.path, phone=norm,
                 locale=normalize_locale(locale),
             )
+            await suppression.apply_to_contact(contact, actor=actor)
+            return contact
     except IntegrityError:
         return await Contact.get(tenant_id=tenant_id, phone=norm)
 
@@ -276,16 +314,19 @@ async def find_or_create_by_email(
     name: str | None = None,
 ) -> Contact:
     """For sign-up forms (issue #21): the tenant's contact with this address, or a new one.
-    Safe against a concurrent create, like ``find_or_create_by_phone``."""
+    Safe against a concurrent create, and checked against the suppression list, like
+    ``find_or_create_by_phone``."""
     norm = normalize_email(email)
     contact = await Contact.get_or_none(tenant_id=tenant_id, email=norm)
     if contact is not None:
         return contact
     try:
         async with in_transaction():
-            return await Contact.create(
+            contact = await Contact.create(
                 tenant_id=tenant_id, home_scope=home, home_path=home.path, email=norm,
                 locale=normalize_locale(locale), name=_clean_text(name, "name") or "",
             )
+            await suppression.apply_to_contact(contact, actor="system")
+            return contact
     except IntegrityError:
         return await Contact.get(tenant_id=tenant_id, email=norm)

@@ -110,7 +110,8 @@ async def export_contacts(principal: Principal, fmt: str, *, batch_size: int = B
         for c in contacts:
             base = {"contact_id": str(c.id), "email": c.email, "phone": c.phone,
                     "external_id": c.external_id, "locale": c.locale, "name": c.name,
-                    "suppressed": c.suppressed_at is not None}
+                    "suppressed": c.suppressed_at is not None or
+                    c.email_suppressed_at is not None}
             mine = states.get(str(c.id))
             if not mine:
                 writer.row({**base, "scope": None, "channel": None, "status": None,

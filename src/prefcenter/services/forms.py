@@ -198,7 +198,8 @@ def _locale(value: str | None) -> str | None:
 
 async def _kind(contact: Contact, path: list[Scope], channel: Channel) -> RequestKind | None:
     """Which request a sign-up starts for this contact, or None (nothing to do)."""
-    if contact.suppressed_at is not None:
+    if contact.suppressed_at is not None or (channel != Channel.SMS and
+                                             contact.email_suppressed_at is not None):
         return None
     try:
         already = await confirmations.check_can_opt_in(contact, path[-1], path, channel)

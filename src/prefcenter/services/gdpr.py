@@ -92,6 +92,7 @@ async def access(principal: Principal, contact_id: str) -> dict[str, Any]:
             "createdAt": _iso(contact.created_at), "updatedAt": _iso(contact.updated_at),
             "suppressed": contact.suppressed_at is not None,
             "suppressedAt": _iso(contact.suppressed_at),
+            "emailSuppressedAt": _iso(contact.email_suppressed_at),
             "suppressionReason": contact.suppression_reason,
         },
         "decisions": [{"scopeId": str(s.scope_id), "scopePath": s.scope_path,

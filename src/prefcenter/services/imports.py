@@ -36,15 +36,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tortoise.expressions import Q
-
 from prefcenter import db, events
 from prefcenter.errors import DomainError, ErrorCode, Forbidden, Invalid
 from prefcenter.models import ConsentEvent, ConsentState, Contact, Scope
 from prefcenter.models.enums import Action, Channel, ConsentStatus, Source
 from prefcenter.models.senders import SuppressionEntry, SuppressionOrigin
 from prefcenter.services import authz, suppression
-from prefcenter.services.common import utcnow
+from prefcenter.services.common import ordered_uuids, utcnow
 from prefcenter.services.contacts import normalize_email, normalize_locale, normalize_phone
 from prefcenter.services.principals import Capability, Principal
 from prefcenter.services.scopes import get_scope
@@ -315,17 +313,18 @@ class _Person:
     locale: str
     name: str
     suppressed_at: datetime | None = None
+    email_suppressed_at: datetime | None = None
     suppression_reason: str | None = None
 
     def row(self, now: datetime) -> tuple[Any, ...]:
         return (self.id, self.tenant_id, self.home_scope_id, self.home_path, self.email,
                 self.phone, self.external_id, self.locale, self.name, self.suppressed_at,
-                self.suppression_reason, now, now)
+                self.email_suppressed_at, self.suppression_reason, now, now)
 
 
 PERSON_COLUMNS = ("id", "tenant_id", "home_scope_id", "home_path", "email", "phone",
-                  "external_id", "locale", "name", "suppressed_at", "suppression_reason",
-                  "created_at", "updated_at")
+                  "external_id", "locale", "name", "suppressed_at", "email_suppressed_at",
+                  "suppression_reason", "created_at", "updated_at")
 STATE_COLUMNS = ("id", "tenant_id", "contact_id", "scope_id", "scope_path", "channel",
                  "status", "event_id", "updated_at")
 
@@ -342,6 +341,8 @@ class _Contact:
         default_factory=dict)
     state_ids: dict[tuple[str, Channel], str] = field(default_factory=dict)
     suppress: bool = False
+    #: The list entry is an erased person's: suppressed on every channel, not only email.
+    suppress_all: bool = False
     #: ``str(model.id)``, once.
     cid: str = ""
 
@@ -373,6 +374,13 @@ class Importer:
         self.first_event_id: int | None = None
         #: Dry runs write nothing, so repeats across batches are found by key.
         self.seen: dict[tuple[str, str, str], int] | None = {} if summary.dry_run else None
+        self._ids: list[str] = []
+
+    def _new_id(self) -> str:
+        """A fresh time-ordered id for a new row (drawn 1024 at a time)."""
+        if not self._ids:
+            self._ids = ordered_uuids(1024)
+        return self._ids.pop()
 
     def _sid(self, scope: Scope) -> str:
         sid = self.scope_ids.get(id(scope))
@@ -430,8 +438,9 @@ class Importer:
         emails = {r.email for r in parsed if r.email}
         phones = {r.phone for r in parsed if r.phone}
         exts = {r.external_id for r in parsed if r.external_id}
-        q = Q(email__in=list(emails)) | Q(phone__in=list(phones)) | Q(external_id__in=list(exts))
-        existing = await Contact.filter(q, tenant_id=tenant) if (emails or phones or exts) else []
+        ids = await db.ids_matching("contact", tenant, {
+            "email": list(emails), "phone": list(phones), "external_id": list(exts)})
+        existing = await Contact.filter(id__in=ids) if ids else []
         by: dict[str, dict[str, _Contact]] = {"email": {}, "phone": {}, "external_id": {}}
         known: dict[str, _Contact] = {}
         for c in existing:
@@ -454,18 +463,21 @@ class Importer:
                 summary.refuse(error)
 
         # The suppression list: addresses new to a contact in this batch (one query).
-        candidates = [e for e in touched.values() if e.model.suppressed_at is None and (
-            e.new or e.changes.keys() & {"email", "phone"})]
+        candidates = [e for e in touched.values() if e.model.suppressed_at is None and
+                      e.model.email_suppressed_at is None and (
+                          e.new or e.changes.keys() & {"email", "phone"})]
         listing = candidates and await SuppressionEntry.filter(tenant_id=tenant).exists()
         mine = {id(e): {d for a in (e.model.email, e.model.phone) if a
                         for d in suppression.digests_of(self.config, a)}
                 for e in (candidates if listing else [])}
         digests = set().union(*mine.values()) if mine else set()
-        listed = await suppression.listed_digests(tenant, digests) if digests else set()
+        listed = await suppression.listed_origins(tenant, digests) if digests else {}
         if listed:
             for e in candidates:
-                if mine.get(id(e), set()) & listed:
+                hits = mine.get(id(e), set()) & listed.keys()
+                if hits:
                     e.suppress = True
+                    e.suppress_all = suppression.every_channel(listed[d] for d in hits)
                     summary.suppressed += 1
         summary.events += len(decisions) + sum(1 for e in touched.values() if e.suppress)
         if not summary.dry_run:
@@ -489,7 +501,7 @@ class Importer:
                                        "needs an email or a phone.", "external_id")
             home = self.default_scope
             entry = _Contact(_Person(
-                id=str(uuid.uuid4()), tenant_id=self.principal.tenant_id,
+                id=self._new_id(), tenant_id=self.principal.tenant_id,
                 home_scope_id=str(home.id), home_path=home.path, email=r.email, phone=r.phone,
                 external_id=r.external_id, locale=r.locale or "en", name=r.name or ""),
                 new=True)
@@ -614,7 +626,7 @@ class Importer:
             if ids and self.first_event_id is None:
                 self.first_event_id = ids[0]
             for e in suppressed:
-                e.model.suppressed_at = now
+                setattr(e.model, _flag(e), now)
                 e.model.suppression_reason = "suppression list"
             await db.insert_rows("contact", PERSON_COLUMNS, [
                 e.model.row(now) for e in touched.values() if isinstance(e.model, _Person)])
@@ -622,52 +634,56 @@ class Importer:
                 if not e.new and (e.changes or e.suppress):
                     values = dict(e.changes)
                     if e.suppress:
-                        values.update(suppressed_at=now, suppression_reason="suppression list")
+                        values.update({_flag(e): now, "suppression_reason": "suppression list"})
                     await Contact.filter(id=e.model.id).update(updated_at=now, **values)
-            written: list[ConsentEvent] = []
+            written: list[tuple[Any, ...]] = []
             new_states: list[tuple[Any, ...]] = []
             updates: list[tuple[ConsentStatus, int, datetime, str]] = []
             it = iter(ids)
+            tenant, actor, file = self.principal.tenant_id, self.principal.actor, self.summary.file
             for d in decisions:
                 r = d.row
                 assert r.status is not None and r.channel is not None
-                evidence: dict[str, Any] = {"file": self.summary.file, "row": r.row}
+                evidence: dict[str, Any] = {"file": file, "row": r.row}
                 if r.evidence:
                     evidence["text"] = r.evidence
-                event = ConsentEvent(
-                    id=next(it), tenant_id=self.principal.tenant_id,
-                    contact_id=d.contact.model.id, scope_id=d.scope.id,
-                    scope_path=d.scope.path, channel=r.channel, action=Action(r.status.value),
-                    source=Source.IMPORT, actor=self.principal.actor, evidence=evidence,
-                    ip=None, user_agent=None, data={}, occurred_at=r.when or now)
-                written.append(event)
-                skey = (self._sid(d.scope), r.channel)
+                event_id = next(it)
+                sid = self._sid(d.scope)
+                written.append((event_id, tenant, d.contact.cid, sid, d.scope.path, r.channel,
+                                Action(r.status.value), Source.IMPORT, actor, evidence, None,
+                                None, {}, r.when or now))
+                skey = (sid, r.channel)
                 state_id = d.contact.state_ids.get(skey)
                 if state_id is None:
-                    state_id = str(uuid.uuid4())
-                    new_states.append((state_id, self.principal.tenant_id,
-                                       d.contact.cid, self._sid(d.scope), d.scope.path,
-                                       r.channel.value, r.status.value, event.id, now))
+                    state_id = self._new_id()
+                    new_states.append((state_id, tenant, d.contact.cid, sid, d.scope.path,
+                                       r.channel.value, r.status.value, event_id, now))
                     d.contact.state_ids[skey] = state_id
                 else:
-                    updates.append((r.status, event.id, now, state_id))
-                d.contact.states[skey] = (r.status, event.id)
+                    updates.append((r.status, event_id, now, state_id))
+                d.contact.states[skey] = (r.status, event_id)
             for e in suppressed:
-                written.append(ConsentEvent(
-                    id=next(it), tenant_id=self.principal.tenant_id, contact_id=e.model.id,
-                    scope_id=self.root.id, scope_path=self.root.path, channel=Channel.EMAIL,
-                    action=Action.SUPPRESSED, source=Source.IMPORT, actor=self.principal.actor,
-                    evidence={"file": self.summary.file,
-                              "note": "The address is on the tenant's suppression list."},
-                    ip=None, user_agent=None, data={"reason": "suppression list"},
-                    occurred_at=now))
+                written.append((
+                    next(it), tenant, e.cid, self._sid(self.root), self.root.path,
+                    Channel.ALL if e.suppress_all else Channel.EMAIL, Action.SUPPRESSED,
+                    Source.IMPORT, actor,
+                    {"file": file, "note": "The address is on the tenant's suppression list."},
+                    None, None, {"reason": "suppression list"}, now))
             await _insert_events(written)
             await db.insert_rows("consent_state", STATE_COLUMNS, new_states)
             for status, event_id, at, state_id in updates:
                 await ConsentState.filter(id=state_id).update(status=status, event_id=event_id,
                                                               updated_at=at)
-            for event in written:
-                await events.recorded(event)
+            if events.listened():
+                # ORM objects only for the hooks and publishers that receive them.
+                for event_values in written:
+                    await events.recorded(ConsentEvent(**dict(zip(EVENT_COLUMNS, event_values,
+                                                                  strict=True))))
+
+
+def _flag(entry: _Contact) -> str:
+    """The contact column a suppression by the list sets (see ``suppression.suppress``)."""
+    return "suppressed_at" if entry.suppress_all else "email_suppressed_at"
 
 
 EVENT_COLUMNS = ("id", "tenant_id", "contact_id", "scope_id", "scope_path", "channel",
@@ -675,26 +691,24 @@ EVENT_COLUMNS = ("id", "tenant_id", "contact_id", "scope_id", "scope_path", "cha
                  "occurred_at")
 
 
-async def _insert_events(written: list[ConsentEvent]) -> None:
-    """Ledger events with the ids reserved for them, in one statement."""
+async def _insert_events(written: list[tuple[Any, ...]]) -> None:
+    """Ledger events (values in ``EVENT_COLUMNS`` order, ids reserved), one statement.
+
+    Built as database values directly: an ORM object per event costs more than the
+    insert itself in a million-row import."""
     fields_map = ConsentEvent._meta.fields_map
-    convert = {
-        "evidence": fields_map["evidence"], "data": fields_map["data"],
-        "occurred_at": fields_map["occurred_at"],
-    }
+    as_json = fields_map["evidence"].to_db_value
+    as_time = fields_map["occurred_at"].to_db_value
+    times: dict[datetime, Any] = {}
     rows = []
-    for e in written:
-        row = []
-        for col in EVENT_COLUMNS:
-            value = getattr(e, col)
-            if col in convert:
-                value = convert[col].to_db_value(value, e)
-            elif col in ("tenant_id", "contact_id", "scope_id"):
-                value = str(value)
-            elif col in ("channel", "action", "source"):
-                value = value.value
-            row.append(value)
-        rows.append(row)
+    for (id_, tenant, contact, scope, path, channel, action, source, actor, evidence, ip,
+         agent, data, at) in written:
+        when = times.get(at)
+        if when is None:
+            when = times[at] = as_time(at, ConsentEvent)
+        rows.append((id_, str(tenant), contact, scope, path, channel.value, action.value,
+                     source.value, actor, as_json(evidence, ConsentEvent), ip, agent,
+                     as_json(data, ConsentEvent), when))
     await db.insert_rows("consent_event", EVENT_COLUMNS, rows)
 
 
@@ -867,7 +881,8 @@ async def import_suppression_list(
         summary.already_listed += len(listed)
         summary.added += len(set(digests) - listed)
         matches = await Contact.filter(tenant_id=tenant, email__in=list(emails),
-                                       suppressed_at=None) if emails else []
+                                       suppressed_at=None, email_suppressed_at=None
+                                       ) if emails else []
         summary.contacts_suppressed += len(matches)
         if dry_run:
             return
@@ -901,7 +916,8 @@ async def _suppress_hashed_matches(principal: Principal, root: Scope, config: An
     after: str | None = None
     count = 0
     while True:
-        page = Contact.filter(tenant_id=tenant, suppressed_at=None, email__isnull=False)
+        page = Contact.filter(tenant_id=tenant, suppressed_at=None, email_suppressed_at=None,
+                              email__isnull=False)
         if after is not None:
             page = page.filter(id__gt=after)
         rows = await page.order_by("id").limit(BATCH_SIZE)

@@ -145,7 +145,9 @@ async def verify_invariants(tenant_id: str | None = None) -> list[str]:
     expected_consent: dict[tuple[str, str, str], tuple[str, int]] = {}
     expected_mute: dict[tuple[str, str], int] = {}
     expected_freq: dict[tuple[str, str, str], tuple[dict[str, Any], int]] = {}
-    expected_suppressed: dict[str, bool] = {}
+    #: contact -> (suppressed on every channel, suppressed for email): an EMAIL event is a
+    #: list or bounce suppression, an ALL event a blocklist or erasure; lifting lifts both.
+    expected_suppressed: dict[str, tuple[bool, bool]] = {}
     for e in await qs.order_by("id"):
         cid, sid = str(e.contact_id), str(e.scope_id)
         if e.action in (Action.OPTED_IN, Action.OPTED_OUT):
@@ -167,8 +169,12 @@ async def verify_invariants(tenant_id: str | None = None) -> list[str]:
             expected_freq[(cid, sid, e.channel.value)] = (dict(e.data), e.id)
         elif e.action == Action.FREQUENCY_CLEARED:
             expected_freq.pop((cid, sid, e.channel.value), None)
-        elif e.action in (Action.SUPPRESSED, Action.UNSUPPRESSED):
-            expected_suppressed[cid] = e.action == Action.SUPPRESSED
+        elif e.action == Action.SUPPRESSED:
+            every, email = expected_suppressed.get(cid, (False, False))
+            expected_suppressed[cid] = (True, email) if e.channel == Channel.ALL else (
+                every, True)
+        elif e.action == Action.UNSUPPRESSED:
+            expected_suppressed[cid] = (False, False)
 
     problems: list[str] = []
     states = ConsentState.all() if tenant_id is None else ConsentState.filter(tenant_id=tenant_id)
@@ -203,9 +209,10 @@ async def verify_invariants(tenant_id: str | None = None) -> list[str]:
         problems.append(f"frequency: state {actual_freq} != ledger {expected_freq}")
     contacts = Contact.all() if tenant_id is None else Contact.filter(tenant_id=tenant_id)
     for c in await contacts:
-        should = expected_suppressed.get(str(c.id), False)
-        if (c.suppressed_at is not None) != should:
-            problems.append(f"suppression {c.id}: state {c.suppressed_at} != ledger {should}")
+        should = expected_suppressed.get(str(c.id), (False, False))
+        if (c.suppressed_at is not None, c.email_suppressed_at is not None) != should:
+            problems.append(f"suppression {c.id}: state {c.suppressed_at}, email "
+                            f"{c.email_suppressed_at} != ledger {should}")
     return problems
 
 

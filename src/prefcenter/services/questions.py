@@ -99,7 +99,8 @@ async def ask_consent(
         else:
             number = normalize_phone(phone)
             assert number is not None
-            contact = await find_or_create_by_phone(principal.tenant_id, scope, number)
+            contact = await find_or_create_by_phone(principal.tenant_id, scope, number,
+                                                    actor=principal.actor)
             if not authz.contact_visible(principal, contact):
                 raise NotFound("No such contact.", field="phone")
         if not contact.phone:

@@ -34,6 +34,9 @@ class ContactLike(Protocol):
     @property
     def suppressed_at(self) -> datetime | None: ...
 
+    @property
+    def email_suppressed(self) -> bool: ...
+
 
 class Reason(StrEnum):
     SUPPRESSED = "SUPPRESSED"
@@ -124,8 +127,9 @@ def resolve(
     on_path = [s for s in states if str(s.scope_id) in index and s.channel in
                _channels_for(channel)]
 
-    # 1. Suppressed in the tenant.
-    if contact.suppressed_at is not None:
+    # 1. Suppressed in the tenant (a list or bounce suppression: for email only).
+    if contact.suppressed_at is not None or (channel != Channel.SMS and
+                                             contact.email_suppressed):
         return Decision(**base, allowed=False, reason=Reason.SUPPRESSED, decided_by=path[0])
 
     # 2. Any opt-out on the path; the highest scope decides.
@@ -220,6 +224,7 @@ class ContactFacts:
     tenant_id: str
     home_path: str
     suppressed_at: datetime | None
+    email_suppressed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +286,8 @@ SELECT 'r', r.contact_id, NULL, NULL, r.channel, NULL, r.scope_path, NULL, NULL,
        AND {pref_scope_in} AND f.channel IN {channels} AND f.max_count IS NOT NULL)"""
 _CONTACTS_SQL = """
 UNION ALL
-SELECT 'c', id, NULL, tenant_id, home_path, NULL, NULL, NULL, NULL, suppressed_at
+SELECT 'c', id, NULL, tenant_id, home_path, NULL, NULL,
+       CASE WHEN email_suppressed_at IS NULL THEN 0 ELSE 1 END, NULL, suppressed_at
   FROM contact WHERE {contact_id_in}"""
 
 
@@ -322,7 +328,7 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
             assert sent_at is not None
             facts.sends[cid].append(SendFact(t3, Channel(t1), sent_at))
         else:
-            facts.contacts[cid] = ContactFacts(cid, str(tid), t1, as_dt(d1))
+            facts.contacts[cid] = ContactFacts(cid, str(tid), t1, as_dt(d1), bool(i1))
     return facts
 
 

@@ -584,7 +584,8 @@ async def _apply(number: SmsNumber, text: _Text, *, live: bool,
         async with db.transaction():
             contact = await find_or_create_by_phone(
                 str(number.tenant_id), scope, sender,
-                locale=match.language if match is not None else None)
+                locale=match.language if match is not None else None,
+                actor=principal.actor)
             if kind == "REVOCATION" and policy == RevocationPolicy.REVIEW:
                 review = await _queue_review(scope, contact, text)
                 log.info("sms: possible revocation from %s to %s queued for review %s",

@@ -1,8 +1,9 @@
 """The tenant's suppression list: digests of addresses that must never be contacted again.
 
-Resolution already denies a contact whose ``suppressed_at`` is set (``SUPPRESSED``), in
-the facts it loads anyway; this module keeps that flag true for everyone on the list, so
-the hot path needs no extra query:
+Resolution already denies email to a contact whose ``email_suppressed_at`` is set
+(``SUPPRESSED``; ``suppressed_at``, every channel, is an admin's blocklist or an
+erasure), in the facts it loads anyway; this module keeps that flag true for everyone
+on the list, so the hot path needs no extra query:
 
 - ``apply_to_contact`` runs whenever a contact gets an address (created, imported, email
   or phone changed): on the list -> suppressed now, with a ``SUPPRESSED`` ledger event.
@@ -76,12 +77,24 @@ def contact_addresses(contact: Contact) -> list[str]:
 
 async def listed_digests(tenant_id: str, digests: Iterable[str]) -> set[str]:
     """Which of ``digests`` are on the tenant's list (one query)."""
+    return set(await listed_origins(tenant_id, digests))
+
+
+async def listed_origins(tenant_id: str, digests: Iterable[str]
+                         ) -> dict[str, SuppressionOrigin]:
+    """Those of ``digests`` on the tenant's list, each with why it is there (one query)."""
     wanted = list(set(digests))
     if not wanted:
-        return set()
+        return {}
     found = await SuppressionEntry.filter(tenant_id=tenant_id, digest__in=wanted).values_list(
-        "digest", flat=True)
-    return {str(d) for d in found}
+        "digest", "origin")
+    return {str(d): SuppressionOrigin(o) for d, o in found}
+
+
+def every_channel(origins: Iterable[SuppressionOrigin]) -> bool:
+    """An erased person's address suppresses every channel; a listed or bounced one only
+    email (a bounce says nothing about a phone)."""
+    return SuppressionOrigin.ERASURE in set(origins)
 
 
 async def root_of(tenant_id: str) -> Scope:
@@ -90,22 +103,26 @@ async def root_of(tenant_id: str) -> Scope:
 
 async def suppress(contact: Contact, root: Scope, *, actor: str, source: Source,
                    reason: str, evidence: dict[str, Any] | None = None,
-                   data: dict[str, Any] | None = None) -> ConsentEvent | None:
-    """Set the contact's suppressed flag with its ledger event (None: it already was).
+                   data: dict[str, Any] | None = None, all_channels: bool = False
+                   ) -> ConsentEvent | None:
+    """Suppress the contact's email with its ledger event (None: it already was).
 
-    Must run inside ``db.transaction()``. The event's channel is EMAIL: what the list
-    speaks of; resolution denies every channel of a suppressed contact.
+    Must run inside ``db.transaction()``. The event's channel is EMAIL: what the list and
+    a bounce speak of; texts are still decided by the contact's consent.
+    ``all_channels``: every channel (an erased person's address came back), event ALL.
     """
-    if contact.suppressed_at is not None:
+    if contact.suppressed_at is not None or (
+            not all_channels and contact.email_suppressed_at is not None):
         return None
     now = utcnow()
     event = await ledger.append(
-        contact=contact, scope=root, channel=Channel.EMAIL, action=Action.SUPPRESSED,
-        source=source, actor=actor, evidence=evidence or {},
+        contact=contact, scope=root, channel=Channel.ALL if all_channels else Channel.EMAIL,
+        action=Action.SUPPRESSED, source=source, actor=actor, evidence=evidence or {},
         data={"reason": reason, **(data or {})}, at=now)
-    contact.suppressed_at = now
+    column = "suppressed_at" if all_channels else "email_suppressed_at"
+    setattr(contact, column, now)
     contact.suppression_reason = reason[:200]
-    await Contact.filter(id=contact.id).update(suppressed_at=now,
+    await Contact.filter(id=contact.id).update(**{column: now},
                                                suppression_reason=contact.suppression_reason)
     return event
 
@@ -123,11 +140,13 @@ async def apply_to_contact(contact: Contact, *, actor: str,
         return None
     config = await config_for(str(contact.tenant_id))
     wanted = [d for a in addresses for d in digests_of(config, a)]
-    if not await listed_digests(str(contact.tenant_id), wanted):
+    origins = await listed_origins(str(contact.tenant_id), wanted)
+    if not origins:
         return None
     root = await root_of(str(contact.tenant_id))
     return await suppress(contact, root, actor=actor, source=source,
-                          reason="suppression list",
+                          reason="suppression list", all_channels=every_channel(
+                              origins.values()),
                           evidence={"note": "The address is on the tenant's suppression list."})
 
 
@@ -151,7 +170,7 @@ async def contacts_matching(tenant_id: str, config: SenderConfig, digests: set[s
     """Those of ``candidates`` whose email or phone is listed under one of ``digests``."""
     out = []
     for c in candidates:
-        if c.suppressed_at is not None:
+        if c.email_suppressed_at is not None:
             continue
         mine = {d for a in contact_addresses(c) for d in digests_of(config, a)}
         if mine & digests:
