@@ -202,3 +202,33 @@ async def test_component_texts_carry_the_tenants_wording(world: World) -> None:
     # The same link read in another language gets none of the German wording.
     assert (await _texts(world, token, lang="fr"))["texts"]["What we may send you"] == (
         "Ce que nous pouvons vous envoyer")
+
+
+# --- a contact whose language nobody told us ------------------------------------------------
+
+CREATE_CONTACT = """mutation($i: CreateContactInput!) { createContact(input: $i) {
+  __typename ... on ContactPayload { contact { id locale } } } }"""
+
+
+@pytest.mark.parametrize(("accept", "default", "lang", "title"), [
+    ("fr-FR,fr;q=0.9", None, "fr", "Se désabonner"),
+    ("sv", "it", "it", "Annulla iscrizione"),
+    (None, None, "en", "Unsubscribe"),
+])
+async def test_a_contact_created_without_a_locale_reads_the_browsers_then_the_scopes(
+        world: World, accept: str | None, default: str | None, lang: str, title: str) -> None:
+    """Created without a locale, a contact's locale is empty (not ``en``), so the chain goes
+    on to the browser's Accept-Language and the scope's default."""
+    created = (await world.gql(CREATE_CONTACT, {"i": {"email": "nolocale@example.com"}}))
+    contact = created["createContact"]["contact"]
+    assert contact["locale"] == ""
+    world.contacts["nolocale"] = await contacts.get_contact(world.system, contact["id"])
+    if default:
+        assert await _set(world, "group", {"defaultLanguage": default}) == {
+            "__typename": "ScopePayload"}
+    url = path((await get_links(world, contact="nolocale", scope="study_sleep"))
+               ["unsubscribeUrl"])
+    page = await world.client.get(url, headers={"Accept-Language": accept} if accept else {})
+    assert page.status_code == 200
+    assert f'<html lang="{lang}">' in page.text
+    assert f"<h1>{title}</h1>" in page.text

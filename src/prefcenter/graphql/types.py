@@ -111,7 +111,9 @@ class ContactNode:
     email: str | None = strawberry.field(description="Normalised email address.")
     phone: str | None = strawberry.field(description="Phone number in E.164.")
     external_id: str | None = strawberry.field(description="The sender's own id.")
-    locale: str = strawberry.field(description="Preferred language, e.g. 'en' or 'de'.")
+    locale: str = strawberry.field(description="Preferred language, e.g. 'en' or 'de'; empty "
+                                   "when not known (pages then follow the browser's "
+                                   "language, mail and texts the scope's default).")
     name: str = strawberry.field(description="Display name.")
     suppressed: bool = strawberry.field(description="Blocklisted or erased in the tenant.")
     created_at: datetime = strawberry.field(description="When the contact was created.")

@@ -10,21 +10,9 @@ from uuid import uuid4
 from tortoise import fields
 from tortoise.indexes import Index
 
+from prefcenter.migration_ops import AlterFieldNotOnSqlite
 
-class AlterFieldNotOnSqlite(ops.AlterField):
-    """An AlterField that SQLite skips: only enum descriptions and a VARCHAR length change
-    here, which SQLite neither stores nor enforces, while rebuilding ``consent_event`` (as
-    SQLite's AlterField does) fails on the rows that reference it. PostgreSQL alters."""
 
-    async def database_forward(self, app_label, old_state, new_state, state_editor=None):
-        if state_editor is not None and state_editor.client.capabilities.dialect == "sqlite":
-            return
-        await super().database_forward(app_label, old_state, new_state, state_editor)
-
-    async def database_backward(self, app_label, old_state, new_state, state_editor=None):
-        if state_editor is not None and state_editor.client.capabilities.dialect == "sqlite":
-            return
-        await super().database_backward(app_label, old_state, new_state, state_editor)
 
 class Migration(migrations.Migration):
     dependencies = [('models', '0006_contact_token_expiry_index')]

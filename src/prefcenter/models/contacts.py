@@ -29,7 +29,8 @@ class Contact(Model):
     email = fields.CharField(max_length=320, null=True)
     phone = fields.CharField(max_length=20, null=True)
     external_id = fields.CharField(max_length=200, null=True)
-    locale = fields.CharField(max_length=35, default="en")
+    #: Empty when not known: the language then comes from the browser or the scope (issue 15).
+    locale = fields.CharField(max_length=35, default="")
     name = fields.CharField(max_length=200, default="")
     # Suppressed on every channel (an admin's blocklist, an erasure).
     suppressed_at = fields.DatetimeField(null=True)

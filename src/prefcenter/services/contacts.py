@@ -83,8 +83,10 @@ def normalize_phone(value: str | None) -> str | None:
 
 
 def normalize_locale(value: str | None) -> str:
-    if not value:
-        return "en"
+    """``de_DE`` -> ``de-DE``; empty when not given: the language then comes from the
+    browser (``Accept-Language``) or the scope's ``defaultLanguage`` (issue 15)."""
+    if not value or not value.strip():
+        return ""
     value = value.strip().replace("_", "-")
     if len(value) > 35 or not all(part.isalnum() for part in value.split("-")):
         raise Invalid("Not a valid locale (use e.g. 'en' or 'de-DE').", field="locale")

@@ -503,7 +503,7 @@ class Importer:
             entry = _Contact(_Person(
                 id=self._new_id(), tenant_id=self.principal.tenant_id,
                 home_scope_id=str(home.id), home_path=home.path, email=r.email, phone=r.phone,
-                external_id=r.external_id, locale=r.locale or "en", name=r.name or ""),
+                external_id=r.external_id, locale=r.locale or "", name=r.name or ""),
                 new=True)
             created = True
         else:

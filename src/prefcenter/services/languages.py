@@ -3,8 +3,8 @@
 Language, first answer wins: the contact's own locale when we speak it (``de-AT`` ->
 ``de``), then the browser's ``Accept-Language`` (pages only; mail and texts have no
 browser), then the scope setting ``defaultLanguage`` (inherited down the tree), then
-English. A contact created without a locale has ``en``, which we speak: set ``locale``
-on import where it is known.
+English. A contact created without a locale has an empty one, so the browser or the
+scope decides for it; set ``locale`` on import where it is known.
 
 Wording: the scope setting ``texts`` replaces any catalog text by its key, per language,
 e.g. ``{"de": {"unsub.title": "Vom Newsletter abmelden"}}``; inherited down the tree, a
