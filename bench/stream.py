@@ -196,6 +196,16 @@ async def subscription_delay(sub_url: str, write_url: str, tenant: Tenant, subsc
 # --- 2. webhook throughput -----------------------------------------------------------------
 
 
+async def read_request(reader: asyncio.StreamReader) -> tuple[dict[str, str], bytes]:
+    """One HTTP/1.1 request off a keep-alive connection: lower-cased headers and the body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    headers = {k.strip().lower(): v.strip() for k, _, v in
+               (line.partition(":") for line in lines if line)}
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return headers, body
+
+
 class FastReceiver:
     """A keep-alive HTTP/1.1 receiver on asyncio that answers 204 and counts."""
 
@@ -207,11 +217,7 @@ class FastReceiver:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")[1:]
-                headers = {k.strip().lower(): v.strip() for k, _, v in
-                           (line.partition(":") for line in lines if line)}
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                headers, body = await read_request(reader)
                 self.times.append(time.perf_counter())
                 if len(self.samples) < 20:
                     self.samples.append((body, headers))

@@ -28,7 +28,7 @@ import httpx
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from bench.core import database
-from bench.stream import CREATE, FastReceiver, Tenant, server
+from bench.stream import CREATE, FastReceiver, Tenant, read_request, server
 from prefcenter import db
 from prefcenter.models import ConsentEvent, Scope
 from prefcenter.models.enums import Channel, Source
@@ -51,11 +51,7 @@ class VerifyingReceiver(FastReceiver):
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")[1:]
-                headers = {k.strip().lower(): v.strip() for k, _, v in
-                           (line.partition(":") for line in lines if line)}
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                headers, body = await read_request(reader)
                 try:
                     Webhook(self.secret).verify(body, headers)
                 except WebhookVerificationError:
