@@ -124,7 +124,9 @@ async def _refused(url: str) -> bool:
     try:
         async with httpx.AsyncClient(timeout=1) as fresh:
             await fresh.get(f"{url}/healthz")
-    except httpx.ConnectError:
+    except (httpx.ConnectError, httpx.RemoteProtocolError):
+        # Refused outright, or accepted by the kernel while the listening socket
+        # was closing and then dropped unanswered: either way it is not served.
         return True
     return False
 
