@@ -29,8 +29,9 @@ from tortoise import connections
 
 from prefcenter.models import Contact, Scope
 from prefcenter.models.enums import Channel, Role, Source
-from prefcenter.services import auth, consent, scopes
-from prefcenter.services.principals import system_principal
+from prefcenter.services.consent import changes
+from prefcenter.services.tenancy import auth, scopes
+from prefcenter.services.tenancy.principals import system_principal
 
 SAMPLE = 200
 DECISION = """query($c: ID!, $s: ID!) {
@@ -97,17 +98,17 @@ async def _tenant(label: str, n_contacts: int, n_scopes: int, rng: random.Random
     emails = [f"big{rng.randint(1, n_contacts)}@{domain}" for _ in range(SAMPLE)]
     ids = [str(i) for i in await Contact.filter(tenant_id=tid, email__in=emails).values_list(
         "id", flat=True)]
-    request = consent.Request(source=Source.ADMIN,
+    request = changes.Request(source=Source.ADMIN,
                               evidence={"text": "Imported consent", "document": "bench"})
     leaves = users or clients or [root]
     sample: list[tuple[str, str]] = []
     for i, cid in enumerate(ids):
         target = rng.choice(leaves)
         if i % 3 == 0:
-            await consent.opt_out(system, cid, str(rng.choice(made).id), Channel.EMAIL,
+            await changes.opt_out(system, cid, str(rng.choice(made).id), Channel.EMAIL,
                                   request)
         elif i % 3 == 1:
-            await consent.opt_in(system, cid, str(target.id), Channel.EMAIL, request)
+            await changes.opt_in(system, cid, str(target.id), Channel.EMAIL, request)
         sample.append((cid, str(target.id)))
     if conn.capabilities.dialect == "postgres":
         await conn.execute_script("ANALYZE")

@@ -49,9 +49,10 @@ from prefcenter.models import (
     SendRecord,
 )
 from prefcenter.models.enums import Action, Channel, ConsentStatus, Period, Role, Source
-from prefcenter.services import auth, ledger, scopes
 from prefcenter.services.common import utcnow
-from prefcenter.services.principals import system_principal
+from prefcenter.services.consent import ledger
+from prefcenter.services.tenancy import auth, scopes
+from prefcenter.services.tenancy.principals import system_principal
 from prefcenter.settings import Settings
 
 PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/test"

@@ -51,7 +51,7 @@ import httpx
 
 from bench import core
 from prefcenter import db
-from prefcenter.services import ledger
+from prefcenter.services.consent import ledger
 from prefcenter.settings import Settings
 
 HOST = "127.0.0.1"

@@ -35,8 +35,9 @@ import httpx
 
 from prefcenter import db
 from prefcenter.models.enums import Role
-from prefcenter.services import auth, imports, scopes
-from prefcenter.services.principals import system_principal
+from prefcenter.services.senders import imports
+from prefcenter.services.tenancy import auth, scopes
+from prefcenter.services.tenancy.principals import system_principal
 from prefcenter.settings import Settings
 
 

@@ -40,8 +40,9 @@ from standardwebhooks import Webhook
 
 from prefcenter import db
 from prefcenter.models.enums import Role
-from prefcenter.services import auth, contacts, scopes
-from prefcenter.services.principals import system_principal
+from prefcenter.services.people import contacts
+from prefcenter.services.tenancy import auth, scopes
+from prefcenter.services.tenancy.principals import system_principal
 from prefcenter.settings import Settings
 
 OPT = """mutation($i: ConsentChangeInput!) { %s(input: $i) {

@@ -33,8 +33,8 @@ from prefcenter import db
 from prefcenter.models import ConsentEvent, Scope
 from prefcenter.models.enums import Channel, Source
 from prefcenter.models.webhooks import WebhookAttempt
-from prefcenter.services import consent
-from prefcenter.services.principals import system_principal
+from prefcenter.services.consent import changes
+from prefcenter.services.tenancy.principals import system_principal
 from prefcenter.settings import Settings
 
 
@@ -97,13 +97,13 @@ async def outage(folder: Path, database_url: str, args: argparse.Namespace) -> N
             root = tenant.scope_ids[0]
             scope = await Scope.get(id=root)
             system = system_principal(str(scope.tenant_id), root, "bench")
-            request = consent.Request(source=Source.ADMIN,
+            request = changes.Request(source=Source.ADMIN,
                                       evidence={"text": "bench", "document": "form-7"})
             went_down = time.monotonic()
             for start in range(0, args.events, 500):
                 async with db.transaction():
                     for i in range(start, min(args.events, start + 500)):
-                        fn = consent.opt_out if i % 2 == 0 else consent.opt_in
+                        fn = changes.opt_out if i % 2 == 0 else changes.opt_in
                         await fn(system, tenant.contact_ids[0], tenant.scope_ids[1],
                                  Channel.EMAIL, request)
             written = time.monotonic() - went_down

@@ -9,8 +9,9 @@ import httpx
 
 from prefcenter.models import Contact, Scope
 from prefcenter.models.enums import Policy, Role
-from prefcenter.services import auth, contacts, scopes
-from prefcenter.services.principals import Principal, system_principal
+from prefcenter.services.people import contacts
+from prefcenter.services.tenancy import auth, scopes
+from prefcenter.services.tenancy.principals import Principal, system_principal
 
 
 class GraphQLErrors(AssertionError):

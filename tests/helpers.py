@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from prefcenter.services.ledger import verify_invariants
+from prefcenter.services.consent.ledger import verify_invariants
 
 
 class _Counter(logging.Handler):

@@ -58,8 +58,8 @@ Broadcaster = Callable[[bytes], Awaitable[None]]
 
 #: The key that invalidates a whole cache.
 EVERYTHING = "*"
-#: The caches, by kind: verified API keys by secret hash (``services.auth``); scope paths
-#: by scope id (``services.resolution``), invalidated whole by any scope update.
+#: The caches, by kind: verified API keys by secret hash (``services.tenancy.auth``); scope paths
+#: by scope id (``services.consent.resolution``), invalidated whole by any scope update.
 API_KEYS = "api_key"
 SCOPE_PATHS = "scope_path"
 

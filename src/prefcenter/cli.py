@@ -164,7 +164,7 @@ prefcenter demo tenant: {info.tenant.name} ({'created' if info.created else 'alr
 
 def cmd_tenant_create(args: argparse.Namespace) -> int:
     from prefcenter.models.enums import Role
-    from prefcenter.services import auth, scopes
+    from prefcenter.services.tenancy import auth, scopes
 
     settings = _settings(args)
 
@@ -183,8 +183,8 @@ def cmd_api_key_create(args: argparse.Namespace) -> int:
     from prefcenter.errors import DomainError
     from prefcenter.models import Scope
     from prefcenter.models.enums import Role
-    from prefcenter.services import auth
     from prefcenter.services.common import parse_uuid, utcnow
+    from prefcenter.services.tenancy import auth
 
     settings = _settings(args)
     try:
@@ -238,7 +238,7 @@ def cmd_api_key_list(args: argparse.Namespace) -> int:
 
 def cmd_api_key_revoke(args: argparse.Namespace) -> int:
     from prefcenter import caches
-    from prefcenter.services.auth import revoke_api_key_by_id
+    from prefcenter.services.tenancy.auth import revoke_api_key_by_id
 
     settings = _settings(args)
 

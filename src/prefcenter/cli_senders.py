@@ -25,9 +25,11 @@ from typing import Any, TextIO
 from prefcenter import db
 from prefcenter.errors import DomainError
 from prefcenter.models import Scope
-from prefcenter.services import exports, feedback, gdpr, imports
+from prefcenter.services.channels.email import feedback
 from prefcenter.services.common import parse_uuid
-from prefcenter.services.principals import Principal, system_principal
+from prefcenter.services.people import gdpr
+from prefcenter.services.senders import exports, imports
+from prefcenter.services.tenancy.principals import Principal, system_principal
 from prefcenter.settings import Settings
 
 ACTOR = "cli"

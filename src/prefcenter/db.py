@@ -524,7 +524,7 @@ async def _take_write_lock(conn: Any) -> None:
     then writes fails at once with "database is locked" when another process wrote in
     between; taking the write lock up front waits (busy timeout) and then reads fresh data.
     A statement that writes nothing is enough to take it. (PostgreSQL: nothing to do; rows
-    are locked where needed, ``services.contacts.lock_contact``.)
+    are locked where needed, ``services.people.contacts.lock_contact``.)
     """
     if conn.capabilities.dialect == "sqlite":
         await conn.execute_query('DELETE FROM "tenant" WHERE 0')

@@ -14,8 +14,9 @@ from datetime import timedelta
 
 from prefcenter.models import Contact, Scope
 from prefcenter.models.enums import TokenPurpose
-from prefcenter.services import auth, contacts, scopes
-from prefcenter.services.principals import Principal, system_principal
+from prefcenter.services.people import contacts
+from prefcenter.services.tenancy import auth, scopes
+from prefcenter.services.tenancy.principals import Principal, system_principal
 
 
 @dataclass

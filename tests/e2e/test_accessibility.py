@@ -23,7 +23,7 @@ import pytest
 from playwright.async_api import expect
 
 from prefcenter.models.enums import Channel, Source
-from prefcenter.services import confirmations, consent, links
+from prefcenter.services.consent import changes, confirmations, links
 from tests.e2e.conftest import (
     ACTIVE,
     ARTIFACTS,
@@ -97,8 +97,8 @@ async def audit(page: Any, axe: Path, name: str) -> None:
 async def test_the_preference_page(server: Server, tenant: Seeded, a11y_browser: Any,
                                    axe_script: Path) -> None:
     t = tenant
-    await consent.set_not_interested(contact_principal(t), str(t.contact.id), t.sid("phone"),
-                                     True, consent.Request(source=Source.EMAIL_LINK))
+    await changes.set_not_interested(contact_principal(t), str(t.contact.id), t.sid("phone"),
+                                     True, changes.Request(source=Source.EMAIL_LINK))
     page = await a11y_browser.new_page()
     await page.goto(server.link(t.token))
     await page.get_by_role("heading", name="What we may send you").wait_for()
@@ -134,11 +134,11 @@ async def test_the_link_pages_and_home(server: Server, tenant: Seeded, a11y_brow
     await page.goto(issued.not_interested_url)
     await audit(page, axe_script, "not-interested")
 
-    await consent.opt_out(t.system, str(t.contact.id), t.sid("events"), Channel.EMAIL,
-                          consent.Request(source=Source.EMAIL_LINK))
+    await changes.opt_out(t.system, str(t.contact.id), t.sid("events"), Channel.EMAIL,
+                          changes.Request(source=Source.EMAIL_LINK))
     await confirmations.request_opt_back_in(
         contact_principal(t), str(t.contact.id), t.sid("events"), Channel.EMAIL,
-        consent.Request(source=Source.PREFERENCE_CENTER, evidence={"text": "Yes, again."}),
+        changes.Request(source=Source.PREFERENCE_CENTER, evidence={"text": "Yes, again."}),
         server.settings())
     mail = (await server.mailbox.wait_for(t.contact.email))[-1]
     await page.goto(confirmation_link(mail))

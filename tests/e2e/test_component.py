@@ -185,7 +185,7 @@ async def test_embedded_in_three_languages(
         switch_name: str, dialog_title: str, ok: str, done: str) -> None:
     from playwright.async_api import async_playwright
 
-    from prefcenter.services import contacts
+    from prefcenter.services.people import contacts
     from tests.e2e.conftest import CHROMIUM, LAUNCH_ARGS
 
     t = tenant
@@ -234,7 +234,7 @@ async def test_embedded_in_three_languages(
 async def test_the_preference_page_speaks_the_contacts_language(
         server: Server, tenant: Seeded, browser: Any, console_errors: Any) -> None:
     """/p/{token} is the component in a page: the page around it follows its language."""
-    from prefcenter.services import contacts
+    from prefcenter.services.people import contacts
 
     t = tenant
     await contacts.update_contact(t.system, str(t.contact.id), locale="it-CH")

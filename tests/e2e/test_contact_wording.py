@@ -19,7 +19,10 @@ from playwright.async_api import expect
 
 from prefcenter.models import ConsentEvent
 from prefcenter.models.enums import Channel, Source, TokenPurpose
-from prefcenter.services import auth, consent, contacts, scopes, sms
+from prefcenter.services.channels.sms import texts
+from prefcenter.services.consent import changes
+from prefcenter.services.people import contacts
+from prefcenter.services.tenancy import auth, scopes
 from prefcenter.templates.messages import format_date
 from tests.e2e.conftest import Server
 from tests.e2e.seed import Seeded
@@ -37,7 +40,7 @@ async def _number_scope(t: Seeded, server: Server) -> str:
     number = await scopes.create_scope(t.system, parent_id=t.sid("root"), kind="Number",
                                        name="Texts from Acme")
     t.scopes["number"] = number
-    await sms.register_number(t.system, scope_id=str(number.id),
+    await texts.register_number(t.system, scope_id=str(number.id),
                               number=f"+49151{secrets.randbelow(10**8):08d}",
                               auth_token="0123456789abcdef0123",
                               webhook_url=f"{server.url}/sms/inbound")
@@ -56,8 +59,8 @@ async def test_names_not_kinds_and_only_the_switches_that_apply(
         server: Server, tenant: Seeded, browser: Any, console_errors: Any) -> None:
     t = tenant
     await _number_scope(t, server)
-    await consent.opt_out(t.system, str(t.contact.id), t.sid("panel"), Channel.EMAIL,
-                          consent.Request(source=Source.EMAIL_LINK))
+    await changes.opt_out(t.system, str(t.contact.id), t.sid("panel"), Channel.EMAIL,
+                          changes.Request(source=Source.EMAIL_LINK))
     page = await _open(browser, server.link(t.token), console_errors)
 
     text = await page.locator("main").inner_text()

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from prefcenter.models.enums import Channel, Source
-from prefcenter.services import consent
-from prefcenter.services.principals import Principal
+from prefcenter.services.consent import changes
+from prefcenter.services.tenancy.principals import Principal
 from tests.e2e.conftest import Server
 from tests.e2e.seed import Seeded
 
@@ -26,10 +26,10 @@ async def test_download_my_data(server: Server, tenant: Seeded, browser: Any,
     t = tenant
     me = Principal(kind="contact", tenant_id=t.tenant_id, scope_id=t.sid("root"),
                    scope_path=t.scopes["root"].path, contact_id=str(t.contact.id))
-    await consent.opt_out(me, str(t.contact.id), t.sid("sleep"), Channel.EMAIL,
-                          consent.Request(source=Source.PREFERENCE_CENTER, ip="198.51.100.4"))
-    await consent.set_not_interested(me, str(t.contact.id), t.sid("phone"), True,
-                                     consent.Request(source=Source.EMAIL_LINK))
+    await changes.opt_out(me, str(t.contact.id), t.sid("sleep"), Channel.EMAIL,
+                          changes.Request(source=Source.PREFERENCE_CENTER, ip="198.51.100.4"))
+    await changes.set_not_interested(me, str(t.contact.id), t.sid("phone"), True,
+                                     changes.Request(source=Source.EMAIL_LINK))
     page = await browser.new_page()
     errors = console_errors(page)
     await page.goto(server.link(t.token))

@@ -12,16 +12,17 @@ from playwright.async_api import expect
 
 from prefcenter.models import ContactToken
 from prefcenter.models.enums import Channel, Period, Source
-from prefcenter.services import confirmations, consent, scopes
-from prefcenter.services.auth import hash_secret
 from prefcenter.services.common import utcnow
-from prefcenter.services.principals import Principal
+from prefcenter.services.consent import changes, confirmations
+from prefcenter.services.tenancy import scopes
+from prefcenter.services.tenancy.auth import hash_secret
+from prefcenter.services.tenancy.principals import Principal
 from tests.e2e.conftest import ACTIVE, ARTIFACTS, PHONE, Server
 from tests.e2e.seed import Seeded
 
 pytestmark = pytest.mark.browser
 
-ADMIN = consent.Request(source=Source.ADMIN, evidence={"text": "Signed form", "document": "f-1"})
+ADMIN = changes.Request(source=Source.ADMIN, evidence={"text": "Signed form", "document": "f-1"})
 
 
 def contact_principal(t: Seeded) -> Principal:
@@ -67,19 +68,19 @@ async def test_main_view(server: Server, tenant: Seeded, browser: Any,
                          console_errors: Any) -> None:
     """The tree with switches and reasons; saved as test-artifacts/preference-centre.png."""
     t = tenant
-    await consent.opt_out(t.system, str(t.contact.id), t.sid("sleep"), Channel.EMAIL,
-                          consent.Request(source=Source.EMAIL_LINK))
-    await consent.opt_in(t.system, str(t.contact.id), t.sid("events"), Channel.SMS, ADMIN)
-    await consent.set_frequency(t.system, str(t.contact.id), t.sid("news"), ADMIN,
+    await changes.opt_out(t.system, str(t.contact.id), t.sid("sleep"), Channel.EMAIL,
+                          changes.Request(source=Source.EMAIL_LINK))
+    await changes.opt_in(t.system, str(t.contact.id), t.sid("events"), Channel.SMS, ADMIN)
+    await changes.set_frequency(t.system, str(t.contact.id), t.sid("news"), ADMIN,
                                 max_count=2, period=Period.WEEK)
     me = contact_principal(t)
-    await consent.set_not_interested(me, str(t.contact.id), t.sid("phone"), True,
-                                     consent.Request(source=Source.EMAIL_LINK))
-    await consent.opt_out(me, str(t.contact.id), t.sid("digest"), Channel.EMAIL,
-                          consent.Request(source=Source.PREFERENCE_CENTER))
+    await changes.set_not_interested(me, str(t.contact.id), t.sid("phone"), True,
+                                     changes.Request(source=Source.EMAIL_LINK))
+    await changes.opt_out(me, str(t.contact.id), t.sid("digest"), Channel.EMAIL,
+                          changes.Request(source=Source.PREFERENCE_CENTER))
     await confirmations.request_opt_back_in(
         me, str(t.contact.id), t.sid("digest"), Channel.EMAIL,
-        consent.Request(source=Source.PREFERENCE_CENTER, evidence={"text": "Yes, again."}),
+        changes.Request(source=Source.PREFERENCE_CENTER, evidence={"text": "Yes, again."}),
         server.settings())
 
     page = await open_page(browser, server, t, console_errors)
@@ -175,8 +176,8 @@ async def test_opt_back_in_is_confirmed_from_the_mail(
         server: Server, tenant: Seeded, browser: Any, console_errors: Any) -> None:
     """Seed 002: opting back in sends a confirmation; off ("Waiting") until confirmed."""
     t = tenant
-    await consent.opt_out(t.system, str(t.contact.id), t.sid("sleep"), Channel.EMAIL,
-                          consent.Request(source=Source.ONE_CLICK))
+    await changes.opt_out(t.system, str(t.contact.id), t.sid("sleep"), Channel.EMAIL,
+                          changes.Request(source=Source.ONE_CLICK))
     page = await open_page(browser, server, t, console_errors)
     sleep = switch(page, "EMAIL", "Sleep study")
     await expect(sleep).to_have_attribute("aria-checked", "false")
@@ -216,8 +217,8 @@ async def test_opt_back_in_is_confirmed_from_the_mail(
 async def test_a_higher_opt_out_is_explained_and_undone_where_it_was_made(
         server: Server, tenant: Seeded, browser: Any, console_errors: Any) -> None:
     t = tenant
-    await consent.opt_out(t.system, str(t.contact.id), t.sid("panel"), Channel.EMAIL,
-                          consent.Request(source=Source.EMAIL_LINK))
+    await changes.opt_out(t.system, str(t.contact.id), t.sid("panel"), Channel.EMAIL,
+                          changes.Request(source=Source.EMAIL_LINK))
     page = await open_page(browser, server, t, console_errors)
     await switch(page, "EMAIL", "Sleep study").click()
     dialog = page.get_by_role("dialog", name="Email from Sleep study is off")
@@ -399,8 +400,8 @@ async def test_not_interested_can_be_undone(server: Server, tenant: Seeded, brow
                                             console_errors: Any) -> None:
     """Seed 001: the contact sees its own "Not interested" and says it changed its mind."""
     t = tenant
-    await consent.set_not_interested(contact_principal(t), str(t.contact.id), t.sid("phone"),
-                                     True, consent.Request(source=Source.EMAIL_LINK))
+    await changes.set_not_interested(contact_principal(t), str(t.contact.id), t.sid("phone"),
+                                     True, changes.Request(source=Source.EMAIL_LINK))
     page = await open_page(browser, server, t, console_errors)
     section = page.get_by_role("region", name="Things you said you're not interested in")
     await expect(section).to_contain_text("Phone beta — since")
@@ -448,7 +449,7 @@ async def test_consent_to_text_messages_records_the_words(
 async def test_unsubscribe_from_everything(server: Server, tenant: Seeded, browser: Any,
                                            console_errors: Any) -> None:
     t = tenant
-    await consent.opt_in(t.system, str(t.contact.id), t.sid("events"), Channel.SMS, ADMIN)
+    await changes.opt_in(t.system, str(t.contact.id), t.sid("events"), Channel.SMS, ADMIN)
     page = await open_page(browser, server, t, console_errors)
     await page.get_by_role("button", name="Unsubscribe from everything").click()
     dialog = page.get_by_role("dialog", name="Unsubscribe from everything?")
@@ -471,8 +472,8 @@ async def test_unsubscribe_from_everything(server: Server, tenant: Seeded, brows
 async def test_history_lists_what_happened(server: Server, tenant: Seeded, browser: Any,
                                            console_errors: Any) -> None:
     t = tenant
-    await consent.opt_out(t.system, str(t.contact.id), t.sid("news"), Channel.EMAIL,
-                          consent.Request(source=Source.ONE_CLICK))
+    await changes.opt_out(t.system, str(t.contact.id), t.sid("news"), Channel.EMAIL,
+                          changes.Request(source=Source.ONE_CLICK))
     page = await open_page(browser, server, t, console_errors)
     await page.get_by_text("Show what changed and when").click()
     await expect(page.locator("#history-list li").first).to_contain_text(

@@ -19,7 +19,7 @@ from playwright.async_api import expect
 
 from prefcenter.models import Contact, Scope
 from prefcenter.models.enums import Policy, TokenPurpose
-from prefcenter.services import auth, scopes
+from prefcenter.services.tenancy import auth, scopes
 from tests.e2e.conftest import Server
 from tests.e2e.seed import Seeded
 from tests.e2e.test_preference_centre import api, switch

@@ -12,8 +12,10 @@ import httpx
 from prefcenter.models import ConsentState
 from prefcenter.models.enums import Policy
 from prefcenter.models.mail import OutboxMail
-from prefcenter.services import confirmations, contacts, mail
+from prefcenter.services.channels.email import mail
 from prefcenter.services.common import utcnow
+from prefcenter.services.consent import confirmations
+from prefcenter.services.people import contacts
 from prefcenter.settings import Settings
 from tests.factories import World
 from tests.flows.conftest import SmtpServer

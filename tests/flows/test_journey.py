@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 
-from prefcenter.services import mail
+from prefcenter.services.channels.email import mail
 from prefcenter.settings import Settings
 from tests.factories import World
 from tests.flows.conftest import SmtpServer

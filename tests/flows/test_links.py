@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from prefcenter.models.enums import Channel, TokenPurpose
-from prefcenter.services import auth, changes
-from prefcenter.services import links as links_svc
+from prefcenter.services.consent import changefeed
+from prefcenter.services.consent import links as links_svc
+from prefcenter.services.tenancy import auth
 from prefcenter.settings import Settings
 from tests.factories import World
 from tests.flows.support import LINKS, get_links, token_of
@@ -112,6 +113,6 @@ async def test_a_subtree_senders_preference_link_reaches_only_its_part_of_the_tr
     for scope_id, expected in ((None, [world.sid("group")]),
                                (world.sid("group"), [world.sid("group")]),
                                (world.sid("user_alice"), [])):
-        f = await changes.open_filter(principal, scope_id=scope_id)
-        streamed = await changes.read_after(f, 0, settle=None)
+        f = await changefeed.open_filter(principal, scope_id=scope_id)
+        streamed = await changefeed.read_after(f, 0, settle=None)
         assert [str(e.scope_id) for e in streamed.events] == expected

@@ -16,8 +16,11 @@ from prefcenter.app import create_app
 from prefcenter.models import ContactToken
 from prefcenter.models.enums import Channel, Source
 from prefcenter.models.mail import MailStatus, OutboxMail
-from prefcenter.services import confirmations, consent, contacts, mail, scopes
+from prefcenter.services.channels.email import mail
 from prefcenter.services.common import utcnow
+from prefcenter.services.consent import changes, confirmations
+from prefcenter.services.people import contacts
+from prefcenter.services.tenancy import scopes
 from prefcenter.settings import Settings
 from tests.conftest import running
 from tests.factories import World
@@ -25,13 +28,13 @@ from tests.flows.conftest import SmtpServer
 from tests.flows.support import get_links, link_in, path
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
-ADMIN = consent.Request(source=Source.ADMIN, evidence={"note": "test"})
+ADMIN = changes.Request(source=Source.ADMIN, evidence={"note": "test"})
 
 
 async def _ask(world: World, settings: Settings, contact_id: str,
                scope: str = "study_sleep") -> None:
     """An admin opts the contact out and asks it to opt back in: one mail queued."""
-    await consent.opt_out(world.system, contact_id, world.sid(scope), Channel.EMAIL, ADMIN)
+    await changes.opt_out(world.system, contact_id, world.sid(scope), Channel.EMAIL, ADMIN)
     await confirmations.request_opt_back_in(world.system, contact_id, world.sid(scope),
                                             Channel.EMAIL, ADMIN, settings)
 

@@ -12,8 +12,11 @@ from prefcenter import db
 from prefcenter.models import ConsentEvent
 from prefcenter.models.enums import Channel, Source, TokenPurpose
 from prefcenter.models.mail import OptBackInRequest, OutboxMail
-from prefcenter.services import auth, confirmations, consent, contacts, mail, scopes
+from prefcenter.services.channels.email import mail
 from prefcenter.services.common import utcnow
+from prefcenter.services.consent import changes, confirmations
+from prefcenter.services.people import contacts
+from prefcenter.services.tenancy import auth, scopes
 from prefcenter.settings import Settings
 from tests.factories import World
 from tests.flows.conftest import SmtpServer
@@ -120,22 +123,22 @@ async def test_requests_that_cannot_be_made(world: World, client: httpx.AsyncCli
     result = await _request(world)
     assert (result["__typename"], result["code"]) == ("OperationError", "ALREADY_DONE")
     # Opted out of the whole account: the study alone cannot be reopened.
-    await consent.opt_out(world.system, world.cid("ada"), world.sid("account"), Channel.EMAIL,
-                          consent.Request(source=Source.ADMIN))
+    await changes.opt_out(world.system, world.cid("ada"), world.sid("account"), Channel.EMAIL,
+                          changes.Request(source=Source.ADMIN))
     before = await snapshot()
     result = await _request(world)
     assert result["__typename"] == "BlockedError"
     assert result["blockingScopeId"] == world.sid("account")
     # Opted out of ALL channels: ask for ALL.
-    await consent.opt_out(world.system, world.cid("bob"), world.sid("study_sleep"), Channel.ALL,
-                          consent.Request(source=Source.ADMIN))
+    await changes.opt_out(world.system, world.cid("bob"), world.sid("study_sleep"), Channel.ALL,
+                          changes.Request(source=Source.ADMIN))
     before = await snapshot()
     result = await _request(world, contact="bob", channel="EMAIL")
     assert (result["code"], result["field"]) == ("INVALID", "channel")
     # A phone-only contact has no address to confirm with.
     phone_only = await contacts.create_contact(world.system, phone="+14155550199")
-    await consent.opt_out(world.system, str(phone_only.id), world.sid("study_sleep"),
-                          Channel.EMAIL, consent.Request(source=Source.ADMIN))
+    await changes.opt_out(world.system, str(phone_only.id), world.sid("study_sleep"),
+                          Channel.EMAIL, changes.Request(source=Source.ADMIN))
     before = await snapshot()
     data = await world.gql(REQUEST_OPT_BACK_IN, {"i": {
         "contactId": str(phone_only.id), "scopeId": world.sid("study_sleep"),
@@ -234,8 +237,8 @@ async def test_opt_out_confirmation_email_offers_opting_back_in(
     assert await OutboxMail.all().count() == 1
     # Not configured there: no mail; admins' opt-outs: no mail; SMS opt-outs: no mail.
     await _opt_out(world, client, scope="study_sleep")
-    await consent.opt_out(world.system, world.cid("bob"), world.sid("user_alice"),
-                          Channel.EMAIL, consent.Request(source=Source.ADMIN))
+    await changes.opt_out(world.system, world.cid("bob"), world.sid("user_alice"),
+                          Channel.EMAIL, changes.Request(source=Source.ADMIN))
     await _opt_out(world, client, contact="bob", scope="client_news", channel="SMS")
     assert await OutboxMail.all().count() == 1
 
@@ -265,11 +268,11 @@ async def test_outbox_row_commits_with_the_change(world: World) -> None:
     prefs = await auth.issue_contact_token(world.contacts["ada"], world.root,
                                            TokenPurpose.PREFERENCES, timedelta(days=1))
     principal = auth.principal_from_token(prefs.token)
-    request = consent.Request(source=Source.PREFERENCE_CENTER)
+    request = changes.Request(source=Source.PREFERENCE_CENTER)
 
     async def change_that_fails_later() -> None:
         async with db.transaction():
-            await consent.opt_out(principal, world.cid("ada"), world.sid("study_sleep"),
+            await changes.opt_out(principal, world.cid("ada"), world.sid("study_sleep"),
                                   Channel.EMAIL, request)
             raise RuntimeError("the rest of the change failed")
 
@@ -277,7 +280,7 @@ async def test_outbox_row_commits_with_the_change(world: World) -> None:
         await change_that_fails_later()
     assert await OutboxMail.all().count() == 0
     assert await ConsentEvent.all().count() == 0
-    await consent.opt_out(principal, world.cid("ada"), world.sid("study_sleep"), Channel.EMAIL,
+    await changes.opt_out(principal, world.cid("ada"), world.sid("study_sleep"), Channel.EMAIL,
                           request)
     assert await OutboxMail.all().count() == 1
 
@@ -289,8 +292,8 @@ async def test_confirmation_blocked_by_a_later_opt_out_above(
     await _request(world)
     await mail.deliver_due(settings)
     confirm = path(link_in(smtp.to("ada@example.com")[0]))
-    await consent.opt_out(world.system, world.cid("ada"), world.sid("account"), Channel.EMAIL,
-                          consent.Request(source=Source.ADMIN))
+    await changes.opt_out(world.system, world.cid("ada"), world.sid("account"), Channel.EMAIL,
+                          changes.Request(source=Source.ADMIN))
     before = await snapshot()
     response = await client.post(confirm, data={"action": "confirm"})
     assert response.status_code == 409

@@ -8,8 +8,9 @@ from datetime import timedelta
 import httpx
 
 from prefcenter.models.mail import OptBackInRequest
-from prefcenter.services import mail, scopes
+from prefcenter.services.channels.email import mail
 from prefcenter.services.common import utcnow
+from prefcenter.services.tenancy import scopes
 from prefcenter.settings import Settings
 from tests.factories import World
 from tests.flows.conftest import SmtpServer

@@ -12,7 +12,7 @@ import httpx
 from prefcenter.app import create_app
 from prefcenter.models import Contact
 from prefcenter.models.mail import OptBackInRequest, OutboxMail
-from prefcenter.services import mail
+from prefcenter.services.channels.email import mail
 from prefcenter.services.common import utcnow
 from prefcenter.settings import Settings
 from tests.conftest import running

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from prefcenter.models.enums import TokenPurpose
-from prefcenter.services import auth, contacts, scopes
+from prefcenter.services.people import contacts
+from prefcenter.services.tenancy import auth, scopes
 from tests.factories import World
 from tests.flows.support import decision, events_of, get_links, path, snapshot, token_of
 from tests.helpers import assert_ledger_consistent

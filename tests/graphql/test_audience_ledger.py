@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prefcenter.models import ConsentState
 from prefcenter.models.enums import Channel, Period, Source
-from prefcenter.services import consent, contacts
+from prefcenter.services.consent import changes
+from prefcenter.services.people import contacts
 from tests.factories import World
 from tests.graphql import ops
 from tests.helpers import assert_ledger_consistent, count_queries
@@ -22,11 +23,11 @@ async def _make_contacts(w: World, n: int) -> list[str]:
 
 async def test_audience_one_entry_per_contact_in_order_seed_002(world: World) -> None:
     ids = await _make_contacts(world, 6)
-    req = consent.Request(source=Source.ADMIN, evidence=EVIDENCE)
-    await consent.opt_out(world.system, ids[1], world.sid("group"), Channel.EMAIL, req)
-    await consent.opt_out(world.system, ids[3], world.sid("client_news"), Channel.ALL, req)
-    await consent.opt_in(world.system, ids[4], world.sid("user_alice"), Channel.EMAIL, req)
-    await consent.set_frequency(world.system, ids[5], world.sid("group"), req,
+    req = changes.Request(source=Source.ADMIN, evidence=EVIDENCE)
+    await changes.opt_out(world.system, ids[1], world.sid("group"), Channel.EMAIL, req)
+    await changes.opt_out(world.system, ids[3], world.sid("client_news"), Channel.ALL, req)
+    await changes.opt_in(world.system, ids[4], world.sid("user_alice"), Channel.EMAIL, req)
+    await changes.set_frequency(world.system, ids[5], world.sid("group"), req,
                                 max_count=0, period=Period.MONTH)
     wanted = [ids[5], ids[0], "not-a-contact", ids[1], ids[3], ids[4], ids[0]]
     data = await world.gql(ops.AUDIENCE, {"s": world.sid("user_alice"), "ch": "EMAIL",
@@ -56,14 +57,14 @@ async def test_audience_hides_contacts_of_other_subtrees_and_tenants(world: Worl
 
 
 async def test_audience_query_count_does_not_grow_with_the_list(world: World) -> None:
-    req = consent.Request(source=Source.ADMIN, evidence=EVIDENCE)
+    req = changes.Request(source=Source.ADMIN, evidence=EVIDENCE)
     counts = {}
     all_ids = await _make_contacts(world, 200)
     for i, cid in enumerate(all_ids):
         if i % 3 == 0:
-            await consent.opt_out(world.system, cid, world.sid("client_news"), Channel.EMAIL, req)
+            await changes.opt_out(world.system, cid, world.sid("client_news"), Channel.EMAIL, req)
         if i % 5 == 0:
-            await consent.set_frequency(world.system, cid, world.sid("group"), req,
+            await changes.set_frequency(world.system, cid, world.sid("group"), req,
                                         max_count=3, period=Period.WEEK)
     await world.gql("{ scopes { id } }")  # the key's last-use stamp is written once a minute
     query = """query($s: ID!, $ids: [ID!]!) {
@@ -88,9 +89,9 @@ async def test_audience_size_is_bounded(world: World) -> None:
 
 
 async def test_ledger_newest_first_paginated_and_filtered_by_subtree(world: World) -> None:
-    req = consent.Request(source=Source.ADMIN, evidence=EVIDENCE)
+    req = changes.Request(source=Source.ADMIN, evidence=EVIDENCE)
     for scope in ("user_alice", "client_news", "user_bob", "study_sleep", "study_diet"):
-        await consent.opt_out(world.system, world.cid("ada"), world.sid(scope), Channel.EMAIL,
+        await changes.opt_out(world.system, world.cid("ada"), world.sid(scope), Channel.EMAIL,
                               req)
     q = """query($s: ID, $after: String) { consentEvents(scopeId: $s, first: 2, after: $after) {
         edges { node { id scope { name } } } pageInfo { hasNextPage endCursor } } }"""
@@ -112,12 +113,12 @@ async def test_ledger_newest_first_paginated_and_filtered_by_subtree(world: Worl
 
 
 async def test_opt_outs_at_a_level_and_below(world: World) -> None:
-    req = consent.Request(source=Source.ADMIN, evidence=EVIDENCE)
-    await consent.opt_out(world.system, world.cid("ada"), world.sid("client_news"),
+    req = changes.Request(source=Source.ADMIN, evidence=EVIDENCE)
+    await changes.opt_out(world.system, world.cid("ada"), world.sid("client_news"),
                           Channel.EMAIL, req)
-    await consent.opt_out(world.system, world.cid("bob"), world.sid("user_alice"),
+    await changes.opt_out(world.system, world.cid("bob"), world.sid("user_alice"),
                           Channel.ALL, req)
-    await consent.opt_out(world.system, world.cid("bob"), world.sid("user_bob"), Channel.EMAIL,
+    await changes.opt_out(world.system, world.cid("bob"), world.sid("user_bob"), Channel.EMAIL,
                           req)
     q = """query($s: ID!, $d: Boolean!) { optOuts(scopeId: $s, channel: EMAIL,
         includeDescendants: $d) { edges { node { scope { name } channel contact { email } } } } }"""
@@ -136,8 +137,8 @@ async def test_opt_outs_at_a_level_and_below(world: World) -> None:
 async def test_invariant_check_detects_state_that_disagrees_with_the_ledger(
     world: World,
 ) -> None:
-    req = consent.Request(source=Source.ADMIN, evidence=EVIDENCE)
-    await consent.opt_out(world.system, world.cid("ada"), world.sid("client_news"),
+    req = changes.Request(source=Source.ADMIN, evidence=EVIDENCE)
+    await changes.opt_out(world.system, world.cid("ada"), world.sid("client_news"),
                           Channel.EMAIL, req)
     await assert_ledger_consistent()
     assert (await world.gql("{ verifyLedger }"))["verifyLedger"] == []

@@ -17,8 +17,8 @@ from prefcenter import caches
 from prefcenter.app import create_app
 from prefcenter.models import ApiKey
 from prefcenter.models.enums import Channel, Period, Role, Source
-from prefcenter.services import auth
 from prefcenter.services.common import utcnow
+from prefcenter.services.tenancy import auth
 from prefcenter.settings import Settings
 from prefcenter.stream.invalidation import CHANNEL
 from tests.conftest import running
@@ -211,20 +211,21 @@ fragment D on Decision { reason nextAllowedAt __typename }"""
 async def test_planned_audience_equals_graphql_cores_answer(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     from prefcenter.graphql import fastlists
-    from prefcenter.services import consent, contacts
+    from prefcenter.services.consent import changes
+    from prefcenter.services.people import contacts
 
     ids = [str((await contacts.create_contact(world.system, email=f"p{i}@plan.example")).id)
            for i in range(60)]
     account, study = world.scopes["account"], world.scopes["study_sleep"]
-    request = consent.Request(source=Source.ADMIN,
+    request = changes.Request(source=Source.ADMIN,
                               evidence={"text": "Signed", "document": "f-1"})
     for i, cid in enumerate(ids[:21]):
         if i % 3 == 0:
-            await consent.opt_out(world.system, cid, str(account.id), Channel.EMAIL, request)
+            await changes.opt_out(world.system, cid, str(account.id), Channel.EMAIL, request)
         elif i % 3 == 1:
-            await consent.opt_in(world.system, cid, str(study.id), Channel.EMAIL, request)
+            await changes.opt_in(world.system, cid, str(study.id), Channel.EMAIL, request)
         else:
-            await consent.set_frequency(world.system, cid, str(world.root.id), request,
+            await changes.set_frequency(world.system, cid, str(world.root.id), request,
                                         max_count=0, period=Period.DAY)
     asked = [*ids, str(uuid.uuid4()), "not-an-id", world.cid("ada")]
     variables = {"s": world.sid("study_sleep"), "ids": asked}
@@ -244,7 +245,7 @@ async def test_planned_audience_equals_graphql_cores_answer(
 async def test_a_decision_does_not_wait_for_a_write_in_progress(world: World) -> None:
     from prefcenter import db
     from prefcenter.models import Contact
-    from prefcenter.services import resolution
+    from prefcenter.services.consent import resolution
 
     ada, scope = world.cid("ada"), world.sid("study_sleep")
     first = await resolution.decide(world.system, ada, scope, Channel.EMAIL)  # path cached

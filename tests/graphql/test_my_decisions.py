@@ -6,8 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 from prefcenter.models.enums import Channel, Period, Source, TokenPurpose
-from prefcenter.services import auth, consent
-from prefcenter.services.principals import Principal
+from prefcenter.services.consent import changes
+from prefcenter.services.tenancy import auth
+from prefcenter.services.tenancy.principals import Principal
 from tests.factories import World
 from tests.graphql import ops
 from tests.helpers import count_queries
@@ -19,7 +20,7 @@ MY_DECISIONS = """query($ch: [Channel!]) {
   }
 }"""
 
-ADMIN = consent.Request(source=Source.ADMIN, evidence={"text": "Signed", "document": "f-7"})
+ADMIN = changes.Request(source=Source.ADMIN, evidence={"text": "Signed", "document": "f-7"})
 
 
 async def token_for(w: World, contact: str, scope: str = "group") -> str:
@@ -36,16 +37,16 @@ def as_contact(w: World, contact: str) -> Principal:
 
 async def some_state(w: World) -> None:
     ada = w.cid("ada")
-    await consent.opt_out(w.system, ada, w.sid("account"), Channel.EMAIL, ADMIN)
-    await consent.opt_in(w.system, ada, w.sid("project"), Channel.SMS, ADMIN)
-    await consent.opt_out(w.system, ada, w.sid("user_alice"), Channel.ALL, ADMIN)
-    await consent.set_frequency(w.system, ada, w.sid("client_events"), ADMIN,
-                                paused_until=consent.utcnow() + timedelta(days=3))
-    await consent.set_frequency(w.system, ada, w.sid("client_news"), ADMIN, max_count=1,
+    await changes.opt_out(w.system, ada, w.sid("account"), Channel.EMAIL, ADMIN)
+    await changes.opt_in(w.system, ada, w.sid("project"), Channel.SMS, ADMIN)
+    await changes.opt_out(w.system, ada, w.sid("user_alice"), Channel.ALL, ADMIN)
+    await changes.set_frequency(w.system, ada, w.sid("client_events"), ADMIN,
+                                paused_until=changes.utcnow() + timedelta(days=3))
+    await changes.set_frequency(w.system, ada, w.sid("client_news"), ADMIN, max_count=1,
                                 period=Period.WEEK)
-    await consent.record_send(w.system, ada, w.sid("client_news"), Channel.EMAIL)
-    await consent.set_not_interested(as_contact(w, "ada"), ada, w.sid("opp_phone"), True,
-                                     consent.Request(source=Source.EMAIL_LINK))
+    await changes.record_send(w.system, ada, w.sid("client_news"), Channel.EMAIL)
+    await changes.set_not_interested(as_contact(w, "ada"), ada, w.sid("opp_phone"), True,
+                                     changes.Request(source=Source.EMAIL_LINK))
 
 
 async def test_every_scope_and_channel_matches_decision(world: World) -> None:
@@ -147,7 +148,7 @@ async def test_explanations_name_scopes_only_and_write_dates_in_the_contacts_loc
     from prefcenter.models import ConsentEvent, Contact
 
     w = world
-    await consent.opt_out(w.system, w.cid("ada"), w.sid("account"), Channel.EMAIL, ADMIN)
+    await changes.opt_out(w.system, w.cid("ada"), w.sid("account"), Channel.EMAIL, ADMIN)
     event = await ConsentEvent.filter(contact_id=w.cid("ada")).first()
     assert event is not None
     when = event.occurred_at

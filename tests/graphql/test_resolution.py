@@ -172,7 +172,7 @@ async def test_subtree_admin_cannot_suppress_tenant_wide(world: World) -> None:
 
 async def _contact_token(w: World, contact: str) -> str:
     from prefcenter.models.enums import TokenPurpose
-    from prefcenter.services.auth import issue_contact_token
+    from prefcenter.services.tenancy.auth import issue_contact_token
 
     issued = await issue_contact_token(w.contacts[contact], w.root, TokenPurpose.PREFERENCES,
                                        timedelta(days=30))

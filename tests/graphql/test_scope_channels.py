@@ -1,4 +1,4 @@
-"""Which channels a scope offers (``Scope.channels``): the one rule in services.scopes.
+"""Which channels a scope offers (``Scope.channels``): the one rule in services.tenancy.scopes.
 
 The preference page shows a switch only for these. Before, every scope offered Email and
 Text, so a sending phone number showed an Email switch (issue 19).
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from prefcenter.models.enums import TokenPurpose
-from prefcenter.services import auth
+from prefcenter.services.tenancy import auth
 from tests.factories import World
 
 REGISTER = """mutation($s: ID!, $n: String!) {

@@ -16,7 +16,7 @@ from prefcenter.http.frontend import find_frontend_dir
 from prefcenter.http.links import housekeeping
 from prefcenter.models import ConsentEvent, ContactToken
 from prefcenter.models.enums import TokenPurpose
-from prefcenter.services import auth
+from prefcenter.services.tenancy import auth
 from prefcenter.settings import Settings
 from tests.conftest import running
 from tests.factories import World

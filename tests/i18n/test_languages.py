@@ -14,8 +14,10 @@ import pytest
 
 from prefcenter.models.enums import Channel, Source
 from prefcenter.models.mail import OutboxMail
-from prefcenter.services import confirmations, consent, contacts, mail
+from prefcenter.services.channels.email import mail
 from prefcenter.services.common import utcnow
+from prefcenter.services.consent import changes, confirmations
+from prefcenter.services.people import contacts
 from prefcenter.settings import Settings
 from tests.factories import World
 from tests.flows.support import get_links, path
@@ -24,7 +26,7 @@ UPDATE = """mutation($s: ID!, $settings: JSON) {
   updateScope(input: {scopeId: $s, settings: $settings}) {
     __typename ... on Error { code message field } } }"""
 
-ADMIN = consent.Request(source=Source.ADMIN, evidence={"text": "Signed form"})
+ADMIN = changes.Request(source=Source.ADMIN, evidence={"text": "Signed form"})
 
 # (contact locale, Accept-Language, scope default) -> language of the page, and its title
 CHAIN = [
@@ -122,7 +124,7 @@ async def test_mail_speaks_the_contacts_language_with_the_tenants_words(
         "mail.footer": "Groeten van het panel van {tenant}."}}}) == {
             "__typename": "ScopePayload"}
     ada = world.cid("ada")
-    await consent.opt_out(world.system, ada, world.sid("study_sleep"), Channel.EMAIL, ADMIN)
+    await changes.opt_out(world.system, ada, world.sid("study_sleep"), Channel.EMAIL, ADMIN)
     await confirmations.request_opt_back_in(world.system, ada, world.sid("study_sleep"),
                                             Channel.EMAIL, ADMIN, settings)
     row = await OutboxMail.get(contact_id=ada)
@@ -140,7 +142,7 @@ async def test_a_scope_default_language_reaches_mail(world: World, settings: Set
     assert await _set(world, "group", {"defaultLanguage": "pt"}) == {
         "__typename": "ScopePayload"}
     ada = world.cid("ada")
-    await consent.opt_out(world.system, ada, world.sid("user_alice"), Channel.EMAIL, ADMIN)
+    await changes.opt_out(world.system, ada, world.sid("user_alice"), Channel.EMAIL, ADMIN)
     await confirmations.request_opt_back_in(world.system, ada, world.sid("user_alice"),
                                             Channel.EMAIL, ADMIN, settings)
     prepared = await mail.prepare(await OutboxMail.get(contact_id=ada), settings, utcnow())

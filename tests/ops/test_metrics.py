@@ -11,7 +11,7 @@ from prefcenter.app import create_app
 from prefcenter.models import Contact, Scope
 from prefcenter.models.enums import Channel
 from prefcenter.models.mail import MailKind
-from prefcenter.services import mail
+from prefcenter.services.channels.email import mail
 from prefcenter.settings import Settings
 from tests.conftest import running
 from tests.factories import World

@@ -20,7 +20,8 @@ import pytest
 from prefcenter.app import create_app
 from prefcenter.models import ApiKey, Contact
 from prefcenter.models.enums import Role, TokenPurpose
-from prefcenter.services import auth, contacts
+from prefcenter.services.people import contacts
+from prefcenter.services.tenancy import auth
 from prefcenter.settings import Settings
 from tests.conftest import running
 from tests.factories import World

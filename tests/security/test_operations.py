@@ -31,8 +31,8 @@ from prefcenter.graphql.permissions import RULES
 from prefcenter.graphql.schema import build_schema
 from prefcenter.models import ApiKey, ConsentEvent, ConsentState, Contact, NotInterested, Scope
 from prefcenter.models.enums import TokenPurpose
-from prefcenter.services import auth
-from prefcenter.services.principals import Capability
+from prefcenter.services.tenancy import auth
+from prefcenter.services.tenancy.principals import Capability
 from tests.security.conftest import DAY, Security
 from tests.security.wsclient import websocket
 
@@ -486,7 +486,7 @@ async def snapshot() -> tuple[int, ...]:
 
 
 def _cursor_before_everything() -> str:
-    from prefcenter.services.ledger import event_cursor
+    from prefcenter.services.consent.ledger import event_cursor
 
     return event_cursor(0)
 

@@ -157,7 +157,7 @@ async def _next(ws: Any) -> dict[str, Any]:
 
 
 async def test_the_change_stream_keeps_not_interested_private(world: World) -> None:
-    from prefcenter.services.ledger import event_cursor
+    from prefcenter.services.consent.ledger import event_cursor
     from tests.security.wsclient import websocket
 
     secret = await _mute(world)

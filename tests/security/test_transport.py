@@ -12,7 +12,7 @@ from strawberry.extensions.validation_cache import _get_validate_cache
 
 from prefcenter.graphql.schema import VALIDATION_CACHE_SIZE
 from prefcenter.models import ApiKey, Scope
-from prefcenter.services import auth
+from prefcenter.services.tenancy import auth
 from tests.factories import World
 from tests.security.conftest import Security
 from tests.security.wsclient import websocket

@@ -18,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from prefcenter.models import ConsentEvent, ConsentState, Contact
 from prefcenter.models.enums import Action, Channel, ConsentStatus, Source
 from prefcenter.models.senders import FeedbackEvent, FeedbackKind, SuppressionEntry
-from prefcenter.services import contacts, feedback
+from prefcenter.services.channels.email import feedback
+from prefcenter.services.people import contacts
 from tests.factories import World
 from tests.helpers import assert_ledger_consistent
 

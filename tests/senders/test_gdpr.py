@@ -10,13 +10,16 @@ import httpx
 from prefcenter.models import ConsentEvent, Contact, ContactToken
 from prefcenter.models.enums import Action, Channel, Source, TokenPurpose
 from prefcenter.models.senders import SuppressionEntry
-from prefcenter.services import auth, consent, contacts, imports
-from prefcenter.services.auth import principal_from_api_key
-from prefcenter.services.principals import Principal
+from prefcenter.services.consent import changes
+from prefcenter.services.people import contacts
+from prefcenter.services.senders import imports
+from prefcenter.services.tenancy import auth
+from prefcenter.services.tenancy.auth import principal_from_api_key
+from prefcenter.services.tenancy.principals import Principal
 from tests.factories import World
 from tests.helpers import assert_ledger_consistent
 
-FORM = consent.Request(source=Source.PREFERENCE_CENTER, evidence={"text": "Yes please",
+FORM = changes.Request(source=Source.PREFERENCE_CENTER, evidence={"text": "Yes please",
                        "formVersion": "f3", "url": "https://acme.example/form?u=ada"},
                        ip="198.51.100.7", user_agent="Mozilla/5.0 (Ada's phone)")
 
@@ -28,8 +31,8 @@ def me(world: World, key: str = "ada") -> Principal:
 
 async def seed_ada(world: World) -> str:
     ada = world.cid("ada")
-    await consent.opt_in(me(world), ada, world.sid("study_sleep"), Channel.EMAIL, FORM)
-    await consent.set_not_interested(me(world), ada, world.sid("opp_phone"), True, FORM)
+    await changes.opt_in(me(world), ada, world.sid("study_sleep"), Channel.EMAIL, FORM)
+    await changes.set_not_interested(me(world), ada, world.sid("opp_phone"), True, FORM)
     token = await auth.issue_contact_token(world.contacts["ada"], world.root,
                                            TokenPurpose.PREFERENCES, timedelta(days=30))
     return token.secret

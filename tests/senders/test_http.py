@@ -15,7 +15,7 @@ import pytest
 
 from prefcenter.models import ConsentEvent, Contact
 from prefcenter.models.enums import Action, Source
-from prefcenter.services import contacts
+from prefcenter.services.people import contacts
 from prefcenter.settings import Settings
 from tests.factories import World
 from tests.helpers import assert_ledger_consistent

@@ -20,10 +20,10 @@ from email_validator import EmailNotValidError, validate_email
 from prefcenter import events
 from prefcenter.errors import DomainError
 from prefcenter.models import ConsentEvent, ConsentState, Contact
-from prefcenter.services import imports
-from prefcenter.services.auth import principal_from_api_key
 from prefcenter.services.common import ordered_uuids
-from prefcenter.services.contacts import normalize_email
+from prefcenter.services.people.contacts import normalize_email
+from prefcenter.services.senders import imports
+from prefcenter.services.tenancy.auth import principal_from_api_key
 from tests.factories import World
 from tests.helpers import assert_ledger_consistent
 

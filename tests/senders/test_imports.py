@@ -10,8 +10,8 @@ import pytest
 from prefcenter.errors import DomainError
 from prefcenter.models import ConsentEvent, ConsentState, Contact
 from prefcenter.models.enums import Action, Channel, ConsentStatus, Source
-from prefcenter.services import imports
-from prefcenter.services.auth import principal_from_api_key
+from prefcenter.services.senders import imports
+from prefcenter.services.tenancy.auth import principal_from_api_key
 from tests.factories import World
 from tests.helpers import assert_ledger_consistent
 

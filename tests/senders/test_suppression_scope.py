@@ -17,8 +17,9 @@ import httpx
 import pytest
 
 from prefcenter.models import Contact
-from prefcenter.services import feedback, imports
-from prefcenter.services.auth import principal_from_api_key
+from prefcenter.services.channels.email import feedback
+from prefcenter.services.senders import imports
+from prefcenter.services.tenancy.auth import principal_from_api_key
 from tests.factories import World
 from tests.helpers import assert_ledger_consistent
 from tests.senders.test_feedback import sendgrid_key, sendgrid_request, sg_event

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from prefcenter.services.keywords import (
+from prefcenter.services.channels.sms.keywords import (
     DEFAULT_KEYWORDS,
     KeywordConfig,
     KeywordKind,

@@ -14,8 +14,7 @@ import pytest
 
 from prefcenter.models import Scope
 from prefcenter.models.enums import Channel, Policy, Role
-from prefcenter.services.principals import Principal
-from prefcenter.services.resolution import (
+from prefcenter.services.consent.resolution import (
     ContactFacts,
     FrequencyFact,
     MuteFact,
@@ -24,6 +23,7 @@ from prefcenter.services.resolution import (
     StateFact,
     resolve,
 )
+from prefcenter.services.tenancy.principals import Principal
 
 NOW = datetime(2026, 5, 3, 12, 0, tzinfo=UTC)
 ROOT, MID, LEAF, ELSEWHERE = (str(uuid.uuid4()) for _ in range(4))

@@ -12,9 +12,9 @@ from datetime import timedelta
 from typing import Any
 
 from prefcenter.models.optin import ConsentQuestion
-from prefcenter.services import contacts
+from prefcenter.services.channels.sms.keywords import DEFAULT_REPLIES, KeywordKind
 from prefcenter.services.common import utcnow
-from prefcenter.services.keywords import DEFAULT_REPLIES, KeywordKind
+from prefcenter.services.people import contacts
 from tests.helpers import assert_ledger_consistent
 from tests.sms.conftest import Sms, messages
 

@@ -6,7 +6,7 @@ import asyncio
 
 from prefcenter import db
 from prefcenter.models import Contact
-from prefcenter.services.contacts import find_or_create_by_phone
+from prefcenter.services.people.contacts import find_or_create_by_phone
 from tests.factories import World
 
 PHONE = "+14155550188"

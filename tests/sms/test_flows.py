@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from prefcenter.models import ConsentEvent, Contact
-from prefcenter.services.keywords import DEFAULT_REPLIES, KeywordKind
+from prefcenter.services.channels.sms.keywords import DEFAULT_REPLIES, KeywordKind
 from tests.helpers import assert_ledger_consistent
 from tests.sms.conftest import NUMBER, SENDER, Sms, messages, register
 

@@ -10,7 +10,7 @@ import itertools
 
 import pytest
 
-from prefcenter.services.keywords import DEFAULT_REPLIES, KeywordKind
+from prefcenter.services.channels.sms.keywords import DEFAULT_REPLIES, KeywordKind
 from tests.helpers import assert_ledger_consistent
 from tests.sms.conftest import Sms, messages
 

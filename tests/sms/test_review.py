@@ -8,8 +8,12 @@ import pytest
 
 from prefcenter.models import ConsentEvent
 from prefcenter.models.sms import SmsReview
-from prefcenter.services.keywords import DEFAULT_REPLIES, KeywordKind
-from prefcenter.services.sms import add_business_days, business_days_between, review_due_on
+from prefcenter.services.channels.sms.keywords import DEFAULT_REPLIES, KeywordKind
+from prefcenter.services.channels.sms.texts import (
+    add_business_days,
+    business_days_between,
+    review_due_on,
+)
 from tests.helpers import assert_ledger_consistent
 from tests.sms.conftest import NUMBER, SENDER, Sms, messages
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from prefcenter.services.contacts import create_contact
+from prefcenter.services.people.contacts import create_contact
 from tests.helpers import count_queries
 from tests.sms.conftest import Sms
 

@@ -23,9 +23,9 @@ from prefcenter import db
 from prefcenter.app import create_app
 from prefcenter.models import ConsentState, Contact, NotInterested, Scope
 from prefcenter.models.enums import Channel, Role
-from prefcenter.services import auth
-from prefcenter.services.principals import system_principal
-from prefcenter.services.resolution import resolve
+from prefcenter.services.consent.resolution import resolve
+from prefcenter.services.tenancy import auth
+from prefcenter.services.tenancy.principals import system_principal
 from tests.conftest import running
 from tests.helpers import assert_ledger_consistent
 from tests.storage.conftest import settings_for

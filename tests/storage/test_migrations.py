@@ -19,7 +19,7 @@ from prefcenter import db
 from prefcenter.app import create_app
 from prefcenter.models import Scope
 from prefcenter.models.enums import Role
-from prefcenter.services import auth
+from prefcenter.services.tenancy import auth
 from tests.conftest import running
 from tests.helpers import assert_ledger_consistent
 from tests.storage.conftest import connected, settings_for

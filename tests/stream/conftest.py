@@ -373,7 +373,7 @@ async def ledger_ids(world: World, key: str = "owner", after: str | None = None,
         cursor = page["pageInfo"]["endCursor"]
     floor = 0
     if after is not None:
-        from prefcenter.services.ledger import parse_event_cursor
+        from prefcenter.services.consent.ledger import parse_event_cursor
 
         floor = parse_event_cursor(after)
     return sorted(i for i in ids if i > floor)

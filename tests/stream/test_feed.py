@@ -10,20 +10,20 @@ from typing import Any
 from prefcenter import db
 from prefcenter.models import ConsentEvent
 from prefcenter.models.enums import Channel, Source
-from prefcenter.services import changes, consent
+from prefcenter.services.consent import changefeed, changes
 from prefcenter.settings import Settings
 from prefcenter.stream import fanout
 from tests.factories import World
 from tests.stream.conftest import eventually
 
-REQUEST = consent.Request(source=Source.ADMIN, evidence={"document": "signed form #7"})
+REQUEST = changes.Request(source=Source.ADMIN, evidence={"document": "signed form #7"})
 
 
 @asynccontextmanager
 async def feeding(app: Any, settings: Settings, world: World,
                   after: int | None = None) -> AsyncIterator[list[int]]:
     plugin = app.plugins.get(fanout.StreamChannels)
-    selection = await changes.open_filter(world.system)
+    selection = await changefeed.open_filter(world.system)
     got: list[int] = []
 
     async def run() -> None:
@@ -44,9 +44,9 @@ async def bulk(world: World, count: int) -> list[int]:
     target = (world.system, world.cid("ada"), world.sid("study_sleep"), Channel.EMAIL, REQUEST)
     async with db.transaction():
         for _ in range(count):
-            done = await consent.opt_out(*target)
+            done = await changes.opt_out(*target)
             if not done.events:  # already out: back in
-                done = await consent.opt_in(*target)
+                done = await changes.opt_in(*target)
             ids += [e.id for e in done.events]
     return ids
 
@@ -74,7 +74,7 @@ async def test_two_subscribers_share_one_read_and_each_gets_its_own_selection(
         app: Any, settings: Settings, world: World) -> None:
     plugin = app.plugins.get(fanout.StreamChannels)
     start = (await bulk(world, 1))[0]
-    sms_only = changes.ChangeFilter(tenant_id=world.tenant_id, path="/",
+    sms_only = changefeed.ChangeFilter(tenant_id=world.tenant_id, path="/",
                                     channels=(Channel.SMS, Channel.ALL))
     got_sms: list[int] = []
 
@@ -86,7 +86,7 @@ async def test_two_subscribers_share_one_read_and_each_gets_its_own_selection(
     try:
         async with feeding(app, settings, world, after=start) as everything:
             email = await bulk(world, 2)
-            text = await consent.opt_out(world.system, world.cid("ada"), world.sid("account"),
+            text = await changes.opt_out(world.system, world.cid("ada"), world.sid("account"),
                                          Channel.SMS, REQUEST)
             await eventually(lambda: len(everything) == 3 and len(got_sms) == 1, 20,
                              "both streams")

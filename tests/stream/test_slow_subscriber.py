@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from prefcenter import db
 from prefcenter.models.enums import Channel, Source
-from prefcenter.services import consent
+from prefcenter.services.consent import changes
 from prefcenter.stream.fanout import SLOW_SUBSCRIBER_CLOSE_CODE
 from tests.factories import World
 from tests.stream.conftest import (
@@ -35,10 +35,10 @@ BULKY = {key: key[0] * 5000 for key in ("text", "note", "document", "url", "noti
 
 async def bulky_history(world: World, count: int) -> None:
     """``count`` big ledger events written straight through the services (fast)."""
-    request = consent.Request(source=Source.ADMIN, evidence=BULKY)
+    request = changes.Request(source=Source.ADMIN, evidence=BULKY)
     async with db.transaction():
         for i in range(count):
-            change_fn = consent.opt_out if i % 2 == 0 else consent.opt_in
+            change_fn = changes.opt_out if i % 2 == 0 else changes.opt_in
             await change_fn(world.system, world.cid("ada"), world.sid("study_diet"),
                             Channel.EMAIL, request)
 

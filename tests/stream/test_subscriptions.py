@@ -6,7 +6,8 @@ import asyncio
 from datetime import timedelta
 
 from prefcenter.models.enums import Channel, Role, Source, TokenPurpose
-from prefcenter.services import auth, consent
+from prefcenter.services.consent import changes
+from prefcenter.services.tenancy import auth
 from tests.factories import World
 from tests.stream.conftest import (
     ServerProcess,
@@ -206,8 +207,8 @@ async def test_a_change_nobody_announced_is_still_streamed(server: ServerProcess
         announced = await change(world, "optOut", "ada", "study_sleep")
         await sub.wait_for(1)  # it is past its first read, waiting for notifications
         # Written by this test process, which publishes to no server: no notification.
-        silent = await consent.opt_out(world.system, world.cid("ada"), world.sid("study_sleep"),
-                                       Channel.SMS, consent.Request(source=Source.IMPORT))
+        silent = await changes.opt_out(world.system, world.cid("ada"), world.sid("study_sleep"),
+                                       Channel.SMS, changes.Request(source=Source.IMPORT))
         await sub.wait_for(2, within=20)  # found by a periodic re-read of the ledger
         assert sub.ids() == [int(announced[0]["id"]), silent.events[0].id]
         assert sub.events[1]["source"] == "IMPORT"

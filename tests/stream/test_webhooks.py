@@ -21,7 +21,10 @@ from prefcenter.models import ConsentEvent
 from prefcenter.models.enums import Channel, Source, TokenPurpose
 from prefcenter.models.mail import MailKind, OutboxMail
 from prefcenter.models.webhooks import WebhookDelivery
-from prefcenter.services import auth, consent, mail, webhooks
+from prefcenter.services import webhooks
+from prefcenter.services.channels.email import mail
+from prefcenter.services.consent import changes
+from prefcenter.services.tenancy import auth
 from prefcenter.settings import Settings
 from tests.factories import World
 from tests.stream.conftest import Receiver
@@ -270,11 +273,11 @@ async def test_outbox_rows_follow_subtree_and_event_types_and_skip_private_actio
 async def test_a_change_that_rolls_back_enqueues_nothing(world: World) -> None:
     endpoint = (await create(world, "https://a.example/h"))["endpoint"]["id"]
     before = await ConsentEvent.filter(tenant_id=world.tenant_id).count()
-    request = consent.Request(source=Source.ADMIN)
+    request = changes.Request(source=Source.ADMIN)
 
     async def change_then_fail() -> None:
         async with db.transaction():
-            change = await consent.opt_out(world.system, world.cid("ada"),
+            change = await changes.opt_out(world.system, world.cid("ada"),
                                            world.sid("study_sleep"), Channel.EMAIL, request)
             assert change.events  # written inside the transaction...
             assert await WebhookDelivery.filter(endpoint_id=endpoint).count() == 1

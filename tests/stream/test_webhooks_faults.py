@@ -23,8 +23,9 @@ from prefcenter import db
 from prefcenter.models import SendRecord
 from prefcenter.models.enums import Channel, Source
 from prefcenter.models.mail import MailKind, MailStatus, OutboxMail
-from prefcenter.services import consent, mail
+from prefcenter.services.channels.email import mail
 from prefcenter.services.common import utcnow
+from prefcenter.services.consent import changes
 from prefcenter.settings import Settings
 from tests.factories import World
 from tests.flows.conftest import SmtpServer, free_port
@@ -123,11 +124,11 @@ async def test_receiver_down_while_500_events_are_made_then_every_one_once(
                 world = await open_world(server, client)
                 await register(world, receiver)
                 receiver.stop()
-                request = consent.Request(source=Source.ADMIN,
+                request = changes.Request(source=Source.ADMIN,
                                           evidence={"text": "admin", "document": "form-7"})
                 async with db.transaction():  # the events (and their outbox rows), fast
                     for i in range(n):
-                        fn = consent.opt_out if i % 2 == 0 else consent.opt_in
+                        fn = changes.opt_out if i % 2 == 0 else changes.opt_in
                         await fn(world.system, world.cid("ada"), world.sid("study_diet"),
                                  Channel.EMAIL, request)
                 made = sorted(int(i) for i in await _ids(world))

@@ -16,7 +16,7 @@ from prefcenter.errors import Blocked, DomainError, ErrorCode
 from prefcenter.graphql.context import Context
 from prefcenter.graphql.permissions import RULES
 from prefcenter.services.common import Page
-from prefcenter.services.principals import Principal
+from prefcenter.services.tenancy.principals import Principal
 
 log = logging.getLogger(__name__)
 

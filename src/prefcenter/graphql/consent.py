@@ -30,10 +30,10 @@ from prefcenter.graphql.types import (
     Source,
 )
 from prefcenter.models import enums as e
-from prefcenter.services import confirmations, ledger
-from prefcenter.services import consent as svc
-from prefcenter.services import resolution as res
-from prefcenter.services.principals import Principal
+from prefcenter.services.consent import changes as svc
+from prefcenter.services.consent import confirmations, ledger
+from prefcenter.services.consent import resolution as res
+from prefcenter.services.tenancy.principals import Principal
 
 
 @strawberry.input(description="What backs a change: the words shown or received, versions, "

@@ -16,7 +16,7 @@ from prefcenter.graphql.base import (
     to_connection,
 )
 from prefcenter.graphql.types import ContactNode
-from prefcenter.services import contacts as svc
+from prefcenter.services.people import contacts as svc
 
 
 @strawberry.input(description="A new contact: an email address, a phone number, or both.")

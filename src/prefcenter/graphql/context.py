@@ -10,7 +10,7 @@ from strawberry.litestar.controller import BaseContext
 
 from prefcenter.errors import DomainError
 from prefcenter.models import ConsentEvent, Contact, Scope
-from prefcenter.services.principals import Principal
+from prefcenter.services.tenancy.principals import Principal
 from prefcenter.settings import Settings
 
 

@@ -6,7 +6,7 @@ import strawberry
 
 from prefcenter.graphql.base import GInfo, guard, query_errors
 from prefcenter.graphql.types import Channel, Decision
-from prefcenter.services import overview
+from prefcenter.services.consent import overview
 
 
 @strawberry.type

@@ -8,7 +8,7 @@ import strawberry
 
 from prefcenter.graphql.base import GInfo, guard, mutation_errors, query_errors, result_union
 from prefcenter.graphql.types import ApiKeyNode, Role
-from prefcenter.services import auth
+from prefcenter.services.tenancy import auth
 
 
 @strawberry.input(description="A new API key for a subtree.")

@@ -22,9 +22,9 @@ from prefcenter.graphql.contacts import self_or
 from prefcenter.graphql.types import Channel, ConsentEventNode, ContactNode, ScopeNode
 from prefcenter.models import enums as e
 from prefcenter.models import mail as mail_models
-from prefcenter.services import confirmations
-from prefcenter.services import consent as consent_svc
-from prefcenter.services import links as links_svc
+from prefcenter.services.consent import changes as consent_svc
+from prefcenter.services.consent import confirmations
+from prefcenter.services.consent import links as links_svc
 
 OptBackInStatus = strawberry.enum(
     mail_models.OptBackInStatus,

@@ -14,8 +14,9 @@ from prefcenter.graphql.types import Channel, ConsentDecision, ConsentEventNode,
 from prefcenter.models import ConsentEvent
 from prefcenter.models import enums as e
 from prefcenter.models import optin as models
-from prefcenter.services import confirmations, forms, proof, questions
-from prefcenter.services import scopes as scopes_svc
+from prefcenter.services.channels.sms import questions
+from prefcenter.services.consent import confirmations, forms, proof
+from prefcenter.services.tenancy import scopes as scopes_svc
 
 OptInMode = strawberry.enum(e.OptInMode, description="How an opt-in from a form, an import or "
                             "an admin takes effect: SINGLE (at once) or CONFIRMED (after the "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefcenter.services.principals import Capability, Principal
+from prefcenter.services.tenancy.principals import Capability, Principal
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ from prefcenter.graphql import links as links_graphql
 from prefcenter.graphql.base import GraphQLDomainError
 from prefcenter.graphql.context import Context
 from prefcenter.http.ratelimit import note_auth_failure
-from prefcenter.services.auth import principal_from_bearer
-from prefcenter.services.principals import Principal
+from prefcenter.services.tenancy.auth import principal_from_bearer
+from prefcenter.services.tenancy.principals import Principal
 from prefcenter.settings import Settings
 
 log = logging.getLogger("prefcenter.graphql")

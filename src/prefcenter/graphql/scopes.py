@@ -8,7 +8,7 @@ import strawberry
 
 from prefcenter.graphql.base import JSON, GInfo, guard, mutation_errors, query_errors, result_union
 from prefcenter.graphql.types import Policy, ScopeNode
-from prefcenter.services import scopes as svc
+from prefcenter.services.tenancy import scopes as svc
 
 
 @strawberry.input(description="A new scope under a parent.")

@@ -18,9 +18,9 @@ from prefcenter.graphql.base import (
 )
 from prefcenter.graphql.types import ConsentEventNode, ContactNode, ScopeNode, _visible_scope
 from prefcenter.models import sms as sm
-from prefcenter.services import authz
-from prefcenter.services import sms as svc
+from prefcenter.services.channels.sms import texts as svc
 from prefcenter.services.common import utcnow
+from prefcenter.services.tenancy import authz
 
 SmsReviewStatus = strawberry.enum(sm.SmsReviewStatus, name="SmsReviewStatus",
                                   description="Where a review stands.")

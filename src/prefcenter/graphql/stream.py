@@ -24,8 +24,9 @@ from prefcenter.graphql.types import Action, Channel, ConsentEventNode, ScopeNod
 from prefcenter.models.webhooks import DeliveryStatus as DeliveryStatusEnum
 from prefcenter.models.webhooks import WebhookAttempt, WebhookEndpoint
 from prefcenter.observability import metrics
-from prefcenter.services import changes, ledger, webhooks
-from prefcenter.services.auth import principal_from_bearer
+from prefcenter.services import webhooks
+from prefcenter.services.consent import changefeed, ledger
+from prefcenter.services.tenancy.auth import principal_from_bearer
 from prefcenter.stream import fanout
 
 log = logging.getLogger(__name__)
@@ -293,8 +294,8 @@ class Subscription:
         principal = guard(info)
         context = info.context
         try:
-            selection = await changes.open_filter(principal, scope_id=scope_id, channel=channel)
-            after_id = changes.parse_after(after)
+            selection = await changefeed.open_filter(principal, scope_id=scope_id, channel=channel)
+            after_id = changefeed.parse_after(after)
         except DomainError as exc:
             raise GraphQLDomainError(exc) from None
         connection = context.connection

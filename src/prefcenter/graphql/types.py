@@ -19,9 +19,11 @@ from prefcenter.models import (
 )
 from prefcenter.models import enums as e
 from prefcenter.observability import metrics
-from prefcenter.services import authz, explain, ledger, sms
-from prefcenter.services import resolution as res
-from prefcenter.services.scopes import effective_policy, offered_channels_of
+from prefcenter.services.channels.sms import texts
+from prefcenter.services.consent import explain, ledger
+from prefcenter.services.consent import resolution as res
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.scopes import effective_policy, offered_channels_of
 
 Channel = strawberry.enum(e.Channel, description="A way to reach a contact; ALL covers every "
                           "channel in a consent decision.")
@@ -75,7 +77,7 @@ class ScopeNode:
 
     @strawberry.field(description="The default for a channel after inheritance down the tree.")
     async def effective_policy(self, channel: Channel) -> Policy:
-        from prefcenter.services.scopes import path_of
+        from prefcenter.services.tenancy.scopes import path_of
 
         if channel == e.Channel.ALL:
             channel = e.Channel.EMAIL
@@ -181,8 +183,8 @@ class ConsentEventNode:
         return await _visible_scope(info, str(self.m.scope_id))
 
 
-async def _load_stop_notices(keys: list[sms.NoticeQuery]) -> list[str | None]:
-    return await sms.stop_notices(keys)
+async def _load_stop_notices(keys: list[texts.NoticeQuery]) -> list[str | None]:
+    return await texts.stop_notices(keys)
 
 
 async def _stop_notice(info: GInfo, decision: Decision) -> str | None:
@@ -194,7 +196,7 @@ async def _stop_notice(info: GInfo, decision: Decision) -> str | None:
     if loader is None:
         loader = ctx.loaders["sms_stop_notice"] = DataLoader(load_fn=_load_stop_notices)
     d = decision.d
-    return await loader.load(sms.NoticeQuery(d.contact_id, d.scope_id, d.channel, d.allowed,
+    return await loader.load(texts.NoticeQuery(d.contact_id, d.scope_id, d.channel, d.allowed,
                                              decision.send_id))
 
 

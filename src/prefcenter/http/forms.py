@@ -11,7 +11,7 @@ accepted: the key is public anyway, and the mail limits hold whoever calls.
 Answers: 202 with the same words for every accepted sign-up (known address or not, mail
 sent or refused by the limits); 404 ``UNKNOWN_FORM_KEY``; 403 ``WRONG_SCOPE`` or
 ``ORIGIN_NOT_ALLOWED``; 400 ``INVALID_EMAIL`` / ``INVALID``. The rules live in
-``services.forms``. Rate-limited per client address like the link pages.
+``services.consent.forms``. Rate-limited per client address like the link pages.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from litestar import HttpMethod, Request, Response, Router, route
 from prefcenter.errors import DomainError, ErrorCode
 from prefcenter.features import Feature
 from prefcenter.models.optin import SignupForm
-from prefcenter.services import forms
+from prefcenter.services.consent import forms
 from prefcenter.settings import Settings
 
 log = logging.getLogger("prefcenter.forms")

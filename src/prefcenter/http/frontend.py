@@ -19,7 +19,8 @@ from litestar import HttpMethod, Request, Response, get, route
 from litestar.response import File
 
 from prefcenter.features import Feature
-from prefcenter.services import languages, overview
+from prefcenter.services.consent import overview
+from prefcenter.services.tenancy import languages
 from prefcenter.settings import Settings
 from prefcenter.templates import messages
 

@@ -31,10 +31,12 @@ from litestar.exceptions import HTTPException
 from prefcenter.errors import DomainError
 from prefcenter.features import Feature
 from prefcenter.models.enums import Source, TokenPurpose
-from prefcenter.services import auth, confirmations, languages, links, mail
-from prefcenter.services.auth import TokenError
-from prefcenter.services.consent import Request as ChangeRequest
-from prefcenter.services.languages import Voice
+from prefcenter.services.channels.email import mail
+from prefcenter.services.consent import confirmations, links
+from prefcenter.services.consent.changes import Request as ChangeRequest
+from prefcenter.services.tenancy import auth, languages
+from prefcenter.services.tenancy.auth import TokenError
+from prefcenter.services.tenancy.languages import Voice
 from prefcenter.settings import Settings
 from prefcenter.templates import format_datetime, render
 from prefcenter.templates.messages import accept_language

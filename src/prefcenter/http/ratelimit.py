@@ -57,7 +57,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
 
-from prefcenter.services.auth import cached_rate_limit
+from prefcenter.services.tenancy.auth import cached_rate_limit
 from prefcenter.settings import Settings
 
 log = logging.getLogger("prefcenter.ratelimit")

@@ -35,9 +35,11 @@ from litestar.response import Stream
 
 from prefcenter.errors import DomainError, ErrorCode, Unauthenticated
 from prefcenter.features import Feature
-from prefcenter.services import exports, feedback, gdpr, imports
-from prefcenter.services.auth import principal_from_bearer
-from prefcenter.services.principals import Principal
+from prefcenter.services.channels.email import feedback
+from prefcenter.services.people import gdpr
+from prefcenter.services.senders import exports, imports
+from prefcenter.services.tenancy.auth import principal_from_bearer
+from prefcenter.services.tenancy.principals import Principal
 from prefcenter.settings import Settings
 
 log = logging.getLogger("prefcenter.senders")

@@ -5,7 +5,7 @@ Form-encoded ``From``, ``To``, ``Body``, ``MessageSid``, ... as Twilio posts the
 (``PREFCENTER_SMS_WEBHOOK_URL``, else ``PREFCENTER_PUBLIC_URL`` + ``/sms/inbound``). The
 answer is TwiML (``text/xml``): one ``<Message>`` for an opt-out, an opt-in or HELP, an
 empty ``<Response/>`` otherwise; 403 (and nothing done) when the signature is missing or
-wrong. The rules live in ``services.sms``.
+wrong. The rules live in ``services.channels.sms.texts``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from litestar import Request, Response, post
 
 from prefcenter.features import Feature
 from prefcenter.observability import metrics
-from prefcenter.services import sms
+from prefcenter.services.channels.sms import texts
 from prefcenter.settings import Settings
 
 log = logging.getLogger("prefcenter.sms")
@@ -66,16 +66,16 @@ async def inbound(request: Request[Any, Any, Any]) -> Response[str]:
         params = parse_form(await request.body())
     except (UnicodeDecodeError, ValueError):
         return _plain("Malformed form body.", 400)
-    message = sms.Inbound(
+    message = texts.Inbound(
         params=params,
-        url=sms.webhook_url(settings, request.url.query),
+        url=texts.webhook_url(settings, request.url.query),
         signature=request.headers.get("x-twilio-signature"),
         signature_settings=request.headers.get("x-twilio-webhooks-signature-settings"),
         ip=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
     )
     try:
-        result = await sms.receive(message)
+        result = await texts.receive(message)
     except Exception:
         # Twilio then tries the number's fallback URL; the text is not silently dropped.
         log.exception("sms: inbound text to %s failed", message.get("To"))

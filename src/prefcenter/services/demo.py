@@ -14,8 +14,10 @@ from datetime import timedelta
 from prefcenter.errors import DomainError
 from prefcenter.models import Contact, Scope, Tenant
 from prefcenter.models.enums import Channel, Policy, Role, Source, TokenPurpose
-from prefcenter.services import auth, consent, contacts, scopes
-from prefcenter.services.principals import system_principal
+from prefcenter.services.consent import changes
+from prefcenter.services.people import contacts
+from prefcenter.services.tenancy import auth, scopes
+from prefcenter.services.tenancy.principals import system_principal
 
 DEMO_TENANT = "Acme (demo)"
 
@@ -77,10 +79,10 @@ async def ensure_demo(link_ttl: timedelta = timedelta(days=60),
                                       locale="en", external_id="cand-2")
         await contacts.create_contact(system, email="kurt@example.de", name="Kurt Gödel",
                                       locale="de", external_id="cand-3")
-        admin = consent.Request(source=Source.ADMIN,
+        admin = changes.Request(source=Source.ADMIN,
                                 evidence={"text": "Demo data", "document": "demo"})
-        await consent.opt_out(system, str(ada.id), str(sleep.id), Channel.EMAIL, admin)
-        await consent.opt_in(system, str(ada.id), str(root.id), Channel.SMS, admin)
+        await changes.opt_out(system, str(ada.id), str(sleep.id), Channel.EMAIL, admin)
+        await changes.opt_in(system, str(ada.id), str(root.id), Channel.SMS, admin)
     root = await Scope.get(tenant_id=tenant.id, parent_id=None)
     key_id = await _still_works(known_key, tenant)
     if known_key and key_id:

@@ -67,7 +67,7 @@ from prefcenter.models.webhooks import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from prefcenter.services import authz, contacts, ledger, mail
+from prefcenter.services.channels.email import mail
 from prefcenter.services.common import (
     Page,
     before_int_cursor,
@@ -76,7 +76,10 @@ from prefcenter.services.common import (
     parse_uuid,
     utcnow,
 )
-from prefcenter.services.principals import Capability, Principal
+from prefcenter.services.consent import ledger
+from prefcenter.services.people import contacts
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal
 from prefcenter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -226,7 +229,7 @@ async def create_endpoint(principal: Principal, settings: Settings, *, url: str,
                           description: str | None = None,
                           alert_email: str | None = None) -> CreatedEndpoint:
     """Register an endpoint for a subtree of the caller's own; the secret is returned once."""
-    from prefcenter.services.scopes import get_scope
+    from prefcenter.services.tenancy.scopes import get_scope
 
     authz.require(principal, Capability.WRITE)
     scope = await get_scope(principal, scope_id)

@@ -42,7 +42,7 @@ from litestar.channels.subscriber import Subscriber
 from prefcenter.events import Publisher
 from prefcenter.models import ConsentEvent
 from prefcenter.models.enums import PRIVATE_ACTIONS
-from prefcenter.services import changes, ledger
+from prefcenter.services.consent import changefeed, ledger
 from prefcenter.settings import Settings
 
 CHANNEL_PREFIX = "prefcenter.consent."
@@ -167,7 +167,7 @@ def encode(tenant_id: str, events: Sequence[ConsentEvent]) -> bytes:
                       separators=(",", ":")).encode()
 
 
-def relevant(raw: bytes, f: changes.ChangeFilter, position: int) -> int | None:
+def relevant(raw: bytes, f: changefeed.ChangeFilter, position: int) -> int | None:
     """The newest id a notification announces, if it could hold an event for ``f`` after
     ``position``; ``0`` when it could but does not say which; None when it cannot."""
     try:
@@ -210,7 +210,7 @@ class Tail:
     """
 
     def __init__(self, tenant_id: str, start: int, settle: float | None) -> None:
-        self.selection = changes.tenant_wide(tenant_id)
+        self.selection = changefeed.tenant_wide(tenant_id)
         self.events: deque[ConsentEvent] = deque()
         self.lo = self.hi = start
         self.settle = settle
@@ -239,7 +239,7 @@ class Tail:
                 return False
 
     async def _read(self) -> None:
-        batch = await changes.read_after(self.selection, self.hi, limit=PAGE,
+        batch = await changefeed.read_after(self.selection, self.hi, limit=PAGE,
                                          settle=self.settle)
         self.events.extend(batch.events)
         self.hi = max(self.hi, batch.position)
@@ -247,7 +247,7 @@ class Tail:
             self.lo = self.events.popleft().id
         self._held_back, self._more = batch.held_back, batch.full
 
-    def after(self, f: changes.ChangeFilter, position: int) -> changes.Batch:
+    def after(self, f: changefeed.ChangeFilter, position: int) -> changefeed.Batch:
         """What ``f`` selects after ``position`` (which ``covers``), from memory."""
         newer: list[ConsentEvent] = []
         for event in reversed(self.events):  # ascending ids: the new ones are at the end
@@ -256,8 +256,8 @@ class Tail:
             newer.append(event)
         found = [event for event in reversed(newer) if f.accepts(event)]
         if len(found) > PAGE:
-            return changes.Batch(found[:PAGE], found[PAGE - 1].id, held_back=False, full=True)
-        return changes.Batch(found, self.hi, held_back=False, full=False)
+            return changefeed.Batch(found[:PAGE], found[PAGE - 1].id, held_back=False, full=True)
+        return changefeed.Batch(found, self.hi, held_back=False, full=False)
 
 
 class Tails:
@@ -270,7 +270,7 @@ class Tails:
     async def use(self, tenant_id: str, settle: float | None) -> AsyncIterator[Tail]:
         tail = self._tails.get(tenant_id)
         if tail is None:
-            tail = Tail(tenant_id, await changes.head(settle), settle)
+            tail = Tail(tenant_id, await changefeed.head(settle), settle)
             tail = self._tails.setdefault(tenant_id, tail)
         tail.users += 1
         try:
@@ -281,7 +281,7 @@ class Tails:
                 del self._tails[tenant_id]
 
 
-async def feed(plugin: StreamChannels, f: changes.ChangeFilter, after_id: int | None,
+async def feed(plugin: StreamChannels, f: changefeed.ChangeFilter, after_id: int | None,
                settings: Settings, *,
                reauthenticate: Callable[[], Awaitable[None]] | None = None,
                ) -> AsyncIterator[ConsentEvent]:
@@ -312,7 +312,7 @@ async def feed(plugin: StreamChannels, f: changes.ChangeFilter, after_id: int | 
                 # Behind what the tail holds (replaying): read the ledger itself. Every
                 # event up to the tail's ``hi`` had committed before this read began.
                 reachable = tail.hi
-                batch = await changes.read_after(f, position, limit=PAGE, settle=settle)
+                batch = await changefeed.read_after(f, position, limit=PAGE, settle=settle)
                 if not batch.full and not batch.held_back:
                     batch.position = max(batch.position, reachable)
             for event in batch.events:
@@ -335,7 +335,7 @@ async def feed(plugin: StreamChannels, f: changes.ChangeFilter, after_id: int | 
                 return  # unsubscribed: the server is shutting down
 
 
-async def _wait(subscriber: StreamSubscriber, f: changes.ChangeFilter, position: int,
+async def _wait(subscriber: StreamSubscriber, f: changefeed.ChangeFilter, position: int,
                 settings: Settings, held_back: bool, next_auth: float | None) -> int | None:
     """Until a relevant notification, a safety-net poll, a hole retry or re-auth is due.
 

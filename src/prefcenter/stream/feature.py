@@ -20,7 +20,6 @@ from typing import Any
 
 from prefcenter import events
 from prefcenter.features import Feature
-from prefcenter.services import webhooks  # noqa: F401  (registers the outbox hook)
 from prefcenter.settings import Settings
 from prefcenter.stream.fanout import StreamChannels, make_plugin, make_publisher
 from prefcenter.stream.invalidation import InvalidationPlugin

@@ -2,7 +2,7 @@
 
 The texts live in standard gettext catalogs, ``prefcenter/locale/<lang>/LC_MESSAGES/
 messages.po`` (issue 15), one ``msgid`` per key (``unsub.title``) so tenants can override a
-text by its key (scope setting ``texts``, see ``services/languages.py``). English is the
+text by its key (scope setting ``texts``, see ``services/tenancy/languages.py``). English is the
 source catalog; every other catalog carries the English text as a translator comment and
 must translate every key (``tests/services/test_catalogs.py`` fails otherwise).
 

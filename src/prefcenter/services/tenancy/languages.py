@@ -22,8 +22,8 @@ from typing import Any
 from prefcenter.errors import Invalid
 from prefcenter.models import Scope
 from prefcenter.models.enums import TokenPurpose
-from prefcenter.services import auth
-from prefcenter.services.scopes import inherited_setting, path_of, settings_chain
+from prefcenter.services.tenancy import auth
+from prefcenter.services.tenancy.scopes import inherited_setting, path_of, settings_chain
 from prefcenter.templates import messages
 
 #: Scope setting: the language when neither the contact nor its browser names one we speak.

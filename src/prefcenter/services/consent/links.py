@@ -8,7 +8,7 @@ link is the whole credential: no login, no cookie. What a link may touch:
   that the page offers (seed 000 "this study" / "all studies of the account"; seed 002
   the levels a tenant configures with the per-scope setting ``unsubscribeLevels``).
 - ``/ni/`` (NOT_INTERESTED): mute or unmute exactly the token's scope (seed 001).
-- ``/c/`` (CONFIRM_OPT_BACK_IN): see ``services.confirmations``.
+- ``/c/`` (CONFIRM_OPT_BACK_IN): see ``services.consent.confirmations``.
 - ``/p/`` (PREFERENCES): the preference page, a bearer token for GraphQL.
 """
 
@@ -22,10 +22,12 @@ from prefcenter import db
 from prefcenter.errors import Invalid, NotFound
 from prefcenter.models import Contact, ContactToken, NotInterested, Scope, Tenant
 from prefcenter.models.enums import Channel, Source, TokenPurpose
-from prefcenter.services import auth, authz, consent, suppression
-from prefcenter.services.contacts import get_contact
-from prefcenter.services.principals import Capability, Principal
-from prefcenter.services.scopes import get_scope, inherited_setting, path_of
+from prefcenter.services.consent import changes
+from prefcenter.services.people.contacts import get_contact
+from prefcenter.services.senders import suppression
+from prefcenter.services.tenancy import auth, authz
+from prefcenter.services.tenancy.principals import Capability, Principal
+from prefcenter.services.tenancy.scopes import get_scope, inherited_setting, path_of
 from prefcenter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,7 +66,7 @@ class ContactLinks:
     preferences_url: str
     expires_at: datetime
     #: Signed (contact, scope) for the email provider's feedback: a complaint about the
-    #: message opts out here (issue 13; ``services.feedback``).
+    #: message opts out here (issue 13; ``services.channels.email.feedback``).
     feedback_tag: str = ""
 
 
@@ -192,16 +194,16 @@ def pick_level(levels: list[Level], level_id: str | None) -> Level:
     raise Invalid("Choose one of the levels this link offers.", field="level")
 
 
-async def unsubscribe(link: Link, level: Level, request: consent.Request) -> consent.Change:
+async def unsubscribe(link: Link, level: Level, request: changes.Request) -> changes.Change:
     """Opt out at an offered level for the link's channel (the page's own form)."""
-    return await consent.opt_out(link.principal, str(link.contact.id), level.id, link.channel,
+    return await changes.opt_out(link.principal, str(link.contact.id), level.id, link.channel,
                                  request)
 
 
-async def one_click(link: Link, request: consent.Request) -> consent.Change:
+async def one_click(link: Link, request: changes.Request) -> changes.Change:
     """RFC 8058: opt out at the link's own scope and channel. Repeating changes nothing."""
     assert request.source == Source.ONE_CLICK
-    return await consent.opt_out(link.principal, str(link.contact.id), str(link.scope.id),
+    return await changes.opt_out(link.principal, str(link.contact.id), str(link.scope.id),
                                  link.channel, request)
 
 
@@ -212,10 +214,10 @@ async def is_muted(link: Link) -> bool:
     return await NotInterested.exists(contact_id=link.contact.id, scope_id=link.scope.id)
 
 
-async def set_not_interested(link: Link, muted: bool, request: consent.Request
-                             ) -> consent.Change:
+async def set_not_interested(link: Link, muted: bool, request: changes.Request
+                             ) -> changes.Change:
     """Mute (``True``) or "I've changed my mind" (``False``) for exactly the link's scope."""
-    return await consent.set_not_interested(link.principal, str(link.contact.id),
+    return await changes.set_not_interested(link.principal, str(link.contact.id),
                                             str(link.scope.id), muted, request)
 
 

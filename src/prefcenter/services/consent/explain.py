@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prefcenter.models import ConsentEvent
 from prefcenter.models.enums import Channel
-from prefcenter.services.resolution import Decision, Reason
+from prefcenter.services.consent.resolution import Decision, Reason
 from prefcenter.templates.messages import format_date, format_datetime
 
 _SOURCE_WORDS = {

@@ -5,7 +5,7 @@ erhalten? Bitte antworten Sie mit Ja oder Nein.") registers the question with
 ``ask_consent``: the contact (or its number), the scope, the exact words, how long an
 answer counts. That writes CONSENT_ASKED to the ledger and opens the question.
 
-An inbound text (``services.sms``) whose *whole* body is a yes word of the contact's
+An inbound text (``services.channels.sms.texts``) whose *whole* body is a yes word of the contact's
 language or of English (JA, YES, SÍ, OUI, ...) while a question to that number is open
 opts in to SMS at the question's scope, with the question's words and the reply as
 evidence (source SMS_KEYWORD, like START; an opt-out there is lifted, as START does:
@@ -27,17 +27,18 @@ from prefcenter.errors import Invalid, NotFound
 from prefcenter.models import Contact, Scope
 from prefcenter.models.enums import Action, Channel, Source
 from prefcenter.models.optin import ConsentQuestion, QuestionStatus
-from prefcenter.services import authz, consent, ledger
+from prefcenter.services.channels.sms.keywords import normalize_body
 from prefcenter.services.common import utcnow
-from prefcenter.services.contacts import (
+from prefcenter.services.consent import changes, ledger
+from prefcenter.services.people.contacts import (
     find_or_create_by_phone,
     get_contact,
     lock_contact,
     normalize_phone,
 )
-from prefcenter.services.keywords import normalize_body
-from prefcenter.services.principals import Capability, Principal, system_principal
-from prefcenter.services.scopes import get_scope
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal, system_principal
+from prefcenter.services.tenancy.scopes import get_scope
 
 #: Whole-message answers per language (compared after ``normalize_body``: case-folded,
 #: edge punctuation stripped). English counts for every contact.
@@ -138,7 +139,7 @@ async def list_questions(principal: Principal, *, contact_id: str | None = None,
 class Answered:
     question: ConsentQuestion
     accepted: bool
-    change: consent.Change | None = None
+    change: changes.Change | None = None
     contact_id: str = ""
 
 
@@ -161,7 +162,7 @@ async def answer(tenant_id: str, sender: str, body: str, evidence: dict[str, Any
     proof = {**evidence, "text": question.words,
              "note": f"Answer '{body.strip()[:100]}' to consent question {question.id} "
                      f"(asked {question.asked_at.isoformat()} by {question.asked_by})."}
-    request = consent.Request(source=Source.SMS_KEYWORD, evidence=proof, ip=ip,
+    request = changes.Request(source=Source.SMS_KEYWORD, evidence=proof, ip=ip,
                               user_agent=user_agent)
     principal = system_principal(tenant_id, scope.ancestor_ids()[0], label=f"sms:{sender}")
     async with db.transaction():
@@ -174,7 +175,7 @@ async def answer(tenant_id: str, sender: str, body: str, evidence: dict[str, Any
         if yes:
             # Refused (BLOCKED_BY_OPT_OUT) when an opt-out higher up covers the scope: the
             # transaction rolls back and the question stays open.
-            change = await consent.opt_in(
+            change = await changes.opt_in(
                 principal, str(contact.id), str(scope.id), Channel.SMS, request,
                 lift_opt_out=True, data={"questionId": str(question.id)})
             event_id = change.events[0].id if change.events else None

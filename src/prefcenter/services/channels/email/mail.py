@@ -50,10 +50,11 @@ from prefcenter.models.mail import (
     OutboxMail,
     RequestKind,
 )
-from prefcenter.services import auth, languages, ledger, links
 from prefcenter.services.common import utcnow
-from prefcenter.services.consent import CONTACT_SOURCES
-from prefcenter.services.scopes import inherited_setting, path_of
+from prefcenter.services.consent import ledger, links
+from prefcenter.services.consent.changes import CONTACT_SOURCES
+from prefcenter.services.tenancy import auth, languages
+from prefcenter.services.tenancy.scopes import inherited_setting, path_of
 from prefcenter.settings import Settings
 from prefcenter.templates import format_datetime as words_datetime
 from prefcenter.templates import render

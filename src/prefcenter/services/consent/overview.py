@@ -15,12 +15,12 @@ from datetime import datetime
 from prefcenter.errors import ErrorCode, Forbidden
 from prefcenter.models import ContactToken, Scope, Tenant
 from prefcenter.models.enums import Channel, TokenPurpose
-from prefcenter.services import auth
-from prefcenter.services import resolution as res
 from prefcenter.services.common import utcnow
-from prefcenter.services.contacts import get_contact
-from prefcenter.services.principals import Principal
-from prefcenter.services.scopes import list_scopes
+from prefcenter.services.consent import resolution as res
+from prefcenter.services.people.contacts import get_contact
+from prefcenter.services.tenancy import auth
+from prefcenter.services.tenancy.principals import Principal
+from prefcenter.services.tenancy.scopes import list_scopes
 
 #: What the page shows when it asks for no channel in particular.
 DEFAULT_CHANNELS: tuple[Channel, ...] = (Channel.EMAIL, Channel.SMS)

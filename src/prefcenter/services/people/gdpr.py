@@ -35,11 +35,13 @@ from prefcenter.models.enums import PRIVATE_ACTIONS, Action, Channel, Source
 from prefcenter.models.mail import OptBackInRequest, OutboxMail
 from prefcenter.models.senders import FeedbackEvent, SuppressionOrigin
 from prefcenter.models.sms import SmsReview
-from prefcenter.services import authz, ledger, suppression
 from prefcenter.services.common import utcnow
-from prefcenter.services.contacts import get_contact
-from prefcenter.services.exports import event_row
-from prefcenter.services.principals import Capability, Principal
+from prefcenter.services.consent import ledger
+from prefcenter.services.people.contacts import get_contact
+from prefcenter.services.senders import suppression
+from prefcenter.services.senders.exports import event_row
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal
 
 #: Evidence that stays after erasure: what the person was shown, and which form/file.
 KEPT_EVIDENCE = frozenset({"text", "noticeVersion", "formVersion", "file", "row"})

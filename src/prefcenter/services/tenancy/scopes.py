@@ -21,9 +21,9 @@ from prefcenter.errors import Invalid, NotFound
 from prefcenter.models import Scope, Tenant
 from prefcenter.models.enums import Channel, OptInMode, Policy
 from prefcenter.models.sms import SmsNumber
-from prefcenter.services import authz
 from prefcenter.services.common import parse_uuid
-from prefcenter.services.principals import Capability, Principal
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal
 
 #: When no scope on the path sets a policy: email under an opt-out regime, SMS needs
 #: express consent first (US TCPA, seed 003).
@@ -130,8 +130,8 @@ async def create_scope(
     parent = await get_scope(principal, parent_id, field="parentId")
     if principal.is_contact or not authz.path_is_within(parent.path, principal.scope_path):
         raise NotFound("No such scope.", field="parentId")
-    from prefcenter.services.languages import check_settings as check_language_settings
-    from prefcenter.services.sms import check_scope_settings
+    from prefcenter.services.channels.sms.texts import check_scope_settings
+    from prefcenter.services.tenancy.languages import check_settings as check_language_settings
 
     check_channels_setting(settings)
     check_language_settings(settings)
@@ -175,8 +175,8 @@ async def update_scope(
     if sms_policy is not _UNSET:
         scope.sms_policy = sms_policy
     if settings is not None:
-        from prefcenter.services.languages import check_settings as check_language_settings
-        from prefcenter.services.sms import check_scope_settings
+        from prefcenter.services.channels.sms.texts import check_scope_settings
+        from prefcenter.services.tenancy.languages import check_settings as check_language_settings
 
         check_channels_setting(settings)
         check_language_settings(settings)
@@ -190,7 +190,7 @@ async def update_scope(
                 merged[key] = value
         scope.settings = merged
     await scope.save()
-    # Cached scope paths hold this scope's policies and settings (services.resolution).
+    # Cached scope paths hold this scope's policies and settings (services.consent.resolution).
     await caches.invalidate_after_commit(caches.SCOPE_PATHS, caches.EVERYTHING)
     return scope
 

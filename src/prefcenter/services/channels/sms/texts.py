@@ -31,7 +31,7 @@ Never lost
     token is answered 403: it cannot be told apart from a forgery.
 
 Per-scope settings (``Scope.settings``, inherited down the tree)
-    ``smsKeywords``: keyword configuration (see ``services.keywords``), merged root..leaf;
+    ``smsKeywords``: keyword configuration (see ``services.channels.sms.keywords``), merged root..leaf;
     ``smsRevocationPolicy``: ``OPT_OUT`` or ``REVIEW`` (default); ``smsStopNotice``:
     ``true`` (default) or ``false``; ``smsStopNoticeText``: a text or ``{language: text}``.
 """
@@ -64,17 +64,8 @@ from prefcenter.models.sms import (
     UnroutedSms,
     UnroutedStatus,
 )
-from prefcenter.services import authz, consent, questions
-from prefcenter.services.common import (
-    Page,
-    clamp_first,
-    decode_cursor,
-    encode_cursor,
-    parse_uuid,
-    utcnow,
-)
-from prefcenter.services.contacts import find_or_create_by_phone, normalize_phone
-from prefcenter.services.keywords import (
+from prefcenter.services.channels.sms import questions
+from prefcenter.services.channels.sms.keywords import (
     FALLBACK_LANGUAGE,
     KeywordConfig,
     KeywordKind,
@@ -84,9 +75,20 @@ from prefcenter.services.keywords import (
     merge_configs,
     validate_keyword_config,
 )
-from prefcenter.services.principals import Capability, Principal, system_principal
-from prefcenter.services.resolution import Decision
-from prefcenter.services.scopes import get_scope, inherited_setting, path_of, settings_chain
+from prefcenter.services.common import (
+    Page,
+    clamp_first,
+    decode_cursor,
+    encode_cursor,
+    parse_uuid,
+    utcnow,
+)
+from prefcenter.services.consent import changes
+from prefcenter.services.consent.resolution import Decision
+from prefcenter.services.people.contacts import find_or_create_by_phone, normalize_phone
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal, system_principal
+from prefcenter.services.tenancy.scopes import get_scope, inherited_setting, path_of, settings_chain
 from prefcenter.settings import Settings
 
 log = logging.getLogger("prefcenter.sms")
@@ -620,14 +622,14 @@ async def _change(
         note = f"SMS keyword '{match.keyword}' ({match.kind.value}, {match.language})."
     if not live:
         note += " Applied late: the text was kept until its number could be verified."
-    request = consent.Request(source=Source.SMS_KEYWORD, evidence=text.evidence(note),
+    request = changes.Request(source=Source.SMS_KEYWORD, evidence=text.evidence(note),
                               ip=text.ip, user_agent=text.user_agent)
     if match is not None and match.kind == KeywordKind.START:
-        change = await consent.opt_in(principal, str(contact.id), str(scope.id), Channel.SMS,
+        change = await changes.opt_in(principal, str(contact.id), str(scope.id), Channel.SMS,
                                       request, lift_opt_out=True)
         outcome = Outcome.OPTED_IN
     else:
-        change = await consent.opt_out(principal, str(contact.id), str(scope.id), Channel.SMS,
+        change = await changes.opt_out(principal, str(contact.id), str(scope.id), Channel.SMS,
                                        request)
         outcome = Outcome.OPTED_OUT
     if not change.changed:
@@ -814,7 +816,7 @@ class ReviewAction(StrEnum):
 @dataclass
 class ReviewResult:
     review: SmsReview
-    change: consent.Change | None = None
+    change: changes.Change | None = None
 
 
 async def resolve_review(
@@ -831,7 +833,7 @@ async def resolve_review(
     found = await SmsReview.get_or_none(id=rid, tenant_id=principal.tenant_id)
     if found is None or not authz.path_is_within(found.scope_path, principal.scope_path):
         raise NotFound("No such review.", field="id")
-    change: consent.Change | None = None
+    change: changes.Change | None = None
     async with db.transaction():
         review = await SmsReview.select_for_update().get(id=rid)
         if review.status != SmsReviewStatus.PENDING:
@@ -844,10 +846,10 @@ async def resolve_review(
             text = _Text(from_raw=review.from_number, to=review.to_number, body=review.body,
                          message_sid=review.message_sid, account_sid=None,
                          received_at=review.received_at)
-            request = consent.Request(source=Source.SMS_KEYWORD, evidence=text.evidence(
+            request = changes.Request(source=Source.SMS_KEYWORD, evidence=text.evidence(
                 f"Revocation in other words, accepted on review by {principal.actor}."
                 + (f" {note}" if note else "")))
-            change = await consent.opt_out(system, str(review.contact_id),
+            change = await changes.opt_out(system, str(review.contact_id),
                                            str(review.scope_id), Channel.SMS, request)
             review.status = SmsReviewStatus.OPTED_OUT
             review.event_id = change.events[0].id if change.changed else None

@@ -34,16 +34,17 @@ from prefcenter.models import ConsentState, Contact, Scope
 from prefcenter.models.enums import Channel, ConsentStatus, Source
 from prefcenter.models.mail import RequestKind
 from prefcenter.models.optin import SignupForm
-from prefcenter.services import authz, confirmations, consent, ledger
 from prefcenter.services.common import parse_uuid, utcnow
-from prefcenter.services.contacts import (
+from prefcenter.services.consent import changes, confirmations, ledger
+from prefcenter.services.people.contacts import (
     find_or_create_by_email,
     lock_contact,
     normalize_email,
     normalize_locale,
 )
-from prefcenter.services.principals import Capability, Principal
-from prefcenter.services.scopes import get_scope, path_of
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal
+from prefcenter.services.tenancy.scopes import get_scope, path_of
 from prefcenter.settings import Settings
 
 log = logging.getLogger("prefcenter.forms")
@@ -161,7 +162,7 @@ async def sign_up(form: SignupForm, signup: SignUp, settings: Settings) -> str:
     scope = await Scope.get(id=form.scope_id)
     path = await path_of(scope)
     channel = Channel(form.channel)
-    request = consent.Request(
+    request = changes.Request(
         source=Source.PARTICIPATION_FORM,
         evidence={"text": form.words, "formVersion": f"signup-form:{form.id}",
                   "url": (signup.page_url or "")[:2000] or None,

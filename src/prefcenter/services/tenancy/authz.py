@@ -13,7 +13,7 @@ from tortoise.expressions import Q
 
 from prefcenter.errors import Forbidden, NotFound
 from prefcenter.models import Contact, Scope
-from prefcenter.services.principals import Capability, Principal
+from prefcenter.services.tenancy.principals import Capability, Principal
 
 
 def require(principal: Principal | None, capability: Capability) -> Principal:

@@ -22,12 +22,13 @@ from prefcenter.models import (
     SendRecord,
 )
 from prefcenter.models.enums import Action, Channel, ConsentStatus, Period, Source
-from prefcenter.services import authz, ledger
 from prefcenter.services.common import utcnow
-from prefcenter.services.contacts import get_contact, lock_contact
-from prefcenter.services.principals import Capability, Principal
-from prefcenter.services.resolution import Decision, check_channel, decide_for
-from prefcenter.services.scopes import get_scope, path_of
+from prefcenter.services.consent import ledger
+from prefcenter.services.consent.resolution import Decision, check_channel, decide_for
+from prefcenter.services.people.contacts import get_contact, lock_contact
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal
+from prefcenter.services.tenancy.scopes import get_scope, path_of
 
 
 @dataclass

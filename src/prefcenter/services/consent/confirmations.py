@@ -15,7 +15,7 @@ Every confirmation mail is counted (``ConfirmationSend``): at most
 ``confirmation_mails_per_address_per_day`` per address and, for a sign-up form,
 ``confirmation_mails_per_client_per_hour`` per client address. When the worker hands a
 confirmation to the SMTP server it records CONFIRMATION_MAILED (message id, time): with
-the request and the confirming event it is the proof (``services.proof``).
+the request and the confirming event it is the proof (``services.consent.proof``).
 
 The original notes on opting back in:
 
@@ -51,11 +51,13 @@ from prefcenter.models.enums import (
 )
 from prefcenter.models.mail import MailKind, OptBackInRequest, OptBackInStatus, RequestKind
 from prefcenter.models.optin import ConfirmationSend, SignupForm
-from prefcenter.services import auth, authz, consent, ledger, links, mail
+from prefcenter.services.channels.email import mail
 from prefcenter.services.common import parse_uuid, utcnow
-from prefcenter.services.contacts import get_contact, lock_contact
-from prefcenter.services.principals import Capability, Principal
-from prefcenter.services.scopes import get_scope, opt_in_mode, path_of
+from prefcenter.services.consent import changes, ledger, links
+from prefcenter.services.people.contacts import get_contact, lock_contact
+from prefcenter.services.tenancy import auth, authz
+from prefcenter.services.tenancy.principals import Capability, Principal
+from prefcenter.services.tenancy.scopes import get_scope, opt_in_mode, path_of
 from prefcenter.settings import Settings
 
 #: A repeated request for the same thing re-sends the email at most this often.
@@ -89,11 +91,11 @@ def _covers(state_channel: Channel, channel: Channel) -> bool:
 
 async def request_opt_back_in(
     principal: Principal, contact_id: str, scope_id: str, channel: Channel,
-    request: consent.Request, settings: Settings,
+    request: changes.Request, settings: Settings,
 ) -> RequestOutcome:
     """Start a double opt-in: a pending request and a confirmation email."""
     if principal.is_contact:
-        if request.source not in consent.CONTACT_SOURCES:
+        if request.source not in changes.CONTACT_SOURCES:
             raise Invalid("A contact's own request comes from the preference centre or a "
                           "link.", field="source")
     else:
@@ -113,7 +115,7 @@ async def request_opt_back_in(
         here = [s for s in await ConsentState.filter(contact_id=contact.id, scope_id=scope.id,
                                                      status=ConsentStatus.OPTED_OUT)
                 if _covers(s.channel, channel)]
-        blocker = await consent.blocking_opt_out(contact, path, channel)
+        blocker = await changes.blocking_opt_out(contact, path, channel)
         if blocker is not None:
             blocking = next(s for s in path if str(s.id) == str(blocker.scope_id))
             raise Blocked(
@@ -166,7 +168,7 @@ async def _mail(contact: Contact, scope: Scope, channel: Channel, request_id: st
 
 async def start_request(
     contact: Contact, scope: Scope, channel: Channel, kind: RequestKind,
-    request: consent.Request, evidence: dict[str, str], actor: str, settings: Settings, *,
+    request: changes.Request, evidence: dict[str, str], actor: str, settings: Settings, *,
     form: SignupForm | None = None,
 ) -> RequestOutcome:
     """Open a consent request (or re-mail the pending one), inside the caller's
@@ -242,24 +244,24 @@ class OptInOutcome:
     """``optIn``: the change it made, and for a CONFIRMED scope the request it started
     (its CONFIRMATION_REQUESTED event is the change's event; nothing is opted in yet)."""
 
-    change: consent.Change
+    change: changes.Change
     request: RequestOutcome | None = None
 
 
 async def opt_in(
     principal: Principal, contact_id: str, scope_id: str, channel: Channel,
-    request: consent.Request, settings: Settings,
+    request: changes.Request, settings: Settings,
 ) -> OptInOutcome:
     """An opt-in as ``optIn`` asks for it: at once, or (a key's opt-in at a scope whose
     mode is CONFIRMED) as a consent request the contact confirms from its mailbox."""
     if principal.is_contact or request.source not in CONFIRMED_SOURCES:
-        return OptInOutcome(change=await consent.opt_in(principal, contact_id, scope_id,
+        return OptInOutcome(change=await changes.opt_in(principal, contact_id, scope_id,
                                                         channel, request))
     scope = await get_scope(principal, scope_id)
     path = await path_of(scope)
     mode, _ = opt_in_mode(path, channel)
     if mode != OptInMode.CONFIRMED:
-        return OptInOutcome(change=await consent.opt_in(principal, contact_id, scope_id,
+        return OptInOutcome(change=await changes.opt_in(principal, contact_id, scope_id,
                                                         channel, request))
     authz.require(principal, Capability.WRITE)
     if not authz.path_is_within(scope.path, principal.scope_path):
@@ -280,7 +282,7 @@ async def opt_in(
         contact = await lock_contact(str(contact.id))
         state = await check_can_opt_in(contact, scope, path, channel)
         if state is not None:
-            return OptInOutcome(change=consent.Change(contact, scope, changed=False,
+            return OptInOutcome(change=changes.Change(contact, scope, changed=False,
                                                       message="Already opted in here."))
         outcome = await start_request(contact, scope, channel, RequestKind.OPT_IN, request,
                                       evidence, principal.actor, settings)
@@ -288,14 +290,14 @@ async def opt_in(
         raise DomainError("Too many confirmation emails to this address today; try again "
                           "tomorrow.", code=ErrorCode.LIMIT_EXCEEDED, field="contactId")
     events = [await ConsentEvent.get(id=outcome.request.event_id)] if outcome.created else []
-    return OptInOutcome(consent.Change(contact, scope, changed=outcome.created, events=events,
+    return OptInOutcome(changes.Change(contact, scope, changed=outcome.created, events=events,
                                        message=outcome.message), outcome)
 
 
 async def check_can_opt_in(contact: Contact, scope: Scope, path: list[Scope],
                             channel: Channel) -> ConsentState | None:
-    """Refuse what ``consent.opt_in`` refuses; the OPTED_IN state when already in."""
-    blocker = await consent.blocking_opt_out(contact, path, channel)
+    """Refuse what ``changes.opt_in`` refuses; the OPTED_IN state when already in."""
+    blocker = await changes.blocking_opt_out(contact, path, channel)
     if blocker is not None:
         blocking = next(s for s in path if str(s.id) == str(blocker.scope_id))
         raise Blocked(
@@ -465,13 +467,13 @@ class Confirmed:
     confirmation: Confirmation
     #: ``done``, ``already``, ``expired``, ``blocked`` or ``stale`` (opted out since).
     state: str
-    change: consent.Change | None = None
+    change: changes.Change | None = None
     #: For ``blocked``: the refusal, and the scope whose opt-out covers this one.
     blocked: Blocked | None = None
     blocking: Scope | None = None
 
 
-async def confirm(secret: str, request: consent.Request) -> Confirmed:
+async def confirm(secret: str, request: changes.Request) -> Confirmed:
     """The contact's POST: lift the opt-out (or say it was done, expired or blocked).
 
     ``request.evidence`` carries the words the contact was shown; the note naming the
@@ -486,7 +488,7 @@ async def confirm(secret: str, request: consent.Request) -> Confirmed:
         return Confirmed(conf, "blocked", blocked=exc, blocking=blocking)
 
 
-async def _confirm(conf: Confirmation, request: consent.Request) -> Confirmed:
+async def _confirm(conf: Confirmation, request: changes.Request) -> Confirmed:
     link, contact = conf.link, conf.link.contact
     evidence = dict(ledger.clean_evidence(request.evidence))
     evidence.setdefault("text", "Yes, opt me back in (confirmed with the emailed link).")
@@ -507,9 +509,9 @@ async def _confirm(conf: Confirmation, request: consent.Request) -> Confirmed:
                                 f"{req.requested_at.isoformat()} by {req.requested_by}) from "
                                 f"the link emailed to {contact.email}.")
             try:
-                change = await consent.opt_in(
+                change = await changes.opt_in(
                     link.principal, str(contact.id), str(req.scope_id), Channel(req.channel),
-                    consent.Request(source=Source.EMAIL_LINK, evidence=evidence,
+                    changes.Request(source=Source.EMAIL_LINK, evidence=evidence,
                                     ip=request.ip, user_agent=request.user_agent),
                     lift_opt_out=req.kind == RequestKind.OPT_BACK_IN,
                     data={"requestId": str(req.id)})
@@ -525,9 +527,9 @@ async def _confirm(conf: Confirmation, request: consent.Request) -> Confirmed:
         assert conf.undo_event is not None
         evidence["note"] = (f"Opted back in from the confirmation emailed to {contact.email} "
                             f"after opt-out event {conf.undo_event.id}.")
-        change = await consent.opt_in(
+        change = await changes.opt_in(
             link.principal, str(contact.id), str(link.scope.id), link.channel,
-            consent.Request(source=Source.EMAIL_LINK, evidence=evidence, ip=request.ip,
+            changes.Request(source=Source.EMAIL_LINK, evidence=evidence, ip=request.ip,
                             user_agent=request.user_agent), lift_opt_out=True)
         return Confirmed(conf, "done", change)
 

@@ -54,9 +54,10 @@ from prefcenter.models.senders import (
     SenderConfig,
     SuppressionOrigin,
 )
-from prefcenter.services import consent, suppression
 from prefcenter.services.common import parse_uuid, utcnow
-from prefcenter.services.principals import system_principal
+from prefcenter.services.consent import changes
+from prefcenter.services.senders import suppression
+from prefcenter.services.tenancy.principals import system_principal
 from prefcenter.settings import Settings
 
 TAG_FIELD = "prefcenter_tag"
@@ -303,9 +304,9 @@ async def _handle(provider: str, config: SenderConfig, item: ProviderEvent) -> s
                     scope_id = tagged[1] if tagged and tagged[0] == str(contact.id) \
                         else str(root.id)
                     system = system_principal(tenant, str(root.id), actor)
-                    change = await consent.opt_out(
+                    change = await changes.opt_out(
                         system, str(contact.id), scope_id, Channel.EMAIL,
-                        consent.Request(source=Source.API,
+                        changes.Request(source=Source.API,
                                         evidence=_evidence(provider, item, "spam complaint")))
                     outcome = "opted-out" if change.changed else "already-opted-out"
             else:

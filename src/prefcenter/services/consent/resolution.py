@@ -19,10 +19,10 @@ from prefcenter import caches, db
 from prefcenter.errors import Invalid, NotFound
 from prefcenter.models import Contact, Scope
 from prefcenter.models.enums import Channel, ConsentStatus, Period, Policy
-from prefcenter.services import authz
 from prefcenter.services.common import parse_uuid, utcnow
-from prefcenter.services.principals import Capability, Principal
-from prefcenter.services.scopes import effective_policy, path_of
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal
+from prefcenter.services.tenancy.scopes import effective_policy, path_of
 
 
 class ContactLike(Protocol):

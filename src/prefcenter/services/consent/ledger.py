@@ -17,7 +17,6 @@ from prefcenter.models import (
     Scope,
 )
 from prefcenter.models.enums import PRIVATE_ACTIONS, Action, Channel, ConsentStatus, Source
-from prefcenter.services import authz
 from prefcenter.services.common import (
     Page,
     clamp_first,
@@ -26,7 +25,8 @@ from prefcenter.services.common import (
     newest_first_page,
     utcnow,
 )
-from prefcenter.services.principals import Capability, Principal
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal
 
 EVIDENCE_KEYS = {"text", "noticeVersion", "formVersion", "url", "document", "body", "note"}
 #: Facts of an inbound text (SMS keywords): who sent it, to which number, provider id, when.
@@ -106,8 +106,8 @@ async def list_events(
     max_page: int = 500,
 ) -> Page[ConsentEvent]:
     """Newest first, keyset-paginated, limited to what the principal may see."""
-    from prefcenter.services.contacts import get_contact
-    from prefcenter.services.scopes import get_scope
+    from prefcenter.services.people.contacts import get_contact
+    from prefcenter.services.tenancy.scopes import get_scope
 
     authz.require_any(principal, Capability.READ_EVENTS, Capability.SELF)
     limit = clamp_first(first, max_page)

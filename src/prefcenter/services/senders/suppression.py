@@ -32,8 +32,8 @@ from tortoise.transactions import in_transaction
 from prefcenter.models import ConsentEvent, Contact, Scope
 from prefcenter.models.enums import Action, Channel, Source
 from prefcenter.models.senders import SenderConfig, SuppressionEntry, SuppressionOrigin
-from prefcenter.services import ledger
 from prefcenter.services.common import utcnow
+from prefcenter.services.consent import ledger
 
 #: A feedback tag: ``pcf1.<contact id>.<scope id>.<signature>``.
 TAG_VERSION = "pcf1"

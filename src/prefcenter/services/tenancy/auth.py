@@ -24,9 +24,9 @@ from prefcenter import caches
 from prefcenter.errors import ErrorCode, Forbidden, Invalid, NotFound, Unauthenticated
 from prefcenter.models import ApiKey, Contact, ContactToken, Scope
 from prefcenter.models.enums import Channel, Role, TokenPurpose
-from prefcenter.services import authz
 from prefcenter.services.common import parse_uuid, utcnow
-from prefcenter.services.principals import Capability, Principal
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal
 
 API_KEY_PREFIX = "pc_"
 #: Longer credentials are refused before any lookup (ours are about 60 characters).
@@ -100,7 +100,7 @@ async def issue_api_key(principal: Principal, scope_id: str, role: Role, name: s
                         rate_limit_per_minute: int | None = None) -> IssuedKey:
     """OWNER keys manage keys: any subtree of their tenant, any role."""
     authz.require(principal, Capability.MANAGE_KEYS)
-    from prefcenter.services.scopes import get_scope
+    from prefcenter.services.tenancy.scopes import get_scope
 
     scope = await get_scope(principal, scope_id)
     return await create_api_key(scope, role, name, expires_at, rate_limit_per_minute)

@@ -20,10 +20,10 @@ from enum import StrEnum
 from prefcenter.errors import NotFound
 from prefcenter.models import ConsentEvent, ConsentState
 from prefcenter.models.enums import Action, Channel, ConsentStatus
-from prefcenter.services import authz
-from prefcenter.services.contacts import get_contact
-from prefcenter.services.principals import Capability, Principal
-from prefcenter.services.scopes import get_scope
+from prefcenter.services.people.contacts import get_contact
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal
+from prefcenter.services.tenancy.scopes import get_scope
 
 
 class Step(StrEnum):

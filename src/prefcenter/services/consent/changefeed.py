@@ -22,9 +22,10 @@ from tortoise.queryset import QuerySet
 
 from prefcenter.models import ConsentEvent
 from prefcenter.models.enums import PRIVATE_ACTIONS, Channel
-from prefcenter.services import authz, ledger
 from prefcenter.services.common import utcnow
-from prefcenter.services.principals import Capability, Principal
+from prefcenter.services.consent import ledger
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal
 
 #: How far behind a fresh row a hole is still looked for (ids, PostgreSQL only).
 HOLE_SCAN_WINDOW = 10_000
@@ -70,7 +71,7 @@ async def open_filter(principal: Principal, *, scope_id: str | None = None,
 
     A channel filter also passes events that cover every channel (``ALL``).
     """
-    from prefcenter.services.scopes import get_scope
+    from prefcenter.services.tenancy.scopes import get_scope
 
     authz.require_any(principal, Capability.READ_EVENTS, Capability.SELF)
     path = principal.scope_path

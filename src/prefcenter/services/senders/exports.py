@@ -22,8 +22,8 @@ from typing import Any
 from prefcenter.errors import Invalid
 from prefcenter.models import ConsentEvent, ConsentState, Contact
 from prefcenter.models.enums import PRIVATE_ACTIONS
-from prefcenter.services import authz
-from prefcenter.services.principals import Capability, Principal
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal
 
 BATCH_SIZE = 2000
 FORMATS = ("csv", "jsonl")

@@ -5,7 +5,7 @@ none matches) and optionally one decision for it (scope, channel, status, when,
 evidence). A contact with several decisions takes several rows.
 
 Rules, the same as one change at a time:
-- every row is validated (email and phone as ``services.contacts`` does); a bad row is
+- every row is validated (email and phone as ``services.people.contacts`` does); a bad row is
   refused with its number and reason and nothing of it is written;
 - an opt-in needs evidence, and an import never lifts an opt-out (at the scope or above
   it): that still needs the contact's own confirmation;
@@ -41,11 +41,12 @@ from prefcenter.errors import DomainError, ErrorCode, Forbidden, Invalid
 from prefcenter.models import ConsentEvent, ConsentState, Contact, Scope
 from prefcenter.models.enums import Action, Channel, ConsentStatus, Source
 from prefcenter.models.senders import SuppressionEntry, SuppressionOrigin
-from prefcenter.services import authz, suppression
 from prefcenter.services.common import ordered_uuids, utcnow
-from prefcenter.services.contacts import normalize_email, normalize_locale, normalize_phone
-from prefcenter.services.principals import Capability, Principal
-from prefcenter.services.scopes import get_scope
+from prefcenter.services.people.contacts import normalize_email, normalize_locale, normalize_phone
+from prefcenter.services.senders import suppression
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal
+from prefcenter.services.tenancy.scopes import get_scope
 
 #: Rows planned and written together (one transaction each).
 BATCH_SIZE = 5000

@@ -15,9 +15,10 @@ from tortoise.transactions import in_transaction
 from prefcenter import db
 from prefcenter.errors import DomainError, ErrorCode, Forbidden, Invalid, NotFound
 from prefcenter.models import Contact, Scope
-from prefcenter.services import authz, suppression
 from prefcenter.services.common import Page, clamp_first, decode_cursor, encode_cursor, parse_uuid
-from prefcenter.services.principals import Capability, Principal
+from prefcenter.services.senders import suppression
+from prefcenter.services.tenancy import authz
+from prefcenter.services.tenancy.principals import Capability, Principal
 
 SUPPORTED_LOCALES = ("en", "de")
 
@@ -131,7 +132,7 @@ async def create_contact(
     home_scope_id: str | None = None,
 ) -> Contact:
     authz.require(principal, Capability.WRITE)
-    from prefcenter.services.scopes import get_scope
+    from prefcenter.services.tenancy.scopes import get_scope
 
     home: Scope = await get_scope(
         principal, home_scope_id or principal.scope_id, field="homeScopeId"

@@ -1,0 +1,1 @@
+"""Email: the outbox and its rendering, and providers' bounce and complaint feeds."""

@@ -1,0 +1,1 @@
+"""SMS: keywords, inbound texts, sending numbers, consent questions by text."""

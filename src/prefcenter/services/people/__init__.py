@@ -1,0 +1,1 @@
+"""People: contacts, their lookup and validation, and their GDPR rights."""

@@ -1,0 +1,1 @@
+"""Senders' toolkit: bulk import and export, and the suppression list."""

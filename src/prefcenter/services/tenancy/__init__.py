@@ -1,0 +1,1 @@
+"""Tenancy: scope trees and inherited settings, who is asking, credentials and access."""
