@@ -31,6 +31,8 @@ class ErrorCode(StrEnum):
     UNKNOWN_FORM_KEY = "UNKNOWN_FORM_KEY"
     #: Issue #21: a sign-up form key used for a scope other than its own.
     WRONG_SCOPE = "WRONG_SCOPE"
+    #: Issue #14: a time zone that is not an IANA zone name.
+    UNKNOWN_TIME_ZONE = "UNKNOWN_TIME_ZONE"
 
 
 class DomainError(Exception):

@@ -29,6 +29,9 @@ class CreateContactInput:
     name: str | None = strawberry.field(default=None, description="Display name.")
     home_scope_id: strawberry.ID | None = strawberry.field(
         default=None, description="The scope the contact belongs to; default your key's scope.")
+    time_zone: str | None = strawberry.field(
+        default=None, description="IANA time zone, e.g. America/New_York (default: derived "
+        "from the phone, else the scope's).")
 
 
 @strawberry.input(description="Changes to a contact; omitted fields stay, null clears.")
@@ -40,6 +43,8 @@ class UpdateContactInput:
     external_id: str | None = strawberry.field(default=strawberry.UNSET, description="Your id.")
     locale: str | None = strawberry.field(default=strawberry.UNSET, description="Language.")
     name: str | None = strawberry.field(default=strawberry.UNSET, description="Display name.")
+    time_zone: str | None = strawberry.field(
+        default=strawberry.UNSET, description="IANA time zone (null: derive it again).")
 
 
 @strawberry.type(description="A created or changed contact.")
@@ -100,16 +105,18 @@ class Mutation:
         principal = guard(info)
         contact = await svc.create_contact(
             principal, email=input.email, phone=input.phone, external_id=input.external_id,
-            locale=input.locale, name=input.name, home_scope_id=input.home_scope_id)
+            locale=input.locale, name=input.name, home_scope_id=input.home_scope_id,
+            time_zone=input.time_zone)
         return ContactPayload(contact=ContactNode.from_model(contact))
 
-    @strawberry.mutation(description="Change a contact's details (a contact: its name and "
-                         "language).")
+    @strawberry.mutation(description="Change a contact's details (a contact: its name, "
+                         "language and time zone).")
     @mutation_errors
     async def update_contact(self, info: GInfo, input: UpdateContactInput) -> ContactResult:
         principal = guard(info)
         kwargs: dict[str, Any] = {
-            k: getattr(input, k) for k in ("email", "phone", "external_id", "locale", "name")
+            k: getattr(input, k) for k in ("email", "phone", "external_id", "locale", "name",
+                                 "time_zone")
             if getattr(input, k) is not strawberry.UNSET
         }
         contact = await svc.update_contact(principal, self_or(info, input.contact_id), **kwargs)

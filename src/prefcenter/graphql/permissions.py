@@ -36,6 +36,7 @@ C = Capability
 RULES: dict[str, Rule] = {
     # Queries
     "Query.me": _r(contact=True),
+    "Query.quietHours": _r(C.READ_CONTACTS, contact=True),
     "Query.scope": _r(C.READ_SCOPES, contact=True),
     "Query.scopes": _r(C.READ_SCOPES, contact=True),
     "Query.contact": _r(C.READ_CONTACTS, contact=True),
@@ -70,6 +71,7 @@ RULES: dict[str, Rule] = {
     "Mutation.markNotInterested": _r(contact=True),
     "Mutation.undoNotInterested": _r(contact=True),
     "Mutation.updateContactFrequency": _r(C.WRITE, contact=True),
+    "Mutation.setQuietHours": _r(C.WRITE, contact=True),
     "Mutation.setSuppressed": _r(C.WRITE),
     "Mutation.recordSend": _r(C.WRITE),
     "Mutation.claimSend": _r(C.WRITE),

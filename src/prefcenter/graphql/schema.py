@@ -30,6 +30,7 @@ from prefcenter.graphql import (
     frontend,
     keys,
     optin,
+    quiet_hours,
     scopes,
     sms,
     stream,
@@ -49,7 +50,7 @@ PARSE_CACHE_SIZE = 1000
 VALIDATION_CACHE_SIZE = 1000
 
 QUERY_MODULES: list[Any] = [scopes, contacts, consent, keys, frontend, sms, stream, links_graphql,
-                            optin]
+                            optin, quiet_hours]
 
 
 def _introspects(execution_context: Any) -> bool:

@@ -37,7 +37,9 @@ Role = strawberry.enum(e.Role, description="What an API key may do inside its su
 Reason = strawberry.enum(res.Reason, description="Why a decision came out as it did, in "
                          "resolution order: SUPPRESSED, OPTED_OUT, NOT_INTERESTED (only the "
                          "contact sees it; others see UNAVAILABLE), OPTED_IN, DEFAULT_ALLOWED / "
-                         "CONSENT_REQUIRED, FREQUENCY_CAP; CONFIRMATION_PENDING when an opt-in "
+                         "CONSENT_REQUIRED, FREQUENCY_CAP, QUIET_HOURS (the contact's local "
+                         "time is inside the quiet hours; see nextAllowedAt); "
+                         "CONFIRMATION_PENDING when an opt-in "
                          "waits for the contact's confirmation (see expiresAt).")
 
 
@@ -117,6 +119,10 @@ class ContactNode:
                                    "when not known (pages then follow the browser's "
                                    "language, mail and texts the scope's default).")
     name: str = strawberry.field(description="Display name.")
+    time_zone: str | None = strawberry.field(
+        default=None, description="The IANA time zone set for the contact (e.g. "
+        "Europe/Berlin); null: derived from the phone number where it has one zone, else "
+        "the scope's timeZone setting (see quietHours).")
     suppressed: bool = strawberry.field(description="Blocklisted or erased in the tenant.")
     created_at: datetime = strawberry.field(description="When the contact was created.")
     updated_at: datetime = strawberry.field(description="When its details last changed.")
@@ -125,8 +131,8 @@ class ContactNode:
     def from_model(cls, m: Contact) -> ContactNode:
         return cls(m=m, id=strawberry.ID(str(m.id)), email=m.email, phone=m.phone,
                    external_id=m.external_id, locale=m.locale, name=m.name,
-                   suppressed=m.suppressed_at is not None, created_at=m.created_at,
-                   updated_at=m.updated_at)
+                   time_zone=m.time_zone, suppressed=m.suppressed_at is not None,
+                   created_at=m.created_at, updated_at=m.updated_at)
 
     @strawberry.field(description="The scope the contact belongs to.")
     async def home_scope(self, info: GInfo) -> ScopeNode | None:
@@ -210,7 +216,8 @@ class Decision:
     contact_id: strawberry.ID = strawberry.field(description="The contact asked about.")
     scope_id: strawberry.ID = strawberry.field(description="The scope asked about.")
     next_allowed_at: datetime | None = strawberry.field(
-        description="For FREQUENCY_CAP: when the next send becomes allowed.")
+        description="For FREQUENCY_CAP and QUIET_HOURS: when the next send becomes allowed "
+        "(UTC; the first time both the cap and the quiet hours allow).")
     expires_at: datetime | None = strawberry.field(
         default=None, description="For CONFIRMATION_PENDING: when the unconfirmed request "
         "expires (the contact stays without consent if it does not confirm by then).")

@@ -38,6 +38,13 @@ class Contact(Model):
     # email address that bounced says nothing about a phone (issue 13).
     email_suppressed_at = fields.DatetimeField(null=True)
     suppression_reason = fields.CharField(max_length=200, null=True)
+    #: Issue #14: the IANA time zone set for the contact; null: derived from the phone
+    #: number where that is unambiguous, else the scope's ``timeZone`` setting.
+    time_zone = fields.CharField(max_length=64, null=True)
+    #: Issue #14: the contact's own stricter quiet hours per channel,
+    #: ``{"SMS": {"start": "20:00", "end": "09:00", "eventId": 12}}``
+    #: (``services.consent.quiet_hours``).
+    quiet_hours: dict[str, Any] | None = fields.JSONField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -74,6 +74,9 @@ class Action(StrEnum):
     #: A consent question registered by a sender (``askConsent``) and its "no" answer.
     CONSENT_ASKED = "CONSENT_ASKED"
     CONSENT_DECLINED = "CONSENT_DECLINED"
+    #: Issue #14: the contact's own stricter quiet hours for a channel, set or removed.
+    QUIET_HOURS_SET = "QUIET_HOURS_SET"
+    QUIET_HOURS_CLEARED = "QUIET_HOURS_CLEARED"
 
 
 #: Actions only the contact itself may ever see (seed 001: nobody else learns who clicked).

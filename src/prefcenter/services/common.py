@@ -6,6 +6,8 @@ import base64
 import os
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -15,8 +17,26 @@ from prefcenter.errors import Invalid, NotFound
 T = TypeVar("T")
 
 
+#: A fixed "now" every service reads through ``utcnow`` (``fixed_time``); None: the clock.
+_fixed_now: datetime | None = None
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return _fixed_now if _fixed_now is not None else datetime.now(UTC)
+
+
+@contextmanager
+def fixed_time(at: datetime) -> Iterator[None]:
+    """Within the block ``utcnow`` is ``at`` (tests of time-of-day rules such as quiet
+    hours ask the real database and server at a chosen local time)."""
+    global _fixed_now
+    if at.tzinfo is None:
+        raise ValueError("fixed_time needs an aware datetime")
+    previous, _fixed_now = _fixed_now, at.astimezone(UTC)
+    try:
+        yield
+    finally:
+        _fixed_now = previous
 
 
 def ordered_uuids(count: int) -> list[str]:

@@ -23,7 +23,7 @@ from prefcenter.models import (
 )
 from prefcenter.models.enums import Action, Channel, ConsentStatus, Period, Source
 from prefcenter.services.common import utcnow
-from prefcenter.services.consent import ledger
+from prefcenter.services.consent import ledger, quiet_hours
 from prefcenter.services.consent.resolution import Decision, check_channel, decide_for
 from prefcenter.services.people.contacts import get_contact, lock_contact
 from prefcenter.services.tenancy import authz
@@ -288,6 +288,92 @@ async def set_frequency(
         pref.updated_at = now
         await pref.save()
     return Change(contact, scope, changed=True, events=[event], message="Frequency set.")
+
+
+async def set_quiet_hours(
+    principal: Principal, contact_id: str, scope_id: str, channel: Channel, request: Request,
+    *, start: str | None = None, end: str | None = None, clear: bool = False,
+) -> Change:
+    """The contact's own stricter quiet hours for one channel (issue #14), recorded at the
+    scope of the page it was set from. They only narrow: they must cover the quiet hours
+    in effect at that scope, and resolution applies both everywhere (quiet when either is).
+    """
+    _check_source(principal, request.source)
+    if channel not in (Channel.EMAIL, Channel.SMS):
+        raise Invalid("Set quiet hours per channel: EMAIL or SMS.", field="channel")
+    own_window = None
+    if not clear:
+        own_window = quiet_hours.Window(quiet_hours.parse_time(start, "start"),
+                                        quiet_hours.parse_time(end, "end"))
+        if own_window.start == own_window.end:
+            raise Invalid("'start' and 'end' must differ.", field="end")
+    contact, scope = await _target(principal, contact_id, scope_id)
+    if own_window is not None:
+        rule = quiet_hours.scope_rule([s.settings for s in await path_of(scope)],
+                                      channel.value)
+        if rule is not None and not own_window.narrows(rule.window):
+            raise Invalid(f"Quiet hours can only be stricter than those of {scope.name}: "
+                          f"they must include {rule.window.label}.", field="start")
+    async with db.transaction():
+        contact = await lock_contact(str(contact.id))
+        own = dict(contact.quiet_hours or {})
+        current = own.get(channel.value)
+        if own_window is None:
+            if current is None:
+                return Change(contact, scope, changed=False, message="No quiet hours were set.")
+            action, data = Action.QUIET_HOURS_CLEARED, None
+            own.pop(channel.value)
+        else:
+            data = own_window.as_dict()
+            if current is not None and {k: current[k] for k in data} == data:
+                return Change(contact, scope, changed=False, message="Quiet hours unchanged.")
+            action = Action.QUIET_HOURS_SET
+        event = await ledger.append(
+            contact=contact, scope=scope, channel=channel, action=action,
+            source=request.source, actor=principal.actor,
+            evidence=ledger.clean_evidence(request.evidence), ip=request.ip,
+            user_agent=request.user_agent, data=data, at=utcnow())
+        if data is not None:
+            own[channel.value] = {**data, "eventId": event.id}
+        contact.quiet_hours = own or None
+        await contact.save(update_fields=["quiet_hours", "updated_at"])
+    return Change(contact, scope, changed=True, events=[event],
+                  message="Quiet hours set." if data else "Quiet hours removed.")
+
+
+@dataclass(frozen=True)
+class ChannelQuietHours:
+    channel: Channel
+    scope_window: quiet_hours.Window | None
+    set_by: Scope | None
+    own_window: quiet_hours.Window | None
+
+
+@dataclass(frozen=True)
+class QuietHoursView:
+    time_zone: str
+    #: EXPLICIT, PHONE, SCOPE or UTC (``quiet_hours.contact_zone``).
+    time_zone_source: str
+    channels: list[ChannelQuietHours]
+
+
+async def quiet_hours_of(principal: Principal, contact_id: str, scope_id: str
+                         ) -> QuietHoursView:
+    """The contact's time zone and the quiet hours in effect at a scope, per channel."""
+    authz.require_any(principal, Capability.READ_CONTACTS, Capability.SELF)
+    contact, scope = await _target(principal, contact_id, scope_id)
+    path = await path_of(scope)
+    levels = [s.settings for s in path]
+    zone, source = quiet_hours.contact_zone(contact.time_zone, contact.phone,
+                                            quiet_hours.scope_zone(levels))
+    out = []
+    for channel in (Channel.EMAIL, Channel.SMS):
+        rule = quiet_hours.scope_rule(levels, channel.value)
+        mine = quiet_hours.contact_rule(contact.quiet_hours, channel.value)
+        out.append(ChannelQuietHours(channel, rule.window if rule else None,
+                                     path[rule.scope_index] if rule else None,
+                                     mine.window if mine else None))
+    return QuietHoursView(zone, source, out)
 
 
 async def set_suppressed(

@@ -63,6 +63,11 @@ def describe(d: Decision, event: ConsentEvent | None, locale: str | None = None)
                     if d.next_allowed_at else "")
             detail = "paused" if d.detail == "paused" else f"limited to {d.detail}"
             return f"Waiting: messages from {where} are {detail}{when}."
+        case Reason.QUIET_HOURS:
+            when = (f" until {format_datetime(d.next_allowed_at, locale, 'en')}"
+                    if d.next_allowed_at else "")
+            who = f"of {where}" if where else "you asked for"
+            return f"Waiting: quiet hours {who} ({d.detail}){when}."
         case Reason.CONFIRMATION_PENDING:
             until = f" (the request expires {d.expires_at:%-d %b %Y %H:%M} UTC)" \
                 if d.expires_at else ""

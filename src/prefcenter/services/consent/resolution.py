@@ -7,6 +7,7 @@ number of queries (``decide_many`` does the same whatever the audience size).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -20,6 +21,7 @@ from prefcenter.errors import Invalid, NotFound
 from prefcenter.models import Contact, Scope
 from prefcenter.models.enums import Channel, ConsentStatus, Period, Policy
 from prefcenter.services.common import parse_uuid, utcnow
+from prefcenter.services.consent import quiet_hours
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
 from prefcenter.services.tenancy.scopes import effective_policy, path_of
@@ -37,6 +39,15 @@ class ContactLike(Protocol):
     @property
     def email_suppressed(self) -> bool: ...
 
+    @property
+    def phone(self) -> str | None: ...
+
+    @property
+    def time_zone(self) -> str | None: ...
+
+    @property
+    def quiet_hours(self) -> dict[str, Any] | None: ...
+
 
 class Reason(StrEnum):
     SUPPRESSED = "SUPPRESSED"
@@ -49,6 +60,8 @@ class Reason(StrEnum):
     FREQUENCY_CAP = "FREQUENCY_CAP"
     #: Issue #21: an opt-in at a CONFIRMED scope the contact has not confirmed yet.
     CONFIRMATION_PENDING = "CONFIRMATION_PENDING"
+    #: Issue #14: inside the quiet hours of the contact's local time (step 7).
+    QUIET_HOURS = "QUIET_HOURS"
 
 
 PERIODS: dict[Period, timedelta] = {
@@ -68,7 +81,8 @@ class Decision:
     decided_by: Scope | None = None
     event_id: int | None = None
     next_allowed_at: datetime | None = None
-    #: For FREQUENCY_CAP: the cap that applied (``3 per WEEK``, ``paused``).
+    #: For FREQUENCY_CAP: the cap that applied (``3 per WEEK``, ``paused``); for
+    #: QUIET_HOURS: the window and zone (``21:00-08:00 America/New_York``).
     detail: str | None = None
     #: For CONFIRMATION_PENDING: when the unconfirmed request expires.
     expires_at: datetime | None = None
@@ -172,7 +186,15 @@ def resolve(
         decision = Decision(**base, allowed=True, reason=Reason.DEFAULT_ALLOWED,
                             decided_by=where)
 
-    # 6. Frequency: the most specific preference on the path caps sends in its window.
+    # 6. Frequency, then 7. quiet hours: both only hold back what is allowed so far.
+    decision = _frequency(decision, index, path, channel, frequencies, sends, now)
+    return _quiet_hours(decision, contact, path, channel, now)
+
+
+def _frequency(decision: Decision, index: dict[Any, Any], path: Sequence[Scope],
+               channel: Channel, frequencies: Iterable[FrequencyFact],
+               sends: Iterable[SendFact], now: datetime) -> Decision:
+    """Step 6: the most specific preference on the path caps sends in its window."""
     prefs = [f for f in frequencies if str(f.scope_id) in index and f.channel in
              _channels_for(channel)]
     if not prefs:
@@ -201,6 +223,58 @@ def resolve(
     return decision
 
 
+_last_quiet: tuple[Sequence[Scope] | None, dict[Channel, tuple[Any, str | None]]] = (None, {})
+
+
+def _scope_quiet_rules(path: Sequence[Scope], channel: Channel
+                       ) -> tuple[quiet_hours.Rule | None, str | None]:
+    """The path's quiet-hours rule for the channel and its default zone. Kept for the last
+    (immutable, cached) path like ``_path_index``: settings are parsed once per path."""
+    global _last_quiet
+    if _last_quiet[0] is path and channel in _last_quiet[1]:
+        return _last_quiet[1][channel]
+    levels = [s.settings for s in path]
+    found = (quiet_hours.scope_rule(levels, channel.value), quiet_hours.scope_zone(levels))
+    if isinstance(path, tuple):
+        known = _last_quiet[1] if _last_quiet[0] is path else {}
+        _last_quiet = (path, {**known, channel: found})
+    return found
+
+
+def _quiet_hours(decision: Decision, contact: ContactLike, path: Sequence[Scope],
+                 channel: Channel, now: datetime) -> Decision:
+    """Step 7: the scope's quiet hours for the channel (most specific on the path) and the
+    contact's own stricter ones, in the contact's local time. Quiet when either window
+    covers the local time. Against a frequency cap, the check that opens last decides, and
+    ``next_allowed_at`` is the first time both allow: a cap that opens inside quiet hours
+    waits for their end (QUIET_HOURS), quiet hours that end while the cap still holds
+    leave the cap's answer as it is."""
+    capped = decision.reason == Reason.FREQUENCY_CAP
+    if not decision.allowed and not capped:
+        return decision
+    rule, default_zone = _scope_quiet_rules(path, channel)
+    own = contact.quiet_hours
+    rules = [rule] if rule is not None else []
+    if own:
+        mine = quiet_hours.contact_rule(own, channel.value)
+        if mine is not None:
+            rules.append(mine)
+    if not rules:  # the common case: nothing more to read
+        return decision
+    if capped and decision.next_allowed_at is None:  # a cap of 0: never
+        return decision
+    from_time = decision.next_allowed_at if capped and decision.next_allowed_at else now
+    zone_name, _ = quiet_hours.contact_zone(contact.time_zone, contact.phone, default_zone)
+    zone = quiet_hours.time_zone(zone_name)
+    opens, by = quiet_hours.opening(from_time, zone, rules)
+    if opens == from_time or by is None:
+        return decision
+    return replace(decision, allowed=False, reason=Reason.QUIET_HOURS,
+                   decided_by=path[by.scope_index] if by.scope_index >= 0 else None,
+                   event_id=by.event_id, next_allowed_at=opens,
+                   detail=f"{by.window.label} {zone_name}")
+
+
 def check_channel(channel: Channel) -> Channel:
     if channel == Channel.ALL:
         raise Invalid("Ask for one channel (EMAIL or SMS); ALL is only for consent decisions.",
@@ -225,6 +299,10 @@ class ContactFacts:
     home_path: str
     suppressed_at: datetime | None
     email_suppressed: bool = False
+    #: Issue #14 (step 7): the phone (for its zone) unless a zone was set; own quiet hours.
+    phone: str | None = None
+    time_zone: str | None = None
+    quiet_hours: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +364,8 @@ SELECT 'r', r.contact_id, NULL, NULL, r.channel, NULL, r.scope_path, NULL, NULL,
        AND {pref_scope_in} AND f.channel IN {channels} AND f.max_count IS NOT NULL)"""
 _CONTACTS_SQL = """
 UNION ALL
-SELECT 'c', id, NULL, tenant_id, home_path, NULL, NULL,
+SELECT 'c', id, NULL, tenant_id, home_path, COALESCE(time_zone, phone),
+       CAST(quiet_hours AS TEXT),
        CASE WHEN email_suppressed_at IS NULL THEN 0 ELSE 1 END, NULL, suppressed_at
   FROM contact WHERE {contact_id_in}"""
 
@@ -328,7 +407,10 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
             assert sent_at is not None
             facts.sends[cid].append(SendFact(t3, Channel(t1), sent_at))
         else:
-            facts.contacts[cid] = ContactFacts(cid, str(tid), t1, as_dt(d1), bool(i1))
+            # t2: the contact's own zone, else its phone (E.164: "+...") to derive one from.
+            zone, phone = (None, t2) if t2 and t2.startswith("+") else (t2, None)
+            facts.contacts[cid] = ContactFacts(cid, str(tid), t1, as_dt(d1), bool(i1), phone,
+                                               zone, json.loads(t3) if t3 else None)
     return facts
 
 

@@ -16,6 +16,7 @@ from prefcenter import db
 from prefcenter.errors import DomainError, ErrorCode, Forbidden, Invalid, NotFound
 from prefcenter.models import Contact, Scope
 from prefcenter.services.common import Page, clamp_first, decode_cursor, encode_cursor, parse_uuid
+from prefcenter.services.consent import quiet_hours
 from prefcenter.services.senders import suppression
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
@@ -94,6 +95,14 @@ def normalize_locale(value: str | None) -> str:
     return value
 
 
+def normalize_time_zone(value: str | None) -> str | None:
+    """An IANA zone name (``zoneinfo``; a typed ``UNKNOWN_TIME_ZONE`` error otherwise);
+    None or blank: not set (derived from the phone, else the scope's, issue #14)."""
+    if value is None or not value.strip():
+        return None
+    return quiet_hours.time_zone(value.strip()).key
+
+
 def _clean_text(value: str | None, field: str, max_len: int = 200) -> str | None:
     if value is None:
         return None
@@ -130,6 +139,7 @@ async def create_contact(
     locale: str | None = None,
     name: str | None = None,
     home_scope_id: str | None = None,
+    time_zone: str | None = None,
 ) -> Contact:
     authz.require(principal, Capability.WRITE)
     from prefcenter.services.tenancy.scopes import get_scope
@@ -144,6 +154,7 @@ async def create_contact(
     if norm_email is None and norm_phone is None:
         raise Invalid("A contact needs an email address or a phone number.", field="email")
     ext = _clean_text(external_id, "externalId")
+    zone = normalize_time_zone(time_zone)
     async with db.transaction():
         await _check_unique(
             principal.tenant_id, None, email=norm_email, phone=norm_phone, external_id=ext
@@ -158,6 +169,7 @@ async def create_contact(
                 external_id=ext,
                 locale=normalize_locale(locale),
                 name=_clean_text(name, "name") or "",
+                time_zone=zone,
             )
         except IntegrityError:
             raise DomainError(
@@ -181,12 +193,14 @@ async def update_contact(
     external_id: str | None = _UNSET,
     locale: str | None = _UNSET,
     name: str | None = _UNSET,
+    time_zone: str | None = _UNSET,
 ) -> Contact:
-    """Change a contact's details. A contact may change its own locale and name only."""
+    """Change a contact's details. A contact may change its own locale, name and time
+    zone only."""
     if principal.is_contact:
         if any(v is not _UNSET for v in (email, phone, external_id)):
-            raise Invalid("Contact details other than name and language are managed by the "
-                          "sender.", field="email")
+            raise Invalid("Contact details other than name, language and time zone are "
+                          "managed by the sender.", field="email")
     else:
         authz.require(principal, Capability.WRITE)
     async with db.transaction():
@@ -205,6 +219,8 @@ async def update_contact(
             changes["locale"] = normalize_locale(locale)
         if name is not _UNSET:
             changes["name"] = _clean_text(name, "name") or ""
+        if time_zone is not _UNSET:
+            changes["time_zone"] = normalize_time_zone(time_zone)
         new_email = changes.get("email", contact.email)
         new_phone = changes.get("phone", contact.phone)
         if new_email is None and new_phone is None:

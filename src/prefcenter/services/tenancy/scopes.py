@@ -22,6 +22,7 @@ from prefcenter.models import Scope, Tenant
 from prefcenter.models.enums import Channel, OptInMode, Policy
 from prefcenter.models.sms import SmsNumber
 from prefcenter.services.common import parse_uuid
+from prefcenter.services.consent import quiet_hours
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
 
@@ -136,6 +137,7 @@ async def create_scope(
     check_channels_setting(settings)
     check_language_settings(settings)
     check_opt_in_mode(settings)
+    quiet_hours.check_settings(settings)
     await check_scope_settings(settings, parent=parent)
     scope_id = uuid.uuid4()
     return await Scope.create(
@@ -181,6 +183,7 @@ async def update_scope(
         check_channels_setting(settings)
         check_language_settings(settings)
         check_opt_in_mode(settings)
+        quiet_hours.check_settings(settings)
         await check_scope_settings(settings, scope=scope)
         merged = dict(scope.settings or {})
         for key, value in settings.items():
