@@ -18,6 +18,8 @@ export type Action =
   | 'OPTED_OUT'
   | 'OPT_BACK_IN_EXPIRED'
   | 'OPT_BACK_IN_REQUESTED'
+  | 'QUIET_HOURS_CLEARED'
+  | 'QUIET_HOURS_SET'
   | 'SUPPRESSED'
   | 'UNSUPPRESSED';
 
@@ -61,6 +63,7 @@ export type ErrorCode =
   | 'OPT_BACK_IN_REQUIRED'
   | 'UNAUTHENTICATED'
   | 'UNKNOWN_FORM_KEY'
+  | 'UNKNOWN_TIME_ZONE'
   | 'WRONG_SCOPE';
 
 /** What backs a change: the words shown or received, versions, documents. */
@@ -119,7 +122,7 @@ export type Period =
   | 'MONTH'
   | 'WEEK';
 
-/** Why a decision came out as it did, in resolution order: SUPPRESSED, OPTED_OUT, NOT_INTERESTED (only the contact sees it; others see UNAVAILABLE), OPTED_IN, DEFAULT_ALLOWED / CONSENT_REQUIRED, FREQUENCY_CAP; CONFIRMATION_PENDING when an opt-in waits for the contact's confirmation (see expiresAt). */
+/** Why a decision came out as it did, in resolution order: SUPPRESSED, OPTED_OUT, NOT_INTERESTED (only the contact sees it; others see UNAVAILABLE), OPTED_IN, DEFAULT_ALLOWED / CONSENT_REQUIRED, FREQUENCY_CAP, QUIET_HOURS (the contact's local time is inside the quiet hours; see nextAllowedAt); CONFIRMATION_PENDING when an opt-in waits for the contact's confirmation (see expiresAt). */
 export type Reason =
   | 'CONFIRMATION_PENDING'
   | 'CONSENT_REQUIRED'
@@ -128,6 +131,7 @@ export type Reason =
   | 'NOT_INTERESTED'
   | 'OPTED_IN'
   | 'OPTED_OUT'
+  | 'QUIET_HOURS'
   | 'SUPPRESSED'
   | 'UNAVAILABLE';
 
@@ -173,6 +177,8 @@ export type UpdateContactInput = {
   name: string | null | undefined;
   /** Phone number. */
   phone: string | null | undefined;
+  /** IANA time zone (null: derive it again). */
+  timeZone: string | null | undefined;
 };
 
 export type PreferenceCentreQueryVariables = Exact<{ [key: string]: never; }>;
