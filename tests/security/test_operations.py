@@ -145,6 +145,9 @@ OPS: dict[str, Op] = {
     "Query.consentEvents": op("query($c: ID!, $s: ID!) { consentEvents(contactId: $c, "
                               "scopeId: $s) { edges { node { id action } } } }", cs,
                               C.READ_EVENTS, contact=True, targets="contact scope"),
+    "Query.quietHours": op("query($c: ID!, $s: ID!) { quietHours(contactId: $c, scopeId: $s) "
+                           "{ timeZone channels { channel } } }", cs, C.READ_CONTACTS,
+                           contact=True, targets="contact scope"),
     "Query.optOuts": op("query($s: ID!) { optOuts(scopeId: $s, includeDescendants: true) "
                         "{ edges { node { scopeId } } } }", sc, C.READ_CONTACTS,
                         targets="scope"),
@@ -203,6 +206,10 @@ OPS: dict[str, Op] = {
         f"mutation($c: ID!, $s: ID!) {{ updateContactFrequency(input: {{contactId: $c, "
         f"scopeId: $s, maxCount: 2, period: WEEK}}) {RESULT} }}", cs, C.WRITE, contact=True,
         targets="contact scope"),
+    "Mutation.setQuietHours": op(
+        f"mutation($c: ID!, $s: ID!) {{ setQuietHours(input: {{contactId: $c, scopeId: $s, "
+        f"channel: SMS, start: \"20:00\", end: \"09:00\"}}) {RESULT} }}", cs, C.WRITE,
+        contact=True, targets="contact scope"),
     "Mutation.setSuppressed": op(
         f"mutation($c: ID!) {{ setSuppressed(input: {{contactId: $c, suppressed: true}}) "
         f"{RESULT} }}", c_only, C.WRITE, targets="contact", legit="a_admin"),
