@@ -122,6 +122,26 @@ export type Period =
   | 'MONTH'
   | 'WEEK';
 
+/** The contact's own stricter quiet hours for one channel. */
+export type QuietHoursInput = {
+  /** EMAIL or SMS. */
+  channel: Channel;
+  /** Remove them. */
+  clear: boolean;
+  /** The contact; omit with a contact token. */
+  contactId: string | null | undefined;
+  /** First minute messages may go again, HH:MM. */
+  end: string | null | undefined;
+  /** The words shown. */
+  evidence: EvidenceInput | null | undefined;
+  /** The page's scope: the hours must include its quiet hours; omit with a contact token for the link's scope. */
+  scopeId: string | null | undefined;
+  /** Where it came from. */
+  source: Source | null | undefined;
+  /** First quiet minute, HH:MM. */
+  start: string | null | undefined;
+};
+
 /** Why a decision came out as it did, in resolution order: SUPPRESSED, OPTED_OUT, NOT_INTERESTED (only the contact sees it; others see UNAVAILABLE), OPTED_IN, DEFAULT_ALLOWED / CONSENT_REQUIRED, FREQUENCY_CAP, QUIET_HOURS (the contact's local time is inside the quiet hours; see nextAllowedAt); CONFIRMATION_PENDING when an opt-in waits for the contact's confirmation (see expiresAt). */
 export type Reason =
   | 'CONFIRMATION_PENDING'
@@ -163,6 +183,13 @@ export type Source =
   | 'PREFERENCE_CENTER'
   | 'SMS_KEYWORD';
 
+/** Where a contact's time zone comes from, first that applies. */
+export type TimeZoneSource =
+  | 'EXPLICIT'
+  | 'PHONE'
+  | 'SCOPE'
+  | 'UTC';
+
 /** Changes to a contact; omitted fields stay, null clears. */
 export type UpdateContactInput = {
   /** The contact; omit with a contact token to mean yourself. */
@@ -184,7 +211,18 @@ export type UpdateContactInput = {
 export type PreferenceCentreQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type PreferenceCentreQuery = { me: { id: string, name: string, email: string | null, phone: string | null, locale: string, suppressed: boolean }, scopes: Array<{ id: string, name: string, depth: number, pathIds: Array<string>, channels: Array<Channel> }>, myDecisions: Array<{ scopeId: string, channel: Channel, allowed: boolean, reason: Reason, nextAllowedAt: string | null, explanation: string, decidedBy: { id: string, name: string } | null, event: { id: string, channel: Channel, source: Source, occurredAt: string } | null }>, preferences: { frequencies: Array<{ scopeId: string, channel: Channel, maxCount: number | null, period: Period | null, pausedUntil: string | null }>, notInterested: Array<{ scopeId: string, createdAt: string }> }, optBackInRequests: Array<{ id: string, scopeId: string, channel: Channel, status: OptBackInStatus, expiresAt: string, kind: RequestKind }> };
+export type PreferenceCentreQuery = { me: { id: string, name: string, email: string | null, phone: string | null, locale: string, suppressed: boolean, timeZone: string | null }, scopes: Array<{ id: string, name: string, depth: number, pathIds: Array<string>, channels: Array<Channel> }>, myDecisions: Array<{ scopeId: string, channel: Channel, allowed: boolean, reason: Reason, nextAllowedAt: string | null, explanation: string, decidedBy: { id: string, name: string } | null, event: { id: string, channel: Channel, source: Source, occurredAt: string } | null }>, preferences: { frequencies: Array<{ scopeId: string, channel: Channel, maxCount: number | null, period: Period | null, pausedUntil: string | null }>, notInterested: Array<{ scopeId: string, createdAt: string }> }, optBackInRequests: Array<{ id: string, scopeId: string, channel: Channel, status: OptBackInStatus, expiresAt: string, kind: RequestKind }>, quietHours: { timeZone: string, timeZoneSource: TimeZoneSource, channels: Array<{ channel: Channel, scopeHours: { start: string, end: string } | null, ownHours: { start: string, end: string } | null, setBy: { id: string, name: string } | null }> } };
+
+export type SetQuietHoursMutationVariables = Exact<{
+  input: QuietHoursInput;
+}>;
+
+
+export type SetQuietHoursMutation = { setQuietHours:
+    | { __typename: 'BlockedError', blockingScopeId: string, code: ErrorCode, message: string, field: string | null }
+    | { __typename: 'ConsentChangePayload', changed: boolean, message: string }
+    | { __typename: 'OperationError', code: ErrorCode, message: string, field: string | null }
+   };
 
 export type OptOutMutationVariables = Exact<{
   input: ConsentChangeInput;

@@ -16,7 +16,7 @@
 // --- GraphQL operations (read by graphql-codegen: keep them plain documents) ----------------------------------------------------------------
 
 const OVERVIEW = /* GraphQL */ `query PreferenceCentre {
-  me { id name email phone locale suppressed }
+  me { id name email phone locale suppressed timeZone }
   scopes { id name depth pathIds channels }
   myDecisions {
     scopeId channel allowed reason nextAllowedAt explanation
@@ -28,6 +28,20 @@ const OVERVIEW = /* GraphQL */ `query PreferenceCentre {
     notInterested { scopeId createdAt }
   }
   optBackInRequests { id scopeId channel status expiresAt kind }
+  quietHours {
+    timeZone timeZoneSource
+    channels { channel scopeHours { start end } ownHours { start end } setBy { id name } }
+  }
+}`;
+
+// Issue #14: the contact's own stricter quiet hours for one channel (or clear: true).
+const SET_QUIET_HOURS = /* GraphQL */ `mutation SetQuietHours($input: QuietHoursInput!) {
+  setQuietHours(input: $input) {
+    __typename
+    ... on ConsentChangePayload { changed message }
+    ... on BlockedError { blockingScopeId }
+    ... on Error { code message field }
+  }
 }`;
 
 // What every consent change answers: a payload or a typed error (never an exception).
@@ -174,6 +188,12 @@ const TEMPLATE = `
         </form>
       </section>
 
+      <section id="quiet-section" class="panel" aria-labelledby="quiet-title" hidden>
+        <h2 id="quiet-title">Quiet hours</h2>
+        <p id="quiet-zone" class="hint"></p>
+        <ul id="quiet-list" class="plain-list"></ul>
+      </section>
+
       <section class="panel" aria-labelledby="history-title">
         <h2 id="history-title">Your history</h2>
         <p class="hint" id="history-hint">Every change is recorded with when and where it happened, so we can
@@ -220,6 +240,7 @@ const STATIC_TEXTS = [
   ["details-name-label", N_("Your name")],
   ["details-locale-label", N_("Language of our messages")],
   ["details-save", N_("Save details")],
+  ["quiet-title", N_("Quiet hours")],
   ["history-title", N_("Your history")],
   ["history-hint", N_("Every change is recorded with when and where it happened, so we can show we respect your choices.")],
   ["history-summary", N_("Show what changed and when")],
@@ -314,7 +335,7 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
   // Versions the words the contact agrees to, so the ledger says which form was shown.
   const FORM_VERSION = "prefcenter-frontend-stub/1";
   // Reasons under which messages are (still) wanted: the switch shows "On".
-  const ON_REASONS = new Set(["OPTED_IN", "DEFAULT_ALLOWED", "FREQUENCY_CAP"]);
+  const ON_REASONS = new Set(["OPTED_IN", "DEFAULT_ALLOWED", "FREQUENCY_CAP", "QUIET_HOURS"]);
 
   const PROBLEMS = {
     expired: {
@@ -456,6 +477,7 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
     requests: [],
     channels: [],
     openFrequency: new Set(),
+    quiet: null,
     expanded: new Set(),
     collapsible: false,
   };
@@ -475,6 +497,7 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
     state.decisions = new Map(data.myDecisions.map((d) => [key(d.scopeId, d.channel), d]));
     state.frequencies = data.preferences.frequencies;
     state.notInterested = data.preferences.notInterested;
+    state.quiet = data.quietHours;
     state.requests = (data.optBackInRequests || []).filter((r) => r.status === "PENDING");
     const root = data.scopes.find((s) => s.pathIds.length === 1) || data.scopes[0];
     state.org = root ? root.name : "";
@@ -1197,6 +1220,7 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
     renderTree();
     renderEverything();
     renderDetails();
+    renderQuietHours();
     if (focusKey) {
       const el = root.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`);
       if (el) el.focus();
@@ -1353,6 +1377,9 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
           ? _("Messages from {scope} are held back until {date}.",
             { ...values, date: formatDate(d.nextAllowedAt) })
           : _("Messages from {scope} are held back for now.", values);
+      case "QUIET_HOURS":
+        return _("Held back during quiet hours until {date}.",
+          { date: formatDateTime(d.nextAllowedAt) });
       case "CONFIRMATION_PENDING":
         return _("This needs your confirmation from the email we sent.");
       case "UNAVAILABLE":
@@ -1467,6 +1494,61 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
     $("details-contact").textContent = reach;
   }
 
+  // --- Quiet hours (issue #14) -------------------------------------------------------------
+
+  // The link's scope decides the quiet hours shown; the contact may only make them stricter
+  // (the server refuses hours that do not include the scope's, naming them).
+  function renderQuietHours() {
+    const q = state.quiet;
+    const channels = q ? q.channels.filter((c) => state.channels.includes(c.channel)) : [];
+    $("quiet-section").hidden = channels.length === 0;
+    if (!channels.length) return;
+    $("quiet-zone").textContent = _("Times are in your time zone: {zone}.", { zone: q.timeZone });
+    $("quiet-list").replaceChildren(...channels.map(renderQuietChannel));
+  }
+
+  function renderQuietChannel(c) {
+    const words = _(CHANNEL_WORDS[c.channel]);
+    const n = ++uid;
+    const shown = c.ownHours || c.scopeHours || { start: "21:00", end: "08:00" };
+    const items = [h("p", {}, h("strong", { text: capitalise(words) }), ` — ${c.scopeHours
+      ? _("not between {start} and {end}.", c.scopeHours) : _("at any time of day.")}`)];
+    if (c.ownHours) {
+      items.push(h("p", { text: _("You asked for no {words} between {start} and {end}.",
+        { words, ...c.ownHours }) }));
+    }
+    const form = h("form", {
+      class: "quiet-form",
+      novalidate: true,
+      onsubmit: (event) => {
+        event.preventDefault();
+        clearNotices();
+        saveQuietHours({ channel: c.channel, start: form.elements.start.value, end: form.elements.end.value });
+      },
+    },
+    h("label", { for: `quiet-start-${n}` }, _("No {words} from", { words })),
+    h("input", { id: `quiet-start-${n}`, name: "start", type: "time", value: shown.start, required: true }),
+    h("label", { for: `quiet-end-${n}` }, _("until")),
+    h("input", { id: `quiet-end-${n}`, name: "end", type: "time", value: shown.end, required: true }),
+    h("button", { type: "submit", class: "button button-secondary", "data-focus-key": `quiet-save|${c.channel}` },
+      _("Save quiet hours")));
+    items.push(form);
+    if (c.ownHours) {
+      items.push(h("p", {}, h("button", {
+        type: "button",
+        class: "button button-secondary",
+        "data-focus-key": `quiet-clear|${c.channel}`,
+        onclick: () => { clearNotices(); saveQuietHours({ channel: c.channel, clear: true }); },
+      }, _("Remove my quiet hours"))));
+    }
+    return h("li", { class: "quiet-item" }, ...items);
+  }
+
+  async function saveQuietHours(input) {
+    await change(SET_QUIET_HOURS, "setQuietHours", { input },
+      () => _("Saved: your quiet hours are up to date."));
+  }
+
   // --- History ----------------------------------------------------------------------------
 
   function describeEvent(node) {
@@ -1480,6 +1562,8 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
       case "INTEREST_RESTORED": return _("Changed your mind about {scope}", { words, scope, org });
       case "FREQUENCY_SET": return _("Changed how often {scope} may contact you", { words, scope, org });
       case "FREQUENCY_CLEARED": return _("Removed the limit for {scope}", { words, scope, org });
+      case "QUIET_HOURS_SET": return _("Changed your quiet hours for {words}", { words });
+      case "QUIET_HOURS_CLEARED": return _("Removed your quiet hours for {words}", { words });
       case "OPT_BACK_IN_REQUESTED": return _("Asked to get {words} from {scope} again", { words, scope, org });
       case "OPT_BACK_IN_CONFIRMED": return _("Confirmed getting {words} from {scope} again", { words, scope, org });
       case "OPT_BACK_IN_EXPIRED": return _("A link to get {words} from {scope} again expired unused", { words, scope, org });

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 import strawberry
 
+from prefcenter.errors import Invalid
 from prefcenter.graphql.base import GInfo, guard, mutation_errors, query_errors
 from prefcenter.graphql.consent import ConsentChangeResult, EvidenceInput, _payload, _request
 from prefcenter.graphql.contacts import self_or
@@ -61,8 +62,9 @@ class QuietHours:
 class QuietHoursInput:
     contact_id: strawberry.ID | None = strawberry.field(
         default=None, description="The contact; omit with a contact token.")
-    scope_id: strawberry.ID = strawberry.field(
-        description="The page's scope: the hours must include its quiet hours.")
+    scope_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The page's scope: the hours must include its quiet "
+        "hours; omit with a contact token for the link's scope.")
     channel: Channel = strawberry.field(description="EMAIL or SMS.")
     start: str | None = strawberry.field(default=None, description="First quiet minute, HH:MM.")
     end: str | None = strawberry.field(default=None,
@@ -73,15 +75,27 @@ class QuietHoursInput:
                                                       description="The words shown.")
 
 
+def _scope_or(info: GInfo, scope_id: str | None) -> str:
+    """An omitted scope id means the scope of the contact's link."""
+    principal = info.context.principal
+    if scope_id:
+        return str(scope_id)
+    if principal is not None and principal.is_contact:
+        return principal.scope_id
+    raise Invalid("'scopeId' is required.", field="scopeId")
+
+
 @strawberry.type
 class Query:
     @strawberry.field(description="A contact's time zone and the quiet hours in effect at a "
-                      "scope, per channel (its own stricter ones too).")
+                      "scope (omitted with a contact token: the link's), per channel (its own "
+                      "stricter ones too).")
     @query_errors
-    async def quiet_hours(self, info: GInfo, scope_id: strawberry.ID,
+    async def quiet_hours(self, info: GInfo, scope_id: strawberry.ID | None = None,
                           contact_id: strawberry.ID | None = None) -> QuietHours:
         principal = guard(info)
-        view = await svc.quiet_hours_of(principal, self_or(info, contact_id), scope_id)
+        view = await svc.quiet_hours_of(principal, self_or(info, contact_id),
+                                        _scope_or(info, scope_id))
         return QuietHours(
             time_zone=view.time_zone, time_zone_source=TimeZoneSource(view.time_zone_source),
             channels=[ChannelQuietHours(channel=c.channel, scope_hours=QuietWindow.of(
@@ -97,7 +111,8 @@ class Mutation:
     async def set_quiet_hours(self, info: GInfo, input: QuietHoursInput) -> ConsentChangeResult:
         principal = guard(info)
         change = await svc.set_quiet_hours(
-            principal, self_or(info, input.contact_id), input.scope_id, input.channel,
+            principal, self_or(info, input.contact_id), _scope_or(info, input.scope_id),
+            input.channel,
             _request(info, principal, input.source, input.evidence), start=input.start,
             end=input.end, clear=input.clear)
         return _payload(change)
