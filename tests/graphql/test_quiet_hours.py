@@ -246,3 +246,32 @@ async def test_another_contact_cannot_read_or_set_them(world: World) -> None:
                        expect_errors=True)
     assert body["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     assert (await Contact.get(id=w.cid("ada"))).quiet_hours is None
+
+
+async def test_the_ledger_replays_own_hours_and_gdpr_covers_the_zone(world: World) -> None:
+    w = world
+    await texts_allowed_with_tcpa(w)
+    await person(w, "be", "Europe/Berlin")
+    done = (await w.gql(SET_QUIET, {"i": {"contactId": w.cid("be"), "scopeId": w.sid("group"),
+                                          "channel": "SMS", "start": "20:30",
+                                          "end": "08:30"}}))["setQuietHours"]
+    assert done["changed"] is True
+    await assert_ledger_consistent(w.tenant_id)
+    # State that no event explains is reported.
+    await Contact.filter(id=w.cid("be")).update(
+        quiet_hours={"SMS": {"start": "19:00", "end": "08:30", "eventId": 1}})
+    problems = (await w.gql("{ verifyLedger }"))["verifyLedger"]
+    assert any(p.startswith(f"quiet hours {w.cid('be')}") for p in problems), problems
+    await Contact.filter(id=w.cid("be")).update(quiet_hours={"SMS": {
+        "start": "20:30", "end": "08:30", "eventId": int(done["events"][0]["id"])}})
+    await assert_ledger_consistent(w.tenant_id)
+    # Access lists the zone and the hours; erasure removes the zone.
+    headers = {"Authorization": f"Bearer {w.keys['admin']}"}
+    data = (await w.client.get(f"/senders/contacts/{w.cid('be')}/data",
+                               headers=headers)).json()
+    assert data["contact"]["timeZone"] == "Europe/Berlin"
+    assert data["contact"]["quietHours"]["SMS"]["start"] == "20:30"
+    erased = await w.client.post(f"/senders/contacts/{w.cid('be')}/erase", headers=headers)
+    assert erased.status_code == 200, erased.text
+    assert (await Contact.get(id=w.cid("be"))).time_zone is None
+    await assert_ledger_consistent(w.tenant_id)

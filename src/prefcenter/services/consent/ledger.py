@@ -138,8 +138,8 @@ def parse_event_cursor(cursor: str, field: str = "after") -> int:
 async def verify_invariants(tenant_id: str | None = None) -> list[str]:
     """Replay the ledger and compare with the current state. Returns the differences.
 
-    Consent states, Not Interested mutes and frequency preferences must each equal what
-    their latest event says; an empty list means state and ledger agree.
+    Consent states, Not Interested mutes, frequency preferences and contacts' own quiet
+    hours must each equal what their latest event says; an empty list means state and ledger agree.
     """
     qs = ConsentEvent.all() if tenant_id is None else ConsentEvent.filter(tenant_id=tenant_id)
     expected_consent: dict[tuple[str, str, str], tuple[str, int]] = {}
@@ -148,6 +148,8 @@ async def verify_invariants(tenant_id: str | None = None) -> list[str]:
     #: contact -> (suppressed on every channel, suppressed for email): an EMAIL event is a
     #: list or bounce suppression, an ALL event a blocklist or erasure; lifting lifts both.
     expected_suppressed: dict[str, tuple[bool, bool]] = {}
+    #: Issue #14: contact -> its own quiet hours per channel (``Contact.quiet_hours``).
+    expected_quiet: dict[str, dict[str, Any]] = {}
     for e in await qs.order_by("id"):
         cid, sid = str(e.contact_id), str(e.scope_id)
         if e.action in (Action.OPTED_IN, Action.OPTED_OUT):
@@ -175,6 +177,10 @@ async def verify_invariants(tenant_id: str | None = None) -> list[str]:
                 every, True)
         elif e.action == Action.UNSUPPRESSED:
             expected_suppressed[cid] = (False, False)
+        elif e.action == Action.QUIET_HOURS_SET:
+            expected_quiet.setdefault(cid, {})[e.channel.value] = {**e.data, "eventId": e.id}
+        elif e.action == Action.QUIET_HOURS_CLEARED:
+            expected_quiet.get(cid, {}).pop(e.channel.value, None)
 
     problems: list[str] = []
     states = ConsentState.all() if tenant_id is None else ConsentState.filter(tenant_id=tenant_id)
@@ -213,6 +219,9 @@ async def verify_invariants(tenant_id: str | None = None) -> list[str]:
         if (c.suppressed_at is not None, c.email_suppressed_at is not None) != should:
             problems.append(f"suppression {c.id}: state {c.suppressed_at}, email "
                             f"{c.email_suppressed_at} != ledger {should}")
+        if (c.quiet_hours or {}) != expected_quiet.get(str(c.id), {}):
+            problems.append(f"quiet hours {c.id}: state {c.quiet_hours} != ledger "
+                            f"{expected_quiet.get(str(c.id))}")
     return problems
 
 

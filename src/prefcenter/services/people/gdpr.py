@@ -91,6 +91,7 @@ async def access(principal: Principal, contact_id: str) -> dict[str, Any]:
             "id": str(contact.id), "email": contact.email, "phone": contact.phone,
             "externalId": contact.external_id, "name": contact.name,
             "locale": contact.locale, "homeScopeId": str(contact.home_scope_id),
+            "timeZone": contact.time_zone, "quietHours": contact.quiet_hours,
             "createdAt": _iso(contact.created_at), "updatedAt": _iso(contact.updated_at),
             "suppressed": contact.suppressed_at is not None,
             "suppressedAt": _iso(contact.suppressed_at),
@@ -184,7 +185,7 @@ async def erase(principal: Principal, contact_id: str) -> dict[str, Any]:
         await SmsReview.filter(contact_id=contact.id).update(from_number="[erased]",
                                                             body="[erased]")
         await Contact.filter(id=contact.id).update(
-            email=None, phone=None, external_id=None, name="",
+            email=None, phone=None, external_id=None, name="", time_zone=None,
             suppressed_at=contact.suppressed_at or now, suppression_reason=ERASED_REASON,
             updated_at=now)
     return {"contactId": str(contact.id), "erased": True, "eventId": event.id,
