@@ -31,7 +31,8 @@ Never lost
     token is answered 403: it cannot be told apart from a forgery.
 
 Per-scope settings (``Scope.settings``, inherited down the tree)
-    ``smsKeywords``: keyword configuration (see ``services.channels.sms.keywords``), merged root..leaf;
+    ``smsKeywords``: keyword configuration (see ``services.channels.sms.keywords``),
+    merged root..leaf;
     ``smsRevocationPolicy``: ``OPT_OUT`` or ``REVIEW`` (default); ``smsStopNotice``:
     ``true`` (default) or ``false``; ``smsStopNoticeText``: a text or ``{language: text}``.
 """
