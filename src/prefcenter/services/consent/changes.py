@@ -22,7 +22,7 @@ from prefcenter.models import (
     SendRecord,
 )
 from prefcenter.models.enums import Action, Channel, ConsentStatus, Period, Source
-from prefcenter.services.common import utcnow
+from prefcenter.services.common import clamp_first, int_keyset, utcnow
 from prefcenter.services.consent import ledger
 from prefcenter.services.consent.resolution import Decision, check_channel, decide_for
 from prefcenter.services.people.contacts import get_contact, lock_contact
@@ -53,6 +53,9 @@ class Request:
 
 
 #: Sources a contact may use for itself; anything else needs a key with WRITE.
+#: ``optOuts``: newest decision first (an opt-out state's event id is unique).
+OPT_OUTS_NEWEST_FIRST = int_keyset("event_id", descending=True)
+
 CONTACT_SOURCES = {Source.PREFERENCE_CENTER, Source.EMAIL_LINK, Source.ONE_CLICK,
                    Source.PARTICIPATION_FORM}
 
@@ -420,8 +423,6 @@ async def list_opt_outs(
     *, first: int | None = None, after: str | None = None, max_page: int = 500,
 ) -> Any:
     """Opt-outs at a level (seed 002 Admin > Activity > Opt outs), newest first."""
-    from prefcenter.services.common import clamp_first, newest_first_page
-
     authz.require(principal, Capability.READ_CONTACTS)
     scope = await get_scope(principal, scope_id)
     if not authz.path_is_within(scope.path, principal.scope_path):
@@ -433,4 +434,4 @@ async def list_opt_outs(
     if channel is not None:
         qs = qs.filter(channel__in=[channel, Channel.ALL] if channel != Channel.ALL
                        else [Channel.ALL])
-    return await newest_first_page(qs, after, "event_id", limit)
+    return await OPT_OUTS_NEWEST_FIRST.page(qs, after, limit)

@@ -17,16 +17,15 @@ from prefcenter.models import (
     Scope,
 )
 from prefcenter.models.enums import PRIVATE_ACTIONS, Action, Channel, ConsentStatus, Source
-from prefcenter.services.common import (
-    Page,
-    clamp_first,
-    decode_int_cursor,
-    encode_cursor,
-    newest_first_page,
-    utcnow,
-)
+from prefcenter.services.common import Page, clamp_first, int_keyset, utcnow
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
+
+#: The ledger's order, oldest first: an event's cursor (``ConsentEvent.cursor``) is its
+#: place in it, shared by the event list, the change stream and webhook replay.
+LEDGER_ORDER = int_keyset("id")
+#: The event list's order (``consentEvents``): newest first, the same cursors.
+NEWEST_FIRST = int_keyset("id", descending=True)
 
 EVIDENCE_KEYS = {"text", "noticeVersion", "formVersion", "url", "document", "body", "note"}
 #: Facts of an inbound text (SMS keywords): who sent it, to which number, provider id, when.
@@ -124,15 +123,17 @@ async def list_events(
         qs = qs.filter(scope_path__startswith=scope.path)
     if channel is not None:
         qs = qs.filter(channel=channel)
-    return await newest_first_page(qs, after, "id", limit)
+    return await NEWEST_FIRST.page(qs, after, limit)
 
 
 def event_cursor(event_id: int) -> str:
-    return encode_cursor(event_id)
+    return LEDGER_ORDER.encode(event_id)
 
 
 def parse_event_cursor(cursor: str, field: str = "after") -> int:
-    return decode_int_cursor(cursor, field)
+    """The ledger id behind an event's cursor; ``Invalid`` when it is not one."""
+    event_id: int = LEDGER_ORDER.decode(cursor, field)[0]
+    return event_id
 
 
 async def verify_invariants(tenant_id: str | None = None) -> list[str]:
