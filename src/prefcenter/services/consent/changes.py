@@ -21,7 +21,7 @@ from prefcenter.models import (
     Scope,
     SendRecord,
 )
-from prefcenter.models.enums import Action, Channel, ConsentStatus, Period, Source
+from prefcenter.models.enums import Channel, ConsentStatus, Period, Source
 from prefcenter.services.common import clamp_first, int_keyset, utcnow
 from prefcenter.services.consent import ledger
 from prefcenter.services.consent.resolution import Decision, check_channel, decide_for
@@ -51,11 +51,16 @@ class Request:
     ip: str | None = None
     user_agent: str | None = None
 
+    def by(self, actor: str) -> ledger.Origin:
+        """The request as its events record it, made by ``actor`` (evidence checked)."""
+        return ledger.Origin(self.source, actor, ledger.clean_evidence(self.evidence),
+                             self.ip, self.user_agent)
 
-#: Sources a contact may use for itself; anything else needs a key with WRITE.
+
 #: ``optOuts``: newest decision first (an opt-out state's event id is unique).
 OPT_OUTS_NEWEST_FIRST = int_keyset("event_id", descending=True)
 
+#: Sources a contact may use for itself; anything else needs a key with WRITE.
 CONTACT_SOURCES = {Source.PREFERENCE_CENTER, Source.EMAIL_LINK, Source.ONE_CLICK,
                    Source.PARTICIPATION_FORM}
 
@@ -87,12 +92,8 @@ async def _write_state(
     status: ConsentStatus, request: Request, data: Mapping[str, Any] | None = None,
 ) -> ConsentEvent:
     now = utcnow()
-    event = await ledger.append(
-        contact=contact, scope=scope, channel=channel, action=Action(status.value),
-        source=request.source, actor=principal.actor,
-        evidence=ledger.clean_evidence(request.evidence), ip=request.ip,
-        user_agent=request.user_agent, data=data, at=now,
-    )
+    event = await ledger.decided(contact, scope, channel, status, request.by(principal.actor),
+                                 at=now, data=data)
     updated = await ConsentState.filter(contact_id=contact.id, scope_id=scope.id,
                                         channel=channel).update(status=status, event_id=event.id,
                                                                 updated_at=now,
@@ -223,13 +224,8 @@ async def set_not_interested(
             return Change(contact, scope, changed=False,
                           message="Already marked." if muted else "Not marked.")
         now = utcnow()
-        event = await ledger.append(
-            contact=contact, scope=scope, channel=Channel.ALL,
-            action=Action.NOT_INTERESTED if muted else Action.INTEREST_RESTORED,
-            source=request.source, actor=principal.actor,
-            evidence=ledger.clean_evidence(request.evidence), ip=request.ip,
-            user_agent=request.user_agent, at=now,
-        )
+        event = await ledger.interest_changed(contact, scope, muted=muted,
+                                              origin=request.by(principal.actor), at=now)
         if muted:
             await NotInterested.create(contact=contact, scope=scope, event=event, created_at=now)
         else:
@@ -265,11 +261,8 @@ async def set_frequency(
         if clear:
             if existing is None:
                 return Change(contact, scope, changed=False, message="No frequency was set.")
-            event = await ledger.append(
-                contact=contact, scope=scope, channel=channel, action=Action.FREQUENCY_CLEARED,
-                source=request.source, actor=principal.actor,
-                evidence=ledger.clean_evidence(request.evidence), ip=request.ip,
-                user_agent=request.user_agent, at=now)
+            event = await ledger.frequency_cleared(contact, scope, channel,
+                                                   request.by(principal.actor), at=now)
             await existing.delete()
             return Change(contact, scope, changed=True, events=[event],
                           message="Frequency cleared.")
@@ -279,14 +272,10 @@ async def set_frequency(
         if paused_until is not None:
             paused_until = paused_until.astimezone(UTC)
         pref.max_count, pref.period, pref.paused_until = max_count, period, paused_until
-        data = ledger.frequency_data(pref)
-        if old_data == data:
+        if old_data == ledger.frequency_data(pref):
             return Change(contact, scope, changed=False, message="Frequency unchanged.")
-        event = await ledger.append(
-            contact=contact, scope=scope, channel=channel, action=Action.FREQUENCY_SET,
-            source=request.source, actor=principal.actor,
-            evidence=ledger.clean_evidence(request.evidence), ip=request.ip,
-            user_agent=request.user_agent, data=data, at=now)
+        event = await ledger.frequency_set(contact, scope, channel, pref,
+                                           request.by(principal.actor), at=now)
         pref.event = event
         pref.updated_at = now
         await pref.save()
@@ -312,12 +301,10 @@ async def set_suppressed(
             return Change(contact, root, changed=False,
                           message="Already suppressed." if suppressed else "Not suppressed.")
         now = utcnow()
-        event = await ledger.append(
-            contact=contact, scope=root, channel=Channel.ALL,
-            action=Action.SUPPRESSED if suppressed else Action.UNSUPPRESSED,
-            source=request.source, actor=principal.actor,
-            evidence=ledger.clean_evidence(request.evidence), data={"reason": reason},
-            ip=request.ip, user_agent=request.user_agent, at=now)
+        origin = request.by(principal.actor)
+        event = await (ledger.suppressed(contact, root, origin, reason=reason,
+                                         every_channel=True, at=now) if suppressed
+                       else ledger.unsuppressed(contact, root, origin, reason=reason, at=now))
         contact.suppressed_at = now if suppressed else None
         if not suppressed:  # lifting lifts a list or bounce suppression too
             contact.email_suppressed_at = None

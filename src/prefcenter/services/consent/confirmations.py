@@ -42,7 +42,6 @@ from prefcenter import db
 from prefcenter.errors import Blocked, DomainError, ErrorCode, Invalid, NotFound
 from prefcenter.models import ConsentEvent, ConsentState, Contact, ContactToken, Scope
 from prefcenter.models.enums import (
-    Action,
     Channel,
     ConsentStatus,
     OptInMode,
@@ -202,14 +201,11 @@ async def start_request(
                               message="No more confirmation emails to this address today.")
     request_id = uuid.uuid4()
     expires_at = now + timedelta(days=settings.opt_back_in_ttl_days)
-    data = {"requestId": str(request_id), "expiresAt": expires_at.isoformat(),
-            **({"formId": str(form.id)} if form is not None else {})}
-    event = await ledger.append(
-        contact=contact, scope=scope, channel=channel,
-        action=Action.OPT_BACK_IN_REQUESTED if kind == RequestKind.OPT_BACK_IN
-        else Action.CONFIRMATION_REQUESTED,
-        source=request.source, actor=actor, evidence=evidence, ip=request.ip,
-        user_agent=request.user_agent, data=data, at=now)
+    event = await ledger.confirmation_requested(
+        contact, scope, channel,
+        ledger.Origin(request.source, actor, evidence, request.ip, request.user_agent),
+        opt_back_in=kind == RequestKind.OPT_BACK_IN, request_id=str(request_id),
+        expires_at=expires_at, form_id=str(form.id) if form is not None else None, at=now)
     created = await OptBackInRequest.create(
         id=request_id, tenant_id=contact.tenant_id, contact=contact, scope=scope,
         scope_path=scope.path, channel=channel, status=OptBackInStatus.PENDING,
@@ -376,14 +372,8 @@ async def _expire(request_id: str, now: datetime) -> bool:
         status=OptBackInStatus.EXPIRED, expired_at=now)
     if not won:
         return False
-    opt_in = request.kind == RequestKind.OPT_IN
-    await ledger.append(
-        contact=request.contact, scope=request.scope, channel=request.channel,
-        action=Action.CONFIRMATION_EXPIRED if opt_in else Action.OPT_BACK_IN_EXPIRED,
-        source=request.source, actor=EXPIRY_ACTOR,
-        data={"requestId": str(request.id), "expiresAt": request.expires_at.isoformat()},
-        at=now)
-    if opt_in:
+    await ledger.confirmation_expired(request, EXPIRY_ACTOR, at=now)
+    if request.kind == RequestKind.OPT_IN:
         # The pending state goes with its request (unless a decision replaced it).
         await ConsentState.filter(
             contact_id=request.contact_id, scope_id=request.scope_id,
