@@ -106,7 +106,7 @@ class SmsReviewNode:
 
     @strawberry.field(description="The contact who sent it, if visible to you.")
     async def contact(self, info: GInfo) -> ContactNode | None:
-        contact = await info.context.contact_loader.load(str(self.m.contact_id))
+        contact = await info.context.loaders.contacts.load(str(self.m.contact_id))
         principal = info.context.principal
         if contact is None or principal is None or not authz.contact_visible(principal, contact):
             return None
@@ -116,7 +116,7 @@ class SmsReviewNode:
     async def event(self, info: GInfo) -> ConsentEventNode | None:
         if self.m.event_id is None:
             return None
-        event = await info.context.event_loader.load(self.m.event_id)
+        event = await info.context.loaders.events.load(self.m.event_id)
         return ConsentEventNode.from_model(event) if event is not None else None
 
 

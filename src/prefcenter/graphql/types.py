@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
 from prefcenter.graphql.base import JSON, GInfo
 from prefcenter.models import (
@@ -23,7 +22,7 @@ from prefcenter.services.channels.sms import texts
 from prefcenter.services.consent import explain, ledger
 from prefcenter.services.consent import resolution as res
 from prefcenter.services.tenancy import authz
-from prefcenter.services.tenancy.scopes import effective_policy, offered_channels_of
+from prefcenter.services.tenancy.scopes import effective_policy
 
 Channel = strawberry.enum(e.Channel, description="A way to reach a contact; ALL covers every "
                           "channel in a consent decision.")
@@ -65,7 +64,7 @@ class ScopeNode:
     async def parent(self, info: GInfo) -> ScopeNode | None:
         if self.m.parent_id is None:
             return None
-        parent = await info.context.scope_loader.load(str(self.m.parent_id))
+        parent = await info.context.loaders.scopes.load(str(self.m.parent_id))
         principal = info.context.principal
         if parent is None or principal is None or not authz.scope_readable(principal, parent):
             return None
@@ -89,14 +88,7 @@ class ScopeNode:
                       "tree), else SMS only for a scope that owns a sending number (not the "
                       "root), else EMAIL and SMS.")
     async def channels(self, info: GInfo) -> list[Channel]:
-        ctx = info.context
-        if ctx.loaders is None:
-            ctx.loaders = {}
-        loader = ctx.loaders.get("offered_channels")
-        if loader is None:
-            loader = ctx.loaders["offered_channels"] = DataLoader(
-                load_fn=offered_channels_of, cache_key_fn=lambda scope: str(scope.id))
-        return list(await loader.load(self.m))
+        return list(await info.context.loaders.offered_channels.load(self.m))
 
     @strawberry.field(description="Per-scope settings (keywords, mail options); keys only.")
     def settings(self, info: GInfo) -> JSON | None:
@@ -130,7 +122,7 @@ class ContactNode:
 
     @strawberry.field(description="The scope the contact belongs to.")
     async def home_scope(self, info: GInfo) -> ScopeNode | None:
-        scope = await info.context.scope_loader.load(str(self.m.home_scope_id))
+        scope = await info.context.loaders.scopes.load(str(self.m.home_scope_id))
         principal = info.context.principal
         if scope is None or principal is None or not authz.scope_readable(principal, scope):
             return None
@@ -146,7 +138,7 @@ def _readable_scope(info: GInfo, scope: Scope | None) -> ScopeNode | None:
 
 
 async def _visible_scope(info: GInfo, scope_id: str) -> ScopeNode | None:
-    return _readable_scope(info, await info.context.scope_loader.load(scope_id))
+    return _readable_scope(info, await info.context.loaders.scopes.load(scope_id))
 
 
 @strawberry.type(name="ConsentEvent", description="One ledger entry: append-only, with source, "
@@ -183,21 +175,11 @@ class ConsentEventNode:
         return await _visible_scope(info, str(self.m.scope_id))
 
 
-async def _load_stop_notices(keys: list[texts.NoticeQuery]) -> list[str | None]:
-    return await texts.stop_notices(keys)
-
-
 async def _stop_notice(info: GInfo, decision: Decision) -> str | None:
     """Batched per request: an audience asks once, whatever its size."""
-    ctx = info.context
-    if ctx.loaders is None:
-        ctx.loaders = {}
-    loader = ctx.loaders.get("sms_stop_notice")
-    if loader is None:
-        loader = ctx.loaders["sms_stop_notice"] = DataLoader(load_fn=_load_stop_notices)
     d = decision.d
-    return await loader.load(texts.NoticeQuery(d.contact_id, d.scope_id, d.channel, d.allowed,
-                                             decision.send_id))
+    return await info.context.loaders.sms_stop_notices.load(texts.NoticeQuery(
+        d.contact_id, d.scope_id, d.channel, d.allowed, decision.send_id))
 
 
 @strawberry.type(description="May we contact this person, about this, on this channel, now, "
@@ -246,7 +228,7 @@ class Decision:
     async def event(self, info: GInfo) -> ConsentEventNode | None:
         if self.d.event_id is None:
             return None
-        event = await info.context.event_loader.load(self.d.event_id)
+        event = await info.context.loaders.events.load(self.d.event_id)
         principal = info.context.principal
         if event is None or principal is None or not ledger.event_visible(principal, event):
             return None
@@ -258,8 +240,8 @@ class Decision:
     async def explanation(self, info: GInfo) -> str:
         event = None
         if self.d.event_id is not None:
-            event = await info.context.event_loader.load(self.d.event_id)
-        contact = await info.context.contact_loader.load(self.d.contact_id)
+            event = await info.context.loaders.events.load(self.d.event_id)
+        contact = await info.context.loaders.contacts.load(self.d.contact_id)
         return explain.describe(self.d, event, contact.locale if contact else None)
 
 
@@ -286,12 +268,12 @@ class ConsentDecision:
 
     @strawberry.field(description="The ledger event that set it.")
     async def event(self, info: GInfo) -> ConsentEventNode | None:
-        event = await info.context.event_loader.load(self.m.event_id)
+        event = await info.context.loaders.events.load(self.m.event_id)
         return ConsentEventNode.from_model(event) if event is not None else None
 
     @strawberry.field(description="The contact it belongs to.")
     async def contact(self, info: GInfo) -> ContactNode | None:
-        contact = await info.context.contact_loader.load(str(self.m.contact_id))
+        contact = await info.context.loaders.contacts.load(str(self.m.contact_id))
         principal = info.context.principal
         if contact is None or principal is None or not authz.contact_visible(principal, contact):
             return None

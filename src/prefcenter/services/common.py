@@ -6,6 +6,7 @@ import base64
 import os
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -17,6 +18,7 @@ from prefcenter.errors import Invalid, NotFound
 
 T = TypeVar("T")
 U = TypeVar("U")
+K = TypeVar("K")
 
 
 def utcnow() -> datetime:
@@ -36,6 +38,13 @@ def ordered_uuids(count: int) -> list[str]:
         r = raw[i:i + 20]
         out.append(f"{head}{r[:3]}-{'89ab'[int(r[3], 16) & 3]}{r[4:7]}-{r[7:19]}")
     return out
+
+
+async def by_ids(model: Any, keys: Sequence[K], key: Callable[[Any], K]) -> list[Any]:
+    """The rows of ``model`` whose ``key(row)`` is each of ``keys``, in order, None where
+    there is none: one query however many keys (what a DataLoader's batch needs)."""
+    found = {key(row): row for row in await model.filter(id__in=list(set(keys)))}
+    return [found.get(k) for k in keys]
 
 
 def parse_uuid(value: str, field: str, what: str = "object") -> str:
