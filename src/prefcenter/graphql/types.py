@@ -22,7 +22,7 @@ from prefcenter.services.channels.sms import texts
 from prefcenter.services.consent import explain, ledger
 from prefcenter.services.consent import resolution as res
 from prefcenter.services.tenancy import authz
-from prefcenter.services.tenancy.scopes import effective_policy
+from prefcenter.services.tenancy.scopes import effective_policy, path_of
 
 Channel = strawberry.enum(e.Channel, description="A way to reach a contact; ALL covers every "
                           "channel in a consent decision.")
@@ -64,11 +64,7 @@ class ScopeNode:
     async def parent(self, info: GInfo) -> ScopeNode | None:
         if self.m.parent_id is None:
             return None
-        parent = await info.context.loaders.scopes.load(str(self.m.parent_id))
-        principal = info.context.principal
-        if parent is None or principal is None or not authz.scope_readable(principal, parent):
-            return None
-        return ScopeNode.from_model(parent)
+        return await visible_scope(info, str(self.m.parent_id))
 
     @strawberry.field(description="Ids of the scopes from the root down to this one.")
     def path_ids(self) -> list[strawberry.ID]:
@@ -76,8 +72,6 @@ class ScopeNode:
 
     @strawberry.field(description="The default for a channel after inheritance down the tree.")
     async def effective_policy(self, channel: Channel) -> Policy:
-        from prefcenter.services.tenancy.scopes import path_of
-
         if channel == e.Channel.ALL:
             channel = e.Channel.EMAIL
         policy, _ = effective_policy(await path_of(self.m), channel)
@@ -122,11 +116,7 @@ class ContactNode:
 
     @strawberry.field(description="The scope the contact belongs to.")
     async def home_scope(self, info: GInfo) -> ScopeNode | None:
-        scope = await info.context.loaders.scopes.load(str(self.m.home_scope_id))
-        principal = info.context.principal
-        if scope is None or principal is None or not authz.scope_readable(principal, scope):
-            return None
-        return ScopeNode.from_model(scope)
+        return await visible_scope(info, str(self.m.home_scope_id))
 
 
 def _readable_scope(info: GInfo, scope: Scope | None) -> ScopeNode | None:
@@ -137,8 +127,27 @@ def _readable_scope(info: GInfo, scope: Scope | None) -> ScopeNode | None:
     return ScopeNode.from_model(scope)
 
 
-async def _visible_scope(info: GInfo, scope_id: str) -> ScopeNode | None:
+async def visible_scope(info: GInfo, scope_id: str) -> ScopeNode | None:
+    """A scope by id (batched), null when there is none or the caller may not read it."""
     return _readable_scope(info, await info.context.loaders.scopes.load(scope_id))
+
+
+async def visible_contact(info: GInfo, contact_id: str) -> ContactNode | None:
+    """A contact by id (batched), null when there is none or the caller may not see it."""
+    contact = await info.context.loaders.contacts.load(contact_id)
+    principal = info.context.principal
+    if contact is None or principal is None or not authz.contact_visible(principal, contact):
+        return None
+    return ContactNode.from_model(contact)
+
+
+async def event_node(info: GInfo, event_id: int | None) -> ConsentEventNode | None:
+    """The ledger event behind a state, decision or review (batched); null when there is
+    none. The event of a visible record; ``Decision.event`` checks ``event_visible``."""
+    if event_id is None:
+        return None
+    event = await info.context.loaders.events.load(event_id)
+    return ConsentEventNode.from_model(event) if event is not None else None
 
 
 @strawberry.type(name="ConsentEvent", description="One ledger entry: append-only, with source, "
@@ -172,7 +181,7 @@ class ConsentEventNode:
 
     @strawberry.field(description="The scope, if visible to you.")
     async def scope(self, info: GInfo) -> ScopeNode | None:
-        return await _visible_scope(info, str(self.m.scope_id))
+        return await visible_scope(info, str(self.m.scope_id))
 
 
 async def _stop_notice(info: GInfo, decision: Decision) -> str | None:
@@ -264,20 +273,15 @@ class ConsentDecision:
 
     @strawberry.field(description="The scope, if visible to you.")
     async def scope(self, info: GInfo) -> ScopeNode | None:
-        return await _visible_scope(info, str(self.m.scope_id))
+        return await visible_scope(info, str(self.m.scope_id))
 
     @strawberry.field(description="The ledger event that set it.")
     async def event(self, info: GInfo) -> ConsentEventNode | None:
-        event = await info.context.loaders.events.load(self.m.event_id)
-        return ConsentEventNode.from_model(event) if event is not None else None
+        return await event_node(info, self.m.event_id)
 
     @strawberry.field(description="The contact it belongs to.")
     async def contact(self, info: GInfo) -> ContactNode | None:
-        contact = await info.context.loaders.contacts.load(str(self.m.contact_id))
-        principal = info.context.principal
-        if contact is None or principal is None or not authz.contact_visible(principal, contact):
-            return None
-        return ContactNode.from_model(contact)
+        return await visible_contact(info, str(self.m.contact_id))
 
 
 @strawberry.type(name="FrequencyPreference",
