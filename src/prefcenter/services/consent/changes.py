@@ -105,7 +105,7 @@ async def _write_state(
     return event
 
 
-def _covers(state_channel: Channel, channel: Channel) -> bool:
+def covers(state_channel: Channel, channel: Channel) -> bool:
     """Does a decision for ``state_channel`` bear on a change for ``channel``?"""
     return channel == Channel.ALL or state_channel in (channel, Channel.ALL)
 
@@ -137,8 +137,20 @@ async def blocking_opt_out(
     index = {sid: i for i, sid in enumerate(above)}
     outs = [s for s in await ConsentState.filter(contact_id=contact.id, scope_id__in=above,
                                                  status=ConsentStatus.OPTED_OUT)
-            if _covers(s.channel, channel)]
+            if covers(s.channel, channel)]
     return min(outs, key=lambda s: index[str(s.scope_id)]) if outs else None
+
+
+async def refuse_if_blocked(contact: Contact, path: Sequence[Scope], channel: Channel,
+                            hint: str = "an opt-in below it cannot override it.") -> None:
+    """Raise ``Blocked`` naming the highest opt-out above the target (seed 002: an opt-out
+    at a Group filters down and cannot be overridden below it), then ``hint``."""
+    blocker = await blocking_opt_out(contact, path, channel)
+    if blocker is not None:
+        blocking = next(s for s in path if str(s.id) == str(blocker.scope_id))
+        raise Blocked(
+            f"Opted out at '{blocking.name}' ({blocking.kind}), which covers this scope; "
+            f"{hint}", blocking_scope_id=str(blocking.id), field="scopeId")
 
 
 async def opt_in(
@@ -168,18 +180,11 @@ async def opt_in(
     admin = principal.kind in ("api_key", "system") and request.source == Source.ADMIN
     async with db.transaction():
         contact = await lock_contact(str(contact.id))
-        blocker = await blocking_opt_out(contact, path, channel)
-        if blocker is not None:
-            blocking = next(s for s in path if str(s.id) == str(blocker.scope_id))
-            raise Blocked(
-                f"Opted out at '{blocking.name}' ({blocking.kind}), which covers this scope; "
-                "an opt-in below it cannot override it.",
-                blocking_scope_id=str(blocking.id), field="scopeId",
-            )
+        await refuse_if_blocked(contact, path, channel)
         here = await ConsentState.filter(contact_id=contact.id, scope_id=scope.id)
         same = {s.channel: s for s in here}
         outs_here = [s for s in here if s.status == ConsentStatus.OPTED_OUT
-                     and _covers(s.channel, channel)]
+                     and covers(s.channel, channel)]
         if outs_here and not (lift_opt_out or admin):
             raise DomainError(
                 "The contact opted out here; opting back in needs its confirmation "

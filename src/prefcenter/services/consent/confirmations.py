@@ -84,10 +84,6 @@ class RequestOutcome:
     refused: bool = False
 
 
-def _covers(state_channel: Channel, channel: Channel) -> bool:
-    return channel == Channel.ALL or state_channel in (channel, Channel.ALL)
-
-
 async def request_opt_back_in(
     principal: Principal, contact_id: str, scope_id: str, channel: Channel,
     request: changes.Request, settings: Settings,
@@ -113,14 +109,8 @@ async def request_opt_back_in(
         contact = await lock_contact(str(contact.id))
         here = [s for s in await ConsentState.filter(contact_id=contact.id, scope_id=scope.id,
                                                      status=ConsentStatus.OPTED_OUT)
-                if _covers(s.channel, channel)]
-        blocker = await changes.blocking_opt_out(contact, path, channel)
-        if blocker is not None:
-            blocking = next(s for s in path if str(s.id) == str(blocker.scope_id))
-            raise Blocked(
-                f"Opted out at '{blocking.name}' ({blocking.kind}), which covers this scope; "
-                "ask to opt back in there.", blocking_scope_id=str(blocking.id),
-                field="scopeId")
+                if changes.covers(s.channel, channel)]
+        await changes.refuse_if_blocked(contact, path, channel, "ask to opt back in there.")
         if not here:
             raise DomainError("The contact is not opted out here: there is nothing to opt "
                               "back in to.", code=ErrorCode.ALREADY_DONE, field="scopeId")
@@ -293,16 +283,10 @@ async def opt_in(
 async def check_can_opt_in(contact: Contact, scope: Scope, path: list[Scope],
                             channel: Channel) -> ConsentState | None:
     """Refuse what ``changes.opt_in`` refuses; the OPTED_IN state when already in."""
-    blocker = await changes.blocking_opt_out(contact, path, channel)
-    if blocker is not None:
-        blocking = next(s for s in path if str(s.id) == str(blocker.scope_id))
-        raise Blocked(
-            f"Opted out at '{blocking.name}' ({blocking.kind}), which covers this scope; "
-            "an opt-in below it cannot override it.", blocking_scope_id=str(blocking.id),
-            field="scopeId")
+    await changes.refuse_if_blocked(contact, path, channel)
     here = {s.channel: s for s in await ConsentState.filter(contact_id=contact.id,
                                                               scope_id=scope.id)}
-    if any(s.status == ConsentStatus.OPTED_OUT and _covers(s.channel, channel)
+    if any(s.status == ConsentStatus.OPTED_OUT and changes.covers(s.channel, channel)
            for s in here.values()):
         raise DomainError("The contact opted out here; opting back in needs its "
                           "confirmation (requestOptBackIn).",
