@@ -6,6 +6,7 @@ from datetime import datetime
 
 import strawberry
 
+from prefcenter.errors import Invalid
 from prefcenter.graphql.base import (
     Connection,
     GInfo,
@@ -323,8 +324,6 @@ class Mutation:
     async def claim_send(self, info: GInfo, input: SendInput) -> SendResult:
         principal = guard(info)
         if input.sent_at is not None:
-            from prefcenter.errors import Invalid
-
             raise Invalid("claimSend records the send now; omit 'sentAt'.", field="sentAt")
         result = await svc.claim_send(principal, input.contact_id, input.scope_id,
                                       input.channel, message_ref=input.message_ref)

@@ -6,6 +6,7 @@ from typing import Any
 
 import strawberry
 
+from prefcenter.errors import Invalid
 from prefcenter.graphql.base import (
     Connection,
     GInfo,
@@ -62,8 +63,6 @@ def self_or(info: GInfo, contact_id: str | None) -> str:
         return str(contact_id)
     if principal is not None and principal.contact_id:
         return principal.contact_id
-    from prefcenter.errors import Invalid
-
     raise Invalid("'contactId' is required.", field="contactId")
 
 

@@ -2,31 +2,70 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any
 
+import msgspec
 from litestar import Request, WebSocket
 from strawberry.dataloader import DataLoader
 from strawberry.litestar.controller import BaseContext
 
 from prefcenter.errors import DomainError
 from prefcenter.models import ConsentEvent, Contact, Scope
+from prefcenter.models.enums import Channel
+from prefcenter.services.channels.sms import texts
+from prefcenter.services.common import by_ids
 from prefcenter.services.tenancy.principals import Principal
+from prefcenter.services.tenancy.scopes import offered_channels_of
 from prefcenter.settings import Settings
 
 
-async def _load_scopes(keys: list[str]) -> list[Scope | None]:
-    found = {str(s.id): s for s in await Scope.filter(id__in=list(set(keys)))}
-    return [found.get(k) for k in keys]
+async def _scopes(keys: list[str]) -> list[Scope | None]:
+    return await by_ids(Scope, keys, lambda s: str(s.id))
 
 
-async def _load_events(keys: list[int]) -> list[ConsentEvent | None]:
-    found = {e.id: e for e in await ConsentEvent.filter(id__in=list(set(keys)))}
-    return [found.get(k) for k in keys]
+async def _events(keys: list[int]) -> list[ConsentEvent | None]:
+    return await by_ids(ConsentEvent, keys, lambda e: e.id)
 
 
-async def _load_contacts(keys: list[str]) -> list[Contact | None]:
-    found = {str(c.id): c for c in await Contact.filter(id__in=list(set(keys)))}
-    return [found.get(k) for k in keys]
+async def _contacts(keys: list[str]) -> list[Contact | None]:
+    return await by_ids(Contact, keys, lambda c: str(c.id))
+
+
+async def _stop_notices(keys: list[texts.NoticeQuery]) -> list[str | None]:
+    return await texts.stop_notices(keys)
+
+
+class Loaders:
+    """The request's DataLoaders, one per kind of thing a type looks up: a list of N
+    items asks once per kind, not N times. Each is made on first use (most operations
+    need none) and lives as long as the request, so nothing cached outlives it; objects
+    a caller may not see are still filtered by the field that loads them."""
+
+    @cached_property
+    def scopes(self) -> DataLoader[str, Scope | None]:
+        """Scopes by id: a scope's parent, a contact's home, an event's or state's scope."""
+        return DataLoader(load_fn=_scopes)
+
+    @cached_property
+    def events(self) -> DataLoader[int, ConsentEvent | None]:
+        """Ledger events by id: the event behind a decision, a state, a question."""
+        return DataLoader(load_fn=_events)
+
+    @cached_property
+    def contacts(self) -> DataLoader[str, Contact | None]:
+        """Contacts by id: the contact of a decision, a state, a review item."""
+        return DataLoader(load_fn=_contacts)
+
+    @cached_property
+    def offered_channels(self) -> DataLoader[Scope, tuple[Channel, ...]]:
+        """The channels a scope offers (``Scope.channels``), keyed by the scope's id."""
+        return DataLoader(load_fn=offered_channels_of, cache_key_fn=lambda s: str(s.id))
+
+    @cached_property
+    def sms_stop_notices(self) -> DataLoader[texts.NoticeQuery, str | None]:
+        """The STOP notice line of an SMS decision (``Decision.smsStopNotice``)."""
+        return DataLoader(load_fn=_stop_notices)
 
 
 class Context(BaseContext, kw_only=True):
@@ -36,16 +75,7 @@ class Context(BaseContext, kw_only=True):
     principal: Principal | None = None
     auth_error: DomainError | None = None
     connection_params: Any = None
-    scope_loader: Any = None
-    event_loader: Any = None
-    contact_loader: Any = None
-    #: Further per-request DataLoaders by name, created on first use by the types needing them.
-    loaders: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        self.scope_loader = DataLoader(load_fn=_load_scopes)
-        self.event_loader = DataLoader(load_fn=_load_events)
-        self.contact_loader = DataLoader(load_fn=_load_contacts)
+    loaders: Loaders = msgspec.field(default_factory=Loaders)
 
     @property
     def connection(self) -> Request[Any, Any, Any] | WebSocket[Any, Any, Any] | None:

@@ -19,7 +19,13 @@ from prefcenter.graphql.base import (
 )
 from prefcenter.graphql.consent import ConsentChangePayload, ConsentChangeResult, EvidenceInput
 from prefcenter.graphql.contacts import self_or
-from prefcenter.graphql.types import Channel, ConsentEventNode, ContactNode, ScopeNode
+from prefcenter.graphql.types import (
+    Channel,
+    ConsentEventNode,
+    ContactNode,
+    ScopeNode,
+    visible_scope,
+)
 from prefcenter.models import enums as e
 from prefcenter.models import mail as mail_models
 from prefcenter.services.consent import changes as consent_svc
@@ -92,9 +98,7 @@ class OptBackInRequestNode:
 
     @strawberry.field(description="The scope, if visible to you.")
     async def scope(self, info: GInfo) -> ScopeNode | None:
-        from prefcenter.graphql.types import _visible_scope
-
-        return await _visible_scope(info, str(self.m.scope_id))
+        return await visible_scope(info, str(self.m.scope_id))
 
 
 @strawberry.input(description="Ask a contact to confirm opting back in after an opt-out.")

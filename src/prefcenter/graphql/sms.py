@@ -16,11 +16,17 @@ from prefcenter.graphql.base import (
     result_union,
     to_connection,
 )
-from prefcenter.graphql.types import ConsentEventNode, ContactNode, ScopeNode, _visible_scope
+from prefcenter.graphql.types import (
+    ConsentEventNode,
+    ContactNode,
+    ScopeNode,
+    event_node,
+    visible_contact,
+    visible_scope,
+)
 from prefcenter.models import sms as sm
 from prefcenter.services.channels.sms import texts as svc
 from prefcenter.services.common import utcnow
-from prefcenter.services.tenancy import authz
 
 SmsReviewStatus = strawberry.enum(sm.SmsReviewStatus, name="SmsReviewStatus",
                                   description="Where a review stands.")
@@ -63,7 +69,7 @@ class SmsNumberNode:
 
     @strawberry.field(description="The scope, if visible to you.")
     async def scope(self, info: GInfo) -> ScopeNode | None:
-        return await _visible_scope(info, str(self.m.scope_id))
+        return await visible_scope(info, str(self.m.scope_id))
 
 
 @strawberry.type(name="SmsReview", description="A text that may revoke consent in other words "
@@ -102,22 +108,15 @@ class SmsReviewNode:
 
     @strawberry.field(description="The scope of the number it was sent to.")
     async def scope(self, info: GInfo) -> ScopeNode | None:
-        return await _visible_scope(info, str(self.m.scope_id))
+        return await visible_scope(info, str(self.m.scope_id))
 
     @strawberry.field(description="The contact who sent it, if visible to you.")
     async def contact(self, info: GInfo) -> ContactNode | None:
-        contact = await info.context.contact_loader.load(str(self.m.contact_id))
-        principal = info.context.principal
-        if contact is None or principal is None or not authz.contact_visible(principal, contact):
-            return None
-        return ContactNode.from_model(contact)
+        return await visible_contact(info, str(self.m.contact_id))
 
     @strawberry.field(description="The opt-out an accepted review wrote.")
     async def event(self, info: GInfo) -> ConsentEventNode | None:
-        if self.m.event_id is None:
-            return None
-        event = await info.context.event_loader.load(self.m.event_id)
-        return ConsentEventNode.from_model(event) if event is not None else None
+        return await event_node(info, self.m.event_id)
 
 
 @strawberry.type(name="UnroutedSms", description="An inbound text that could not be applied "

@@ -84,7 +84,7 @@ class WebhookEndpointNode:
 
     @strawberry.field(description="The scope whose subtree is delivered.")
     async def scope(self, info: GInfo) -> ScopeNode | None:
-        scope = await info.context.scope_loader.load(str(self.m.scope_id))
+        scope = await info.context.loaders.scopes.load(str(self.m.scope_id))
         return ScopeNode.from_model(scope) if scope is not None else None
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
-from strawberry.dataloader import DataLoader
 
 from prefcenter.graphql.base import JSON, GInfo
 from prefcenter.models import (
@@ -23,7 +22,7 @@ from prefcenter.services.channels.sms import texts
 from prefcenter.services.consent import explain, ledger
 from prefcenter.services.consent import resolution as res
 from prefcenter.services.tenancy import authz
-from prefcenter.services.tenancy.scopes import effective_policy, offered_channels_of
+from prefcenter.services.tenancy.scopes import effective_policy, path_of
 
 Channel = strawberry.enum(e.Channel, description="A way to reach a contact; ALL covers every "
                           "channel in a consent decision.")
@@ -67,11 +66,7 @@ class ScopeNode:
     async def parent(self, info: GInfo) -> ScopeNode | None:
         if self.m.parent_id is None:
             return None
-        parent = await info.context.scope_loader.load(str(self.m.parent_id))
-        principal = info.context.principal
-        if parent is None or principal is None or not authz.scope_readable(principal, parent):
-            return None
-        return ScopeNode.from_model(parent)
+        return await visible_scope(info, str(self.m.parent_id))
 
     @strawberry.field(description="Ids of the scopes from the root down to this one.")
     def path_ids(self) -> list[strawberry.ID]:
@@ -79,8 +74,6 @@ class ScopeNode:
 
     @strawberry.field(description="The default for a channel after inheritance down the tree.")
     async def effective_policy(self, channel: Channel) -> Policy:
-        from prefcenter.services.tenancy.scopes import path_of
-
         if channel == e.Channel.ALL:
             channel = e.Channel.EMAIL
         policy, _ = effective_policy(await path_of(self.m), channel)
@@ -91,14 +84,7 @@ class ScopeNode:
                       "tree), else SMS only for a scope that owns a sending number (not the "
                       "root), else EMAIL and SMS.")
     async def channels(self, info: GInfo) -> list[Channel]:
-        ctx = info.context
-        if ctx.loaders is None:
-            ctx.loaders = {}
-        loader = ctx.loaders.get("offered_channels")
-        if loader is None:
-            loader = ctx.loaders["offered_channels"] = DataLoader(
-                load_fn=offered_channels_of, cache_key_fn=lambda scope: str(scope.id))
-        return list(await loader.load(self.m))
+        return list(await info.context.loaders.offered_channels.load(self.m))
 
     @strawberry.field(description="Per-scope settings (keywords, mail options); keys only.")
     def settings(self, info: GInfo) -> JSON | None:
@@ -136,11 +122,7 @@ class ContactNode:
 
     @strawberry.field(description="The scope the contact belongs to.")
     async def home_scope(self, info: GInfo) -> ScopeNode | None:
-        scope = await info.context.scope_loader.load(str(self.m.home_scope_id))
-        principal = info.context.principal
-        if scope is None or principal is None or not authz.scope_readable(principal, scope):
-            return None
-        return ScopeNode.from_model(scope)
+        return await visible_scope(info, str(self.m.home_scope_id))
 
 
 def _readable_scope(info: GInfo, scope: Scope | None) -> ScopeNode | None:
@@ -151,8 +133,27 @@ def _readable_scope(info: GInfo, scope: Scope | None) -> ScopeNode | None:
     return ScopeNode.from_model(scope)
 
 
-async def _visible_scope(info: GInfo, scope_id: str) -> ScopeNode | None:
-    return _readable_scope(info, await info.context.scope_loader.load(scope_id))
+async def visible_scope(info: GInfo, scope_id: str) -> ScopeNode | None:
+    """A scope by id (batched), null when there is none or the caller may not read it."""
+    return _readable_scope(info, await info.context.loaders.scopes.load(scope_id))
+
+
+async def visible_contact(info: GInfo, contact_id: str) -> ContactNode | None:
+    """A contact by id (batched), null when there is none or the caller may not see it."""
+    contact = await info.context.loaders.contacts.load(contact_id)
+    principal = info.context.principal
+    if contact is None or principal is None or not authz.contact_visible(principal, contact):
+        return None
+    return ContactNode.from_model(contact)
+
+
+async def event_node(info: GInfo, event_id: int | None) -> ConsentEventNode | None:
+    """The ledger event behind a state, decision or review (batched); null when there is
+    none. The event of a visible record; ``Decision.event`` checks ``event_visible``."""
+    if event_id is None:
+        return None
+    event = await info.context.loaders.events.load(event_id)
+    return ConsentEventNode.from_model(event) if event is not None else None
 
 
 @strawberry.type(name="ConsentEvent", description="One ledger entry: append-only, with source, "
@@ -186,24 +187,14 @@ class ConsentEventNode:
 
     @strawberry.field(description="The scope, if visible to you.")
     async def scope(self, info: GInfo) -> ScopeNode | None:
-        return await _visible_scope(info, str(self.m.scope_id))
-
-
-async def _load_stop_notices(keys: list[texts.NoticeQuery]) -> list[str | None]:
-    return await texts.stop_notices(keys)
+        return await visible_scope(info, str(self.m.scope_id))
 
 
 async def _stop_notice(info: GInfo, decision: Decision) -> str | None:
     """Batched per request: an audience asks once, whatever its size."""
-    ctx = info.context
-    if ctx.loaders is None:
-        ctx.loaders = {}
-    loader = ctx.loaders.get("sms_stop_notice")
-    if loader is None:
-        loader = ctx.loaders["sms_stop_notice"] = DataLoader(load_fn=_load_stop_notices)
     d = decision.d
-    return await loader.load(texts.NoticeQuery(d.contact_id, d.scope_id, d.channel, d.allowed,
-                                             decision.send_id))
+    return await info.context.loaders.sms_stop_notices.load(texts.NoticeQuery(
+        d.contact_id, d.scope_id, d.channel, d.allowed, decision.send_id))
 
 
 @strawberry.type(description="May we contact this person, about this, on this channel, now, "
@@ -253,7 +244,7 @@ class Decision:
     async def event(self, info: GInfo) -> ConsentEventNode | None:
         if self.d.event_id is None:
             return None
-        event = await info.context.event_loader.load(self.d.event_id)
+        event = await info.context.loaders.events.load(self.d.event_id)
         principal = info.context.principal
         if event is None or principal is None or not ledger.event_visible(principal, event):
             return None
@@ -265,8 +256,8 @@ class Decision:
     async def explanation(self, info: GInfo) -> str:
         event = None
         if self.d.event_id is not None:
-            event = await info.context.event_loader.load(self.d.event_id)
-        contact = await info.context.contact_loader.load(self.d.contact_id)
+            event = await info.context.loaders.events.load(self.d.event_id)
+        contact = await info.context.loaders.contacts.load(self.d.contact_id)
         return explain.describe(self.d, event, contact.locale if contact else None)
 
 
@@ -289,20 +280,15 @@ class ConsentDecision:
 
     @strawberry.field(description="The scope, if visible to you.")
     async def scope(self, info: GInfo) -> ScopeNode | None:
-        return await _visible_scope(info, str(self.m.scope_id))
+        return await visible_scope(info, str(self.m.scope_id))
 
     @strawberry.field(description="The ledger event that set it.")
     async def event(self, info: GInfo) -> ConsentEventNode | None:
-        event = await info.context.event_loader.load(self.m.event_id)
-        return ConsentEventNode.from_model(event) if event is not None else None
+        return await event_node(info, self.m.event_id)
 
     @strawberry.field(description="The contact it belongs to.")
     async def contact(self, info: GInfo) -> ContactNode | None:
-        contact = await info.context.contact_loader.load(str(self.m.contact_id))
-        principal = info.context.principal
-        if contact is None or principal is None or not authz.contact_visible(principal, contact):
-            return None
-        return ContactNode.from_model(contact)
+        return await visible_contact(info, str(self.m.contact_id))
 
 
 @strawberry.type(name="FrequencyPreference",

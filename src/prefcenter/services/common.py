@@ -6,15 +6,20 @@ import base64
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, Generic, TypeVar
+
+from tortoise.expressions import Q
 
 from prefcenter.errors import Invalid, NotFound
 
 T = TypeVar("T")
+U = TypeVar("U")
+K = TypeVar("K")
 
 
 #: A fixed "now" every service reads through ``utcnow`` (``fixed_time``); None: the clock.
@@ -54,6 +59,13 @@ def ordered_uuids(count: int) -> list[str]:
     return out
 
 
+async def by_ids(model: Any, keys: Sequence[K], key: Callable[[Any], K]) -> list[Any]:
+    """The rows of ``model`` whose ``key(row)`` is each of ``keys``, in order, None where
+    there is none: one query however many keys (what a DataLoader's batch needs)."""
+    found = {key(row): row for row in await model.filter(id__in=list(set(keys)))}
+    return [found.get(k) for k in keys]
+
+
 def parse_uuid(value: str, field: str, what: str = "object") -> str:
     """A well-formed id, or the same NotFound an unknown id gets."""
     try:
@@ -62,27 +74,27 @@ def parse_uuid(value: str, field: str, what: str = "object") -> str:
         raise NotFound(f"No such {what}.", field=field) from None
 
 
-def encode_cursor(value: str | int) -> str:
-    return base64.urlsafe_b64encode(f"c:{value}".encode()).decode().rstrip("=")
+class KeyKind(Enum):
+    """How one key column of a keyset is written into a cursor and read back."""
+
+    INT = "int"  #: a ledger or outbox id
+    UUID = "uuid"  #: a row id
+    TIME = "time"  #: a timestamp, ISO 8601
 
 
-def decode_cursor(cursor: str, field: str = "after") -> str:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        raw = base64.urlsafe_b64decode(padded.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid("Malformed cursor.", field=field) from None
-    if not raw.startswith("c:"):
-        raise Invalid("Malformed cursor.", field=field)
-    return raw[2:]
+def _read_key(kind: KeyKind, raw: str) -> Any:
+    """One key from its cursor text; ValueError when it is not one."""
+    if kind is KeyKind.INT:
+        if not raw.isdigit():
+            raise ValueError(raw)
+        return int(raw)
+    if kind is KeyKind.UUID:
+        return str(uuid.UUID(raw))
+    return datetime.fromisoformat(raw)
 
 
-def decode_int_cursor(cursor: str, field: str = "after") -> int:
-    """The integer (a ledger or outbox id) behind a cursor."""
-    raw = decode_cursor(cursor, field)
-    if not raw.isdigit():
-        raise Invalid("Malformed cursor.", field=field)
-    return int(raw)
+def _write_key(kind: KeyKind, value: Any) -> str:
+    return value.isoformat() if kind is KeyKind.TIME else str(value)
 
 
 @dataclass
@@ -94,6 +106,11 @@ class Page(Generic[T]):
     has_next: bool
     total: int | None = None
 
+    def with_items(self, items: list[U]) -> Page[U]:
+        """The same page (cursors, ``has_next``) showing ``items``, one per item."""
+        return Page(items=items, cursors=self.cursors, has_next=self.has_next,
+                    total=self.total)
+
 
 def clamp_first(first: int | None, maximum: int, default: int = 50) -> int:
     if first is None:
@@ -103,16 +120,77 @@ def clamp_first(first: int | None, maximum: int, default: int = 50) -> int:
     return first
 
 
-def before_int_cursor(qs: Any, after: str | None, key: str) -> Any:
-    """Newest-first keyset pagination on an integer ``key``: rows below the cursor."""
-    if not after:
-        return qs
-    return qs.filter(**{f"{key}__lt": decode_int_cursor(after)})
+@dataclass(frozen=True)
+class Keyset:
+    """Keyset pagination, the one place for it: a list's order by unique key columns.
+
+    A cursor is opaque to clients: ``c:`` and the row's keys joined by ``|``, in
+    unpadded URL-safe base64. Anything else given as a cursor is ``Invalid`` ("Malformed
+    cursor.", ``field``), never a 500. The last key must be unique (an id), so rows with
+    equal earlier keys still have a strict order.
+    """
+
+    keys: tuple[tuple[str, KeyKind], ...]
+    descending: bool = False
+
+    def encode(self, *values: Any) -> str:
+        raw = "|".join(_write_key(kind, v) for (_, kind), v in zip(self.keys, values,
+                                                                    strict=True))
+        return base64.urlsafe_b64encode(f"c:{raw}".encode()).decode().rstrip("=")
+
+    def cursor(self, row: Any) -> str:
+        """The cursor just after ``row`` (a model with the key columns)."""
+        return self.encode(*(getattr(row, name) for name, _ in self.keys))
+
+    def decode(self, cursor: str, field: str = "after") -> tuple[Any, ...]:
+        """The keys behind a cursor, typed; ``Invalid`` when it is not one of ours."""
+        try:
+            padded = cursor + "=" * (-len(cursor) % 4)
+            raw = base64.urlsafe_b64decode(padded.encode()).decode()
+            if not raw.startswith("c:"):
+                raise ValueError(raw)
+            parts = raw[2:].split("|")
+            if len(parts) != len(self.keys):
+                raise ValueError(raw)
+            return tuple(_read_key(kind, part)
+                         for (_, kind), part in zip(self.keys, parts, strict=True))
+        except (ValueError, UnicodeDecodeError):
+            raise Invalid("Malformed cursor.", field=field) from None
+
+    def after(self, qs: Any, position: str | tuple[Any, ...] | None,
+              field: str = "after") -> Any:
+        """``qs`` limited to the rows after ``position`` (a cursor, or decoded keys) in
+        this order; all of it for None or an empty cursor."""
+        if not position:
+            return qs
+        values = self.decode(position, field) if isinstance(position, str) else position
+        op = "lt" if self.descending else "gt"
+        names = [name for name, _ in self.keys]
+        if len(names) == 1:
+            return qs.filter(**{f"{names[0]}__{op}": values[0]})
+        # (a, b) after (x, y): a beyond x, or a equal to x and b beyond y; and so on.
+        cond = Q(**{f"{names[-1]}__{op}": values[-1]})
+        for name, value in zip(reversed(names[:-1]), reversed(values[:-1]), strict=True):
+            cond = Q(**{f"{name}__{op}": value}) | (Q(**{name: value}) & cond)
+        return qs.filter(cond)
+
+    def ordered(self, qs: Any) -> Any:
+        sign = "-" if self.descending else ""
+        return qs.order_by(*(f"{sign}{name}" for name, _ in self.keys))
+
+    async def rows(self, qs: Any, position: str | tuple[Any, ...] | None, limit: int,
+                   field: str = "after") -> list[Any]:
+        """At most ``limit`` rows of ``qs`` after ``position``, in order."""
+        return list(await self.ordered(self.after(qs, position, field)).limit(limit))
+
+    async def page(self, qs: Any, after: str | None, limit: int) -> Page[Any]:
+        """One page of ``qs`` after the ``after`` cursor, with ``has_next``."""
+        rows = await self.rows(qs, after, limit + 1)
+        items = rows[:limit]
+        return Page(items=items, cursors=[self.cursor(r) for r in items],
+                    has_next=len(rows) > limit)
 
 
-async def newest_first_page(qs: Any, after: str | None, key: str, limit: int) -> Page[Any]:
-    """One page of ``qs`` ordered by integer ``key`` descending, after the ``after`` cursor."""
-    rows = list(await before_int_cursor(qs, after, key).order_by(f"-{key}").limit(limit + 1))
-    items = rows[:limit]
-    return Page(items=items, cursors=[encode_cursor(getattr(r, key)) for r in items],
-                has_next=len(rows) > limit)
+def int_keyset(name: str, *, descending: bool = False) -> Keyset:
+    """Ordered by one integer column (a ledger or outbox id)."""
+    return Keyset(((name, KeyKind.INT),), descending=descending)

@@ -68,14 +68,7 @@ from prefcenter.models.webhooks import (
     WebhookEndpoint,
 )
 from prefcenter.services.channels.email import mail
-from prefcenter.services.common import (
-    Page,
-    before_int_cursor,
-    clamp_first,
-    encode_cursor,
-    parse_uuid,
-    utcnow,
-)
+from prefcenter.services.common import Page, clamp_first, int_keyset, parse_uuid, utcnow
 from prefcenter.services.consent import ledger
 from prefcenter.services.people import contacts
 from prefcenter.services.tenancy import authz
@@ -90,6 +83,8 @@ MAX_ENDPOINTS_PER_TENANT = 100
 MAX_URL_LENGTH = 2000
 #: Attempts listed per delivery in ``webhookDeliveries``.
 ATTEMPTS_SHOWN = 10
+#: ``webhookDeliveries``: an endpoint's deliveries, newest event first.
+DELIVERIES_NEWEST_FIRST = int_keyset("event_id", descending=True)
 PUBLIC_ACTIONS = tuple(a for a in Action if a not in PRIVATE_ACTIONS)
 
 
@@ -418,14 +413,14 @@ async def replay(principal: Principal, settings: Settings, endpoint_id: str,
     that still has it can drop it as a duplicate.
     """
     endpoint = await get_endpoint(principal, endpoint_id)
-    after_id = ledger.parse_event_cursor(after) if after else 0
-    qs = ConsentEvent.filter(tenant_id=endpoint.tenant_id, id__gt=after_id,
+    qs = ConsentEvent.filter(tenant_id=endpoint.tenant_id,
                              scope_path__startswith=endpoint.scope_path).exclude(
         action__in=[a.value for a in PRIVATE_ACTIONS])
     if endpoint.event_types:
         qs = qs.filter(action__in=list(endpoint.event_types))
     limit = settings.webhook_replay_max
-    found: list[Any] = await qs.order_by("id").limit(limit + 1).values_list("id", flat=True)
+    found: list[Any] = await ledger.LEDGER_ORDER.ordered(ledger.LEDGER_ORDER.after(
+        qs, after)).limit(limit + 1).values_list("id", flat=True)
     ids = [int(i) for i in found]
     has_more = len(ids) > limit
     ids = ids[:limit]
@@ -465,19 +460,17 @@ async def list_deliveries(principal: Principal, endpoint_id: str, *, first: int 
     """An endpoint's deliveries, newest event first, each with its latest attempts."""
     endpoint = await get_endpoint(principal, endpoint_id)
     limit = clamp_first(first, max_page)
-    qs = before_int_cursor(WebhookDelivery.filter(endpoint_id=endpoint.id), after, "event_id")
-    rows = list(await qs.order_by("-event_id").limit(limit + 1).select_related("event"))
-    page = rows[:limit]
+    page = await DELIVERIES_NEWEST_FIRST.page(
+        WebhookDelivery.filter(endpoint_id=endpoint.id).select_related("event"), after, limit)
     attempts: dict[str, list[WebhookAttempt]] = {}
-    if page:
+    if page.items:
         for attempt in await WebhookAttempt.filter(
-                delivery_id__in=[d.id for d in page]).order_by("-id"):
+                delivery_id__in=[d.id for d in page.items]).order_by("-id"):
             shown = attempts.setdefault(str(attempt.delivery_id), [])
             if len(shown) < ATTEMPTS_SHOWN:
                 shown.append(attempt)
-    views = [DeliveryView(d, d.event, attempts.get(str(d.id), [])) for d in page]
-    return Page(items=views, cursors=[encode_cursor(d.event_id) for d in page],
-                has_next=len(rows) > limit)
+    return page.with_items([DeliveryView(d, d.event, attempts.get(str(d.id), []))
+                            for d in page.items])
 
 
 # --- delivering ----------------------------------------------------------------------

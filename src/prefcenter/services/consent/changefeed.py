@@ -102,8 +102,8 @@ def parse_after(cursor: str | None) -> int | None:
     return ledger.parse_event_cursor(cursor, "after")
 
 
-def _query(f: ChangeFilter, after_id: int) -> QuerySet[ConsentEvent]:
-    qs = ConsentEvent.filter(tenant_id=f.tenant_id, id__gt=after_id)
+def _query(f: ChangeFilter) -> QuerySet[ConsentEvent]:
+    qs = ConsentEvent.filter(tenant_id=f.tenant_id)
     if f.path != "/" or f.ancestors:
         qs = qs.filter(authz.path_q("scope_path", f.path, f.ancestors))
     if f.contact_id is not None:
@@ -157,7 +157,7 @@ class Batch:
 async def read_after(f: ChangeFilter, position: int, *, limit: int = 200,
                      settle: float | None = None) -> Batch:
     """The next events after ``position`` in ledger order (``settle``: PostgreSQL holes)."""
-    rows = list(await _query(f, position).order_by("id").limit(limit))
+    rows = await ledger.LEDGER_ORDER.rows(_query(f), (position,), limit)
     full = len(rows) == limit
     if not rows:
         return Batch([], position, held_back=False, full=False)

@@ -21,8 +21,8 @@ from prefcenter.models import (
     Scope,
     SendRecord,
 )
-from prefcenter.models.enums import Action, Channel, ConsentStatus, Period, Source
-from prefcenter.services.common import utcnow
+from prefcenter.models.enums import Channel, ConsentStatus, Period, Source
+from prefcenter.services.common import clamp_first, int_keyset, utcnow
 from prefcenter.services.consent import ledger, quiet_hours
 from prefcenter.services.consent.resolution import Decision, check_channel, decide_for
 from prefcenter.services.people.contacts import get_contact, lock_contact
@@ -51,6 +51,14 @@ class Request:
     ip: str | None = None
     user_agent: str | None = None
 
+    def by(self, actor: str) -> ledger.Origin:
+        """The request as its events record it, made by ``actor`` (evidence checked)."""
+        return ledger.Origin(self.source, actor, ledger.clean_evidence(self.evidence),
+                             self.ip, self.user_agent)
+
+
+#: ``optOuts``: newest decision first (an opt-out state's event id is unique).
+OPT_OUTS_NEWEST_FIRST = int_keyset("event_id", descending=True)
 
 #: Sources a contact may use for itself; anything else needs a key with WRITE.
 CONTACT_SOURCES = {Source.PREFERENCE_CENTER, Source.EMAIL_LINK, Source.ONE_CLICK,
@@ -84,12 +92,8 @@ async def _write_state(
     status: ConsentStatus, request: Request, data: Mapping[str, Any] | None = None,
 ) -> ConsentEvent:
     now = utcnow()
-    event = await ledger.append(
-        contact=contact, scope=scope, channel=channel, action=Action(status.value),
-        source=request.source, actor=principal.actor,
-        evidence=ledger.clean_evidence(request.evidence), ip=request.ip,
-        user_agent=request.user_agent, data=data, at=now,
-    )
+    event = await ledger.decided(contact, scope, channel, status, request.by(principal.actor),
+                                 at=now, data=data)
     updated = await ConsentState.filter(contact_id=contact.id, scope_id=scope.id,
                                         channel=channel).update(status=status, event_id=event.id,
                                                                 updated_at=now,
@@ -101,7 +105,7 @@ async def _write_state(
     return event
 
 
-def _covers(state_channel: Channel, channel: Channel) -> bool:
+def covers(state_channel: Channel, channel: Channel) -> bool:
     """Does a decision for ``state_channel`` bear on a change for ``channel``?"""
     return channel == Channel.ALL or state_channel in (channel, Channel.ALL)
 
@@ -133,8 +137,20 @@ async def blocking_opt_out(
     index = {sid: i for i, sid in enumerate(above)}
     outs = [s for s in await ConsentState.filter(contact_id=contact.id, scope_id__in=above,
                                                  status=ConsentStatus.OPTED_OUT)
-            if _covers(s.channel, channel)]
+            if covers(s.channel, channel)]
     return min(outs, key=lambda s: index[str(s.scope_id)]) if outs else None
+
+
+async def refuse_if_blocked(contact: Contact, path: Sequence[Scope], channel: Channel,
+                            hint: str = "an opt-in below it cannot override it.") -> None:
+    """Raise ``Blocked`` naming the highest opt-out above the target (seed 002: an opt-out
+    at a Group filters down and cannot be overridden below it), then ``hint``."""
+    blocker = await blocking_opt_out(contact, path, channel)
+    if blocker is not None:
+        blocking = next(s for s in path if str(s.id) == str(blocker.scope_id))
+        raise Blocked(
+            f"Opted out at '{blocking.name}' ({blocking.kind}), which covers this scope; "
+            f"{hint}", blocking_scope_id=str(blocking.id), field="scopeId")
 
 
 async def opt_in(
@@ -164,18 +180,11 @@ async def opt_in(
     admin = principal.kind in ("api_key", "system") and request.source == Source.ADMIN
     async with db.transaction():
         contact = await lock_contact(str(contact.id))
-        blocker = await blocking_opt_out(contact, path, channel)
-        if blocker is not None:
-            blocking = next(s for s in path if str(s.id) == str(blocker.scope_id))
-            raise Blocked(
-                f"Opted out at '{blocking.name}' ({blocking.kind}), which covers this scope; "
-                "an opt-in below it cannot override it.",
-                blocking_scope_id=str(blocking.id), field="scopeId",
-            )
+        await refuse_if_blocked(contact, path, channel)
         here = await ConsentState.filter(contact_id=contact.id, scope_id=scope.id)
         same = {s.channel: s for s in here}
         outs_here = [s for s in here if s.status == ConsentStatus.OPTED_OUT
-                     and _covers(s.channel, channel)]
+                     and covers(s.channel, channel)]
         if outs_here and not (lift_opt_out or admin):
             raise DomainError(
                 "The contact opted out here; opting back in needs its confirmation "
@@ -220,13 +229,8 @@ async def set_not_interested(
             return Change(contact, scope, changed=False,
                           message="Already marked." if muted else "Not marked.")
         now = utcnow()
-        event = await ledger.append(
-            contact=contact, scope=scope, channel=Channel.ALL,
-            action=Action.NOT_INTERESTED if muted else Action.INTEREST_RESTORED,
-            source=request.source, actor=principal.actor,
-            evidence=ledger.clean_evidence(request.evidence), ip=request.ip,
-            user_agent=request.user_agent, at=now,
-        )
+        event = await ledger.interest_changed(contact, scope, muted=muted,
+                                              origin=request.by(principal.actor), at=now)
         if muted:
             await NotInterested.create(contact=contact, scope=scope, event=event, created_at=now)
         else:
@@ -262,11 +266,8 @@ async def set_frequency(
         if clear:
             if existing is None:
                 return Change(contact, scope, changed=False, message="No frequency was set.")
-            event = await ledger.append(
-                contact=contact, scope=scope, channel=channel, action=Action.FREQUENCY_CLEARED,
-                source=request.source, actor=principal.actor,
-                evidence=ledger.clean_evidence(request.evidence), ip=request.ip,
-                user_agent=request.user_agent, at=now)
+            event = await ledger.frequency_cleared(contact, scope, channel,
+                                                   request.by(principal.actor), at=now)
             await existing.delete()
             return Change(contact, scope, changed=True, events=[event],
                           message="Frequency cleared.")
@@ -276,14 +277,10 @@ async def set_frequency(
         if paused_until is not None:
             paused_until = paused_until.astimezone(UTC)
         pref.max_count, pref.period, pref.paused_until = max_count, period, paused_until
-        data = ledger.frequency_data(pref)
-        if old_data == data:
+        if old_data == ledger.frequency_data(pref):
             return Change(contact, scope, changed=False, message="Frequency unchanged.")
-        event = await ledger.append(
-            contact=contact, scope=scope, channel=channel, action=Action.FREQUENCY_SET,
-            source=request.source, actor=principal.actor,
-            evidence=ledger.clean_evidence(request.evidence), ip=request.ip,
-            user_agent=request.user_agent, data=data, at=now)
+        event = await ledger.frequency_set(contact, scope, channel, pref,
+                                           request.by(principal.actor), at=now)
         pref.event = event
         pref.updated_at = now
         await pref.save()
@@ -321,18 +318,14 @@ async def set_quiet_hours(
         if own_window is None:
             if current is None:
                 return Change(contact, scope, changed=False, message="No quiet hours were set.")
-            action, data = Action.QUIET_HOURS_CLEARED, None
+            data = None
             own.pop(channel.value)
         else:
             data = own_window.as_dict()
             if current is not None and {k: current[k] for k in data} == data:
                 return Change(contact, scope, changed=False, message="Quiet hours unchanged.")
-            action = Action.QUIET_HOURS_SET
-        event = await ledger.append(
-            contact=contact, scope=scope, channel=channel, action=action,
-            source=request.source, actor=principal.actor,
-            evidence=ledger.clean_evidence(request.evidence), ip=request.ip,
-            user_agent=request.user_agent, data=data, at=utcnow())
+        event = await ledger.quiet_hours_changed(contact, scope, channel, data,
+                                                 request.by(principal.actor), at=utcnow())
         if data is not None:
             own[channel.value] = {**data, "eventId": event.id}
         contact.quiet_hours = own or None
@@ -395,12 +388,10 @@ async def set_suppressed(
             return Change(contact, root, changed=False,
                           message="Already suppressed." if suppressed else "Not suppressed.")
         now = utcnow()
-        event = await ledger.append(
-            contact=contact, scope=root, channel=Channel.ALL,
-            action=Action.SUPPRESSED if suppressed else Action.UNSUPPRESSED,
-            source=request.source, actor=principal.actor,
-            evidence=ledger.clean_evidence(request.evidence), data={"reason": reason},
-            ip=request.ip, user_agent=request.user_agent, at=now)
+        origin = request.by(principal.actor)
+        event = await (ledger.suppressed(contact, root, origin, reason=reason,
+                                         every_channel=True, at=now) if suppressed
+                       else ledger.unsuppressed(contact, root, origin, reason=reason, at=now))
         contact.suppressed_at = now if suppressed else None
         if not suppressed:  # lifting lifts a list or bounce suppression too
             contact.email_suppressed_at = None
@@ -506,8 +497,6 @@ async def list_opt_outs(
     *, first: int | None = None, after: str | None = None, max_page: int = 500,
 ) -> Any:
     """Opt-outs at a level (seed 002 Admin > Activity > Opt outs), newest first."""
-    from prefcenter.services.common import clamp_first, newest_first_page
-
     authz.require(principal, Capability.READ_CONTACTS)
     scope = await get_scope(principal, scope_id)
     if not authz.path_is_within(scope.path, principal.scope_path):
@@ -519,4 +508,4 @@ async def list_opt_outs(
     if channel is not None:
         qs = qs.filter(channel__in=[channel, Channel.ALL] if channel != Channel.ALL
                        else [Channel.ALL])
-    return await newest_first_page(qs, after, "event_id", limit)
+    return await OPT_OUTS_NEWEST_FIRST.page(qs, after, limit)

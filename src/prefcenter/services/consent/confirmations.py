@@ -42,7 +42,6 @@ from prefcenter import db
 from prefcenter.errors import Blocked, DomainError, ErrorCode, Invalid, NotFound
 from prefcenter.models import ConsentEvent, ConsentState, Contact, ContactToken, Scope
 from prefcenter.models.enums import (
-    Action,
     Channel,
     ConsentStatus,
     OptInMode,
@@ -85,10 +84,6 @@ class RequestOutcome:
     refused: bool = False
 
 
-def _covers(state_channel: Channel, channel: Channel) -> bool:
-    return channel == Channel.ALL or state_channel in (channel, Channel.ALL)
-
-
 async def request_opt_back_in(
     principal: Principal, contact_id: str, scope_id: str, channel: Channel,
     request: changes.Request, settings: Settings,
@@ -114,14 +109,8 @@ async def request_opt_back_in(
         contact = await lock_contact(str(contact.id))
         here = [s for s in await ConsentState.filter(contact_id=contact.id, scope_id=scope.id,
                                                      status=ConsentStatus.OPTED_OUT)
-                if _covers(s.channel, channel)]
-        blocker = await changes.blocking_opt_out(contact, path, channel)
-        if blocker is not None:
-            blocking = next(s for s in path if str(s.id) == str(blocker.scope_id))
-            raise Blocked(
-                f"Opted out at '{blocking.name}' ({blocking.kind}), which covers this scope; "
-                "ask to opt back in there.", blocking_scope_id=str(blocking.id),
-                field="scopeId")
+                if changes.covers(s.channel, channel)]
+        await changes.refuse_if_blocked(contact, path, channel, "ask to opt back in there.")
         if not here:
             raise DomainError("The contact is not opted out here: there is nothing to opt "
                               "back in to.", code=ErrorCode.ALREADY_DONE, field="scopeId")
@@ -202,14 +191,11 @@ async def start_request(
                               message="No more confirmation emails to this address today.")
     request_id = uuid.uuid4()
     expires_at = now + timedelta(days=settings.opt_back_in_ttl_days)
-    data = {"requestId": str(request_id), "expiresAt": expires_at.isoformat(),
-            **({"formId": str(form.id)} if form is not None else {})}
-    event = await ledger.append(
-        contact=contact, scope=scope, channel=channel,
-        action=Action.OPT_BACK_IN_REQUESTED if kind == RequestKind.OPT_BACK_IN
-        else Action.CONFIRMATION_REQUESTED,
-        source=request.source, actor=actor, evidence=evidence, ip=request.ip,
-        user_agent=request.user_agent, data=data, at=now)
+    event = await ledger.confirmation_requested(
+        contact, scope, channel,
+        ledger.Origin(request.source, actor, evidence, request.ip, request.user_agent),
+        opt_back_in=kind == RequestKind.OPT_BACK_IN, request_id=str(request_id),
+        expires_at=expires_at, form_id=str(form.id) if form is not None else None, at=now)
     created = await OptBackInRequest.create(
         id=request_id, tenant_id=contact.tenant_id, contact=contact, scope=scope,
         scope_path=scope.path, channel=channel, status=OptBackInStatus.PENDING,
@@ -297,16 +283,10 @@ async def opt_in(
 async def check_can_opt_in(contact: Contact, scope: Scope, path: list[Scope],
                             channel: Channel) -> ConsentState | None:
     """Refuse what ``changes.opt_in`` refuses; the OPTED_IN state when already in."""
-    blocker = await changes.blocking_opt_out(contact, path, channel)
-    if blocker is not None:
-        blocking = next(s for s in path if str(s.id) == str(blocker.scope_id))
-        raise Blocked(
-            f"Opted out at '{blocking.name}' ({blocking.kind}), which covers this scope; "
-            "an opt-in below it cannot override it.", blocking_scope_id=str(blocking.id),
-            field="scopeId")
+    await changes.refuse_if_blocked(contact, path, channel)
     here = {s.channel: s for s in await ConsentState.filter(contact_id=contact.id,
                                                               scope_id=scope.id)}
-    if any(s.status == ConsentStatus.OPTED_OUT and _covers(s.channel, channel)
+    if any(s.status == ConsentStatus.OPTED_OUT and changes.covers(s.channel, channel)
            for s in here.values()):
         raise DomainError("The contact opted out here; opting back in needs its "
                           "confirmation (requestOptBackIn).",
@@ -376,14 +356,8 @@ async def _expire(request_id: str, now: datetime) -> bool:
         status=OptBackInStatus.EXPIRED, expired_at=now)
     if not won:
         return False
-    opt_in = request.kind == RequestKind.OPT_IN
-    await ledger.append(
-        contact=request.contact, scope=request.scope, channel=request.channel,
-        action=Action.CONFIRMATION_EXPIRED if opt_in else Action.OPT_BACK_IN_EXPIRED,
-        source=request.source, actor=EXPIRY_ACTOR,
-        data={"requestId": str(request.id), "expiresAt": request.expires_at.isoformat()},
-        at=now)
-    if opt_in:
+    await ledger.confirmation_expired(request, EXPIRY_ACTOR, at=now)
+    if request.kind == RequestKind.OPT_IN:
         # The pending state goes with its request (unless a decision replaced it).
         await ConsentState.filter(
             contact_id=request.contact_id, scope_id=request.scope_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,16 +18,19 @@ from prefcenter.models import (
     Scope,
 )
 from prefcenter.models.enums import PRIVATE_ACTIONS, Action, Channel, ConsentStatus, Source
-from prefcenter.services.common import (
-    Page,
-    clamp_first,
-    decode_int_cursor,
-    encode_cursor,
-    newest_first_page,
-    utcnow,
-)
+from prefcenter.models.mail import OptBackInRequest, RequestKind
+from prefcenter.services.common import Page, clamp_first, int_keyset, utcnow
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
+
+#: The ledger's order, oldest first: an event's cursor (``ConsentEvent.cursor``) is its
+#: place in it, shared by the event list, the change stream and webhook replay.
+LEDGER_ORDER = int_keyset("id")
+#: The event list's order (``consentEvents``): newest first, the same cursors.
+NEWEST_FIRST = int_keyset("id", descending=True)
+
+#: The actor of the events the mail worker writes.
+MAIL_ACTOR = "system:mail"
 
 EVIDENCE_KEYS = {"text", "noticeVersion", "formVersion", "url", "document", "body", "note"}
 #: Facts of an inbound text (SMS keywords): who sent it, to which number, provider id, when.
@@ -49,20 +53,23 @@ def clean_evidence(evidence: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-async def append(
-    *,
-    contact: Contact,
-    scope: Scope,
-    channel: Channel,
-    action: Action,
-    source: Source,
-    actor: str,
-    evidence: Mapping[str, Any] | None = None,
-    ip: str | None = None,
-    user_agent: str | None = None,
-    data: Mapping[str, Any] | None = None,
-    at: datetime | None = None,
-) -> ConsentEvent:
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Who made a change and where it came from: what every event records besides what
+    changed and when (DOMAIN.md "Changing state"). ``evidence``: the words shown or
+    received, a form or notice version, a document (``clean_evidence`` checks what a
+    caller sends); ``ip`` and ``user_agent`` of the client where known."""
+
+    source: Source
+    actor: str
+    evidence: Mapping[str, Any] | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+async def _append(contact: Contact, scope: Scope, channel: Channel, action: Action,
+                  origin: Origin, at: datetime | None,
+                  data: Mapping[str, Any] | None = None) -> ConsentEvent:
     """Write one event. Must run inside ``db.transaction()`` with the state it explains."""
     event = await ConsentEvent.create(
         tenant_id=contact.tenant_id,
@@ -71,16 +78,145 @@ async def append(
         scope_path=scope.path,
         channel=channel,
         action=action,
-        source=source,
-        actor=actor,
-        evidence=dict(evidence or {}),
-        ip=(ip or None) and ip[:64],
-        user_agent=(user_agent or None) and user_agent[:500],
+        source=origin.source,
+        actor=origin.actor,
+        evidence=dict(origin.evidence or {}),
+        ip=(origin.ip or None) and origin.ip[:64],
+        user_agent=(origin.user_agent or None) and origin.user_agent[:500],
         data=dict(data or {}),
         occurred_at=at or utcnow(),
     )
     await events.recorded(event)
     return event
+
+
+# --- one constructor per kind of event ----------------------------------------------------
+#
+# Each writes one event inside the caller's transaction, beside the state it explains
+# (``verify_invariants`` replays them). Every event records the contact, the scope, the
+# channel, the action, the ``Origin`` and the time; the kinds differ in what ``data``
+# holds.
+
+
+async def decided(contact: Contact, scope: Scope, channel: Channel, status: ConsentStatus,
+                  origin: Origin, *, at: datetime,
+                  data: Mapping[str, Any] | None = None) -> ConsentEvent:
+    """``OPTED_IN`` / ``OPTED_OUT``: an explicit decision at a scope for one channel or
+    ALL, the new ``ConsentState``. ``data``: what it answers (``questionId`` of a consent
+    question answered yes, ``requestId`` of a confirmed request)."""
+    assert status in (ConsentStatus.OPTED_IN, ConsentStatus.OPTED_OUT)
+    return await _append(contact, scope, channel, Action(status.value), origin, at, data)
+
+
+async def interest_changed(contact: Contact, scope: Scope, *, muted: bool, origin: Origin,
+                           at: datetime) -> ConsentEvent:
+    """``NOT_INTERESTED`` / ``INTEREST_RESTORED``: the contact's own mute of a scope (all
+    channels) or its undo. Private: only the contact ever sees these (seed 001)."""
+    return await _append(contact, scope, Channel.ALL,
+                         Action.NOT_INTERESTED if muted else Action.INTEREST_RESTORED,
+                         origin, at)
+
+
+async def frequency_set(contact: Contact, scope: Scope, channel: Channel,
+                        pref: FrequencyPreference, origin: Origin, *,
+                        at: datetime) -> ConsentEvent:
+    """``FREQUENCY_SET``: how often the contact accepts messages under a scope; ``data``
+    is the preference as ``frequency_data`` writes it (``maxCount``, ``period``,
+    ``pausedUntil``)."""
+    return await _append(contact, scope, channel, Action.FREQUENCY_SET, origin, at,
+                         frequency_data(pref))
+
+
+async def frequency_cleared(contact: Contact, scope: Scope, channel: Channel,
+                            origin: Origin, *, at: datetime) -> ConsentEvent:
+    """``FREQUENCY_CLEARED``: the preference at the scope is gone (no cap there)."""
+    return await _append(contact, scope, channel, Action.FREQUENCY_CLEARED, origin, at)
+
+
+async def quiet_hours_changed(contact: Contact, scope: Scope, channel: Channel,
+                              window: Mapping[str, Any] | None, origin: Origin, *,
+                              at: datetime) -> ConsentEvent:
+    """``QUIET_HOURS_SET`` / ``QUIET_HOURS_CLEARED`` (issue #14): the contact's own stricter
+    quiet hours for one channel, set from the page of ``scope``; ``data`` is the window
+    (``start``, ``end`` as local ``HH:MM``), none when cleared."""
+    action = Action.QUIET_HOURS_SET if window is not None else Action.QUIET_HOURS_CLEARED
+    return await _append(contact, scope, channel, action, origin, at, window)
+
+
+async def suppressed(contact: Contact, root: Scope, origin: Origin, *, reason: str | None,
+                     every_channel: bool, at: datetime,
+                     data: Mapping[str, Any] | None = None) -> ConsentEvent:
+    """``SUPPRESSED`` at the tenant's root: on every channel (``ALL``: a blocklist or an
+    erasure) or email only (``EMAIL``: the suppression list, a bounce or a complaint).
+    ``data``: the ``reason``, then what the caller adds (an erasure's counts, a bounce's
+    provider facts)."""
+    return await _append(contact, root, Channel.ALL if every_channel else Channel.EMAIL,
+                         Action.SUPPRESSED, origin, at, {"reason": reason, **(data or {})})
+
+
+async def unsuppressed(contact: Contact, root: Scope, origin: Origin, *, reason: str | None,
+                       at: datetime) -> ConsentEvent:
+    """``UNSUPPRESSED``: a suppression of either kind lifted (``data.reason``: why)."""
+    return await _append(contact, root, Channel.ALL, Action.UNSUPPRESSED, origin, at,
+                         {"reason": reason})
+
+
+async def confirmation_requested(contact: Contact, scope: Scope, channel: Channel,
+                                 origin: Origin, *, opt_back_in: bool, request_id: str,
+                                 expires_at: datetime, form_id: str | None = None,
+                                 at: datetime) -> ConsentEvent:
+    """``OPT_BACK_IN_REQUESTED`` (after an opt-out) or ``CONFIRMATION_REQUESTED`` (a first
+    opt-in at a CONFIRMED scope, state PENDING): a consent request waiting for the
+    contact. ``data``: ``requestId``, ``expiresAt`` and the sign-up form's ``formId``."""
+    return await _append(
+        contact, scope, channel,
+        Action.OPT_BACK_IN_REQUESTED if opt_back_in else Action.CONFIRMATION_REQUESTED,
+        origin, at, {"requestId": request_id, "expiresAt": expires_at.isoformat(),
+                     **({"formId": form_id} if form_id is not None else {})})
+
+
+async def confirmation_expired(request: OptBackInRequest, actor: str, *,
+                               at: datetime) -> ConsentEvent:
+    """``CONFIRMATION_EXPIRED`` / ``OPT_BACK_IN_EXPIRED``: a consent request ran out
+    unconfirmed (a pending opt-in's state goes with it). Recorded with the request's
+    source; ``data``: ``requestId`` and ``expiresAt``."""
+    action = (Action.CONFIRMATION_EXPIRED if request.kind == RequestKind.OPT_IN
+              else Action.OPT_BACK_IN_EXPIRED)
+    return await _append(request.contact, request.scope, Channel(request.channel), action,
+                         Origin(request.source, actor), at,
+                         {"requestId": str(request.id),
+                          "expiresAt": request.expires_at.isoformat()})
+
+
+async def confirmation_mailed(request: OptBackInRequest, *, to: str, subject: str,
+                              message_id: str, outbox_id: str,
+                              at: datetime) -> ConsentEvent:
+    """``CONFIRMATION_MAILED``: the proof's second step (issue #21), the confirmation mail
+    left for the contact. ``data``: ``requestId``, the mail's ``messageId``, its
+    ``outboxId`` and ``sentAt``."""
+    return await _append(
+        request.contact, request.scope, Channel(request.channel), Action.CONFIRMATION_MAILED,
+        Origin(request.source, MAIL_ACTOR,
+               {"note": f"Confirmation email sent to {to}: {subject}"}),
+        at, {"requestId": str(request.id), "messageId": message_id,
+             "outboxId": outbox_id, "sentAt": at.isoformat()})
+
+
+async def consent_asked(contact: Contact, scope: Scope, origin: Origin, *, question_id: str,
+                        expires_at: datetime, at: datetime) -> ConsentEvent:
+    """``CONSENT_ASKED``: a sender asked the contact for SMS consent by text
+    (``askConsent``; the question's words are the evidence). ``data``: ``questionId``
+    and ``expiresAt``. A yes is a ``decided`` OPTED_IN with the same ``questionId``."""
+    return await _append(contact, scope, Channel.SMS, Action.CONSENT_ASKED, origin, at,
+                         {"questionId": question_id, "expiresAt": expires_at.isoformat()})
+
+
+async def consent_declined(contact: Contact, scope: Scope, origin: Origin, *,
+                           question_id: str, at: datetime) -> ConsentEvent:
+    """``CONSENT_DECLINED``: the contact answered no to a consent question (no state
+    changes). ``data``: ``questionId``."""
+    return await _append(contact, scope, Channel.SMS, Action.CONSENT_DECLINED, origin, at,
+                         {"questionId": question_id})
 
 
 def event_visible(principal: Principal, event: ConsentEvent) -> bool:
@@ -124,15 +260,17 @@ async def list_events(
         qs = qs.filter(scope_path__startswith=scope.path)
     if channel is not None:
         qs = qs.filter(channel=channel)
-    return await newest_first_page(qs, after, "id", limit)
+    return await NEWEST_FIRST.page(qs, after, limit)
 
 
 def event_cursor(event_id: int) -> str:
-    return encode_cursor(event_id)
+    return LEDGER_ORDER.encode(event_id)
 
 
 def parse_event_cursor(cursor: str, field: str = "after") -> int:
-    return decode_int_cursor(cursor, field)
+    """The ledger id behind an event's cursor; ``Invalid`` when it is not one."""
+    event_id: int = LEDGER_ORDER.decode(cursor, field)[0]
+    return event_id
 
 
 async def verify_invariants(tenant_id: str | None = None) -> list[str]:

@@ -15,11 +15,14 @@ from tortoise.transactions import in_transaction
 from prefcenter import db
 from prefcenter.errors import DomainError, ErrorCode, Forbidden, Invalid, NotFound
 from prefcenter.models import Contact, Scope
-from prefcenter.services.common import Page, clamp_first, decode_cursor, encode_cursor, parse_uuid
+from prefcenter.services.common import KeyKind, Keyset, Page, clamp_first, parse_uuid
 from prefcenter.services.consent import quiet_hours
 from prefcenter.services.senders import suppression
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
+
+#: ``contacts``: ordered by id (a stable order whatever the filters).
+BY_ID = Keyset((("id", KeyKind.UUID),))
 
 SUPPORTED_LOCALES = ("en", "de")
 
@@ -289,15 +292,7 @@ async def search_contacts(
             | Q(external_id__icontains=term)
             | Q(name__icontains=term)
         )
-    if after:
-        qs = qs.filter(id__gt=parse_uuid(decode_cursor(after), "after", "cursor"))
-    rows = await qs.order_by("id").limit(limit + 1)
-    items = list(rows[:limit])
-    return Page(
-        items=items,
-        cursors=[encode_cursor(str(c.id)) for c in items],
-        has_next=len(rows) > limit,
-    )
+    return await BY_ID.page(qs, after, limit)
 
 
 async def find_or_create_by_phone(

@@ -31,7 +31,7 @@ from prefcenter.models import (
     NotInterested,
     SendRecord,
 )
-from prefcenter.models.enums import PRIVATE_ACTIONS, Action, Channel, Source
+from prefcenter.models.enums import PRIVATE_ACTIONS, Source
 from prefcenter.models.mail import OptBackInRequest, OutboxMail
 from prefcenter.models.senders import FeedbackEvent, SuppressionOrigin
 from prefcenter.models.sms import SmsReview
@@ -175,12 +175,12 @@ async def erase(principal: Principal, contact_id: str) -> dict[str, Any]:
         now = utcnow()
         # The record that an erasure happened, and by whom (also when already suppressed:
         # the flag stays set, so state and ledger still agree).
-        event = await ledger.append(
-            contact=contact, scope=root, channel=Channel.ALL, action=Action.SUPPRESSED,
-            source=Source.ADMIN, actor=principal.actor,
-            evidence={"note": "Erasure (GDPR Art. 17): personal data removed."},
-            data={"reason": ERASED_REASON, "erasure": True, "redactedEvents": redacted},
-            at=now)
+        event = await ledger.suppressed(
+            contact, root, ledger.Origin(Source.ADMIN, principal.actor,
+                                         {"note": "Erasure (GDPR Art. 17): personal data "
+                                                  "removed."}),
+            reason=ERASED_REASON, every_channel=True, at=now,
+            data={"erasure": True, "redactedEvents": redacted})
         tokens = await ContactToken.filter(contact_id=contact.id).delete()
         await SmsReview.filter(contact_id=contact.id).update(from_number="[erased]",
                                                             body="[erased]")

@@ -22,6 +22,7 @@ from typing import Any
 from prefcenter.errors import Invalid
 from prefcenter.models import ConsentEvent, ConsentState, Contact
 from prefcenter.models.enums import PRIVATE_ACTIONS
+from prefcenter.services.consent import ledger
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
 
@@ -133,12 +134,12 @@ async def export_ledger(principal: Principal, fmt: str, *, after_id: int = 0,
     yield writer.header()
     qs = ConsentEvent.filter(authz.reach_q(principal), tenant_id=principal.tenant_id).exclude(
         action__in=[a.value for a in PRIVATE_ACTIONS])
-    cursor = after_id
+    position = after_id
     while True:
-        rows = await qs.filter(id__gt=cursor).order_by("id").limit(batch_size)
+        rows = await ledger.LEDGER_ORDER.rows(qs, (position,), batch_size)
         if not rows:
             return
-        cursor = rows[-1].id
+        position = rows[-1].id
         for e in rows:
             writer.row(event_row(e))
         yield writer.take()

@@ -30,7 +30,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from prefcenter.models import ConsentEvent, Contact, Scope
-from prefcenter.models.enums import Action, Channel, Source
+from prefcenter.models.enums import Source
 from prefcenter.models.senders import SenderConfig, SuppressionEntry, SuppressionOrigin
 from prefcenter.services.common import utcnow
 from prefcenter.services.consent import ledger
@@ -115,10 +115,9 @@ async def suppress(contact: Contact, root: Scope, *, actor: str, source: Source,
             not all_channels and contact.email_suppressed_at is not None):
         return None
     now = utcnow()
-    event = await ledger.append(
-        contact=contact, scope=root, channel=Channel.ALL if all_channels else Channel.EMAIL,
-        action=Action.SUPPRESSED, source=source, actor=actor, evidence=evidence or {},
-        data={"reason": reason, **(data or {})}, at=now)
+    event = await ledger.suppressed(contact, root, ledger.Origin(source, actor, evidence),
+                                    reason=reason, every_channel=all_channels, at=now,
+                                    data=data)
     column = "suppressed_at" if all_channels else "email_suppressed_at"
     setattr(contact, column, now)
     contact.suppression_reason = reason[:200]

@@ -442,13 +442,9 @@ async def _record_mailed(row: OutboxMail, message: EmailMessage, sent_at: dateti
         "contact", "scope").first()
     if request is None:
         return
-    await ledger.append(
-        contact=request.contact, scope=request.scope, channel=Channel(request.channel),
-        action=Action.CONFIRMATION_MAILED, source=request.source, actor="system:mail",
-        evidence={"note": f"Confirmation email sent to {message['To']}: "
-                          f"{message['Subject']}"},
-        data={"requestId": str(request.id), "messageId": str(message["Message-ID"]),
-              "outboxId": str(row.id), "sentAt": sent_at.isoformat()}, at=sent_at)
+    await ledger.confirmation_mailed(
+        request, to=message["To"], subject=message["Subject"],
+        message_id=str(message["Message-ID"]), outbox_id=str(row.id), at=sent_at)
 
 
 async def _retry(row: OutboxMail, settings: Settings, now: datetime, exc: BaseException

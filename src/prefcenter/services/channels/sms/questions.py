@@ -25,7 +25,7 @@ from typing import Any
 from prefcenter import db
 from prefcenter.errors import Invalid, NotFound
 from prefcenter.models import Contact, Scope
-from prefcenter.models.enums import Action, Channel, Source
+from prefcenter.models.enums import Channel, Source
 from prefcenter.models.optin import ConsentQuestion, QuestionStatus
 from prefcenter.services.channels.sms.keywords import normalize_body
 from prefcenter.services.common import utcnow
@@ -110,10 +110,9 @@ async def ask_consent(
         contact = await lock_contact(str(contact.id))
         expires_at = now + timedelta(hours=valid_hours)
         qid = uuid.uuid4()
-        event = await ledger.append(
-            contact=contact, scope=scope, channel=Channel.SMS, action=Action.CONSENT_ASKED,
-            source=Source.API, actor=principal.actor, evidence={"text": words},
-            data={"questionId": str(qid), "expiresAt": expires_at.isoformat()}, at=now)
+        event = await ledger.consent_asked(
+            contact, scope, ledger.Origin(Source.API, principal.actor, {"text": words}),
+            question_id=str(qid), expires_at=expires_at, at=now)
         return await ConsentQuestion.create(
             id=qid, tenant_id=contact.tenant_id, contact=contact, scope=scope,
             scope_path=scope.path, phone=contact.phone, words=words, asked_by=principal.actor,
@@ -181,11 +180,9 @@ async def answer(tenant_id: str, sender: str, body: str, evidence: dict[str, Any
             event_id = change.events[0].id if change.events else None
         else:
             change = None
-            event = await ledger.append(
-                contact=contact, scope=scope, channel=Channel.SMS,
-                action=Action.CONSENT_DECLINED, source=Source.SMS_KEYWORD,
-                actor=principal.actor, evidence=ledger.clean_evidence(proof),
-                ip=ip, user_agent=user_agent, data={"questionId": str(question.id)}, at=now)
+            event = await ledger.consent_declined(
+                contact, scope, request.by(principal.actor), question_id=str(question.id),
+                at=now)
             event_id = event.id
         await ConsentQuestion.filter(id=question.id).update(answer_event_id=event_id)
     await question.refresh_from_db()

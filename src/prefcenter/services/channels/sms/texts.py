@@ -49,7 +49,6 @@ from enum import StrEnum
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 
@@ -77,10 +76,10 @@ from prefcenter.services.channels.sms.keywords import (
     validate_keyword_config,
 )
 from prefcenter.services.common import (
+    KeyKind,
+    Keyset,
     Page,
     clamp_first,
-    decode_cursor,
-    encode_cursor,
     parse_uuid,
     utcnow,
 )
@@ -104,6 +103,11 @@ POLICY_KEY = "smsRevocationPolicy"
 NOTICE_KEY = "smsStopNotice"
 NOTICE_TEXT_KEY = "smsStopNoticeText"
 SETTINGS_KEYS = frozenset({KEYWORDS_KEY, POLICY_KEY, NOTICE_KEY, NOTICE_TEXT_KEY})
+#: Unrouted texts are listed newest first, the review queue oldest (most urgent) first:
+#: both by the time the text was received, then id.
+_BY_RECEIPT = (("received_at", KeyKind.TIME), ("id", KeyKind.UUID))
+UNROUTED_NEWEST_FIRST = Keyset(_BY_RECEIPT, descending=True)
+REVIEWS_OLDEST_FIRST = Keyset(_BY_RECEIPT)
 
 
 class RevocationPolicy(StrEnum):
@@ -713,11 +717,7 @@ async def list_unrouted(
     qs = _unrouted_query(principal)
     if not include_resolved:
         qs = qs.filter(status=UnroutedStatus.PENDING)
-    qs = _after(qs, after, descending=True)
-    rows = await qs.order_by("-received_at", "-id").limit(limit + 1)
-    items = list(rows[:limit])
-    return Page(items=items, cursors=[_cursor(r.received_at, str(r.id)) for r in items],
-                has_next=len(rows) > limit)
+    return await UNROUTED_NEWEST_FIRST.page(qs, after, limit)
 
 
 class UnroutedAction(StrEnum):
@@ -772,25 +772,6 @@ async def _queue_review(scope: Scope, contact: Contact, text: _Text) -> SmsRevie
     )
 
 
-def _cursor(at: datetime, row_id: str) -> str:
-    return encode_cursor(f"{at.isoformat()}|{row_id}")
-
-
-def _after(qs: Any, after: str | None, *, descending: bool) -> Any:
-    if not after:
-        return qs
-    raw = decode_cursor(after)
-    at_raw, _, rid = raw.partition("|")
-    try:
-        at = datetime.fromisoformat(at_raw)
-        rid = parse_uuid(rid, "after", "cursor")
-    except (ValueError, DomainError):
-        raise Invalid("Malformed cursor.", field="after") from None
-    if descending:
-        return qs.filter(Q(received_at__lt=at) | Q(received_at=at, id__lt=rid))
-    return qs.filter(Q(received_at__gt=at) | Q(received_at=at, id__gt=rid))
-
-
 async def list_reviews(
     principal: Principal, scope_id: str, *, include_resolved: bool = False,
     first: int | None = None, after: str | None = None, max_page: int = 500,
@@ -802,11 +783,7 @@ async def list_reviews(
     qs = SmsReview.filter(tenant_id=principal.tenant_id, scope_path__startswith=scope.path)
     if not include_resolved:
         qs = qs.filter(status=SmsReviewStatus.PENDING)
-    qs = _after(qs, after, descending=False)
-    rows = await qs.order_by("received_at", "id").limit(limit + 1)
-    items = list(rows[:limit])
-    return Page(items=items, cursors=[_cursor(r.received_at, str(r.id)) for r in items],
-                has_next=len(rows) > limit)
+    return await REVIEWS_OLDEST_FIRST.page(qs, after, limit)
 
 
 class ReviewAction(StrEnum):
