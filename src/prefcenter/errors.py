@@ -31,6 +31,10 @@ class ErrorCode(StrEnum):
     UNKNOWN_FORM_KEY = "UNKNOWN_FORM_KEY"
     #: Issue #21: a sign-up form key used for a scope other than its own.
     WRONG_SCOPE = "WRONG_SCOPE"
+    #: Issue #14: a topic key the tenant never defined ...
+    UNKNOWN_TOPIC = "UNKNOWN_TOPIC"
+    #: ... or one not offered at the scope asked about (defined elsewhere, or archived).
+    TOPIC_NOT_OFFERED = "TOPIC_NOT_OFFERED"
 
 
 class DomainError(Exception):

@@ -15,6 +15,9 @@ from prefcenter.models import (
     FrequencyPreference,
     NotInterested,
     Scope,
+    Topic,
+    TopicConsentState,
+    TopicFrequency,
 )
 from prefcenter.models.enums import PRIVATE_ACTIONS, Action, Channel, ConsentStatus, Source
 from prefcenter.services.common import (
@@ -62,6 +65,7 @@ async def append(
     user_agent: str | None = None,
     data: Mapping[str, Any] | None = None,
     at: datetime | None = None,
+    topic: Topic | None = None,
 ) -> ConsentEvent:
     """Write one event. Must run inside ``db.transaction()`` with the state it explains."""
     event = await ConsentEvent.create(
@@ -78,6 +82,7 @@ async def append(
         user_agent=(user_agent or None) and user_agent[:500],
         data=dict(data or {}),
         occurred_at=at or utcnow(),
+        topic=topic,
     )
     await events.recorded(event)
     return event
@@ -148,8 +153,20 @@ async def verify_invariants(tenant_id: str | None = None) -> list[str]:
     #: contact -> (suppressed on every channel, suppressed for email): an EMAIL event is a
     #: list or bounce suppression, an ALL event a blocklist or erasure; lifting lifts both.
     expected_suppressed: dict[str, tuple[bool, bool]] = {}
+    #: Issue #14: decisions and caps about a topic, by (contact, scope, topic, channel).
+    expected_topic: dict[tuple[str, str, str, str], tuple[str, int]] = {}
+    expected_topic_freq: dict[tuple[str, str, str, str], tuple[dict[str, Any], int]] = {}
     for e in await qs.order_by("id"):
         cid, sid = str(e.contact_id), str(e.scope_id)
+        if e.topic_id is not None:
+            tkey = (cid, sid, str(e.topic_id), e.channel.value)
+            if e.action in (Action.OPTED_IN, Action.OPTED_OUT):
+                expected_topic[tkey] = (e.action.value, e.id)
+            elif e.action == Action.FREQUENCY_SET:
+                expected_topic_freq[tkey] = (dict(e.data), e.id)
+            elif e.action == Action.FREQUENCY_CLEARED:
+                expected_topic_freq.pop(tkey, None)
+            continue
         if e.action in (Action.OPTED_IN, Action.OPTED_OUT):
             expected_consent[(cid, sid, e.channel.value)] = (e.action.value, e.id)
         elif e.action == Action.CONFIRMATION_REQUESTED:
@@ -207,6 +224,22 @@ async def verify_invariants(tenant_id: str | None = None) -> list[str]:
     }
     if actual_freq != expected_freq:
         problems.append(f"frequency: state {actual_freq} != ledger {expected_freq}")
+    topic_states = TopicConsentState.all() if tenant_id is None else TopicConsentState.filter(
+        tenant_id=tenant_id)
+    actual_topic = {(str(s.contact_id), str(s.scope_id), str(s.topic_id), s.channel.value):
+                    (s.status.value, s.event_id) for s in await topic_states}
+    for tkey in set(actual_topic) | set(expected_topic):
+        if actual_topic.get(tkey) != expected_topic.get(tkey):
+            problems.append(f"topic consent {tkey}: state {actual_topic.get(tkey)} "
+                            f"!= ledger {expected_topic.get(tkey)}")
+    topic_freqs = TopicFrequency.all() if tenant_id is None else TopicFrequency.filter(
+        contact__tenant_id=tenant_id)
+    actual_topic_freq = {
+        (str(f.contact_id), str(f.scope_id), str(f.topic_id), f.channel.value):
+        (frequency_data(f), f.event_id) for f in await topic_freqs}
+    if actual_topic_freq != expected_topic_freq:
+        problems.append(f"topic frequency: state {actual_topic_freq} != ledger "
+                        f"{expected_topic_freq}")
     contacts = Contact.all() if tenant_id is None else Contact.filter(tenant_id=tenant_id)
     for c in await contacts:
         should = expected_suppressed.get(str(c.id), (False, False))
@@ -216,7 +249,7 @@ async def verify_invariants(tenant_id: str | None = None) -> list[str]:
     return problems
 
 
-def frequency_data(pref: FrequencyPreference) -> dict[str, Any]:
+def frequency_data(pref: FrequencyPreference | TopicFrequency) -> dict[str, Any]:
     """The event ``data`` a frequency preference is written with (one place for the shape)."""
     return {
         "maxCount": pref.max_count,
