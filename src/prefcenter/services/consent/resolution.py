@@ -230,7 +230,9 @@ def resolve(
             return capped
     # 6T. A topic's own caps: the most specific one counts the sends about that topic.
     if topic is not None:
-        capped = _cap(decision, topic_frequencies, topic_sends, path, index, channel, now)
+        capped = _cap(decision, [f for f in topic_frequencies if f.topic_id == topic.id],
+                      [s for s in topic_sends if s.topic_id == topic.id], path, index,
+                      channel, now)
         if capped is not None:
             return replace(capped, by_topic=True)
     return decision
