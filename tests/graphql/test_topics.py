@@ -320,3 +320,30 @@ async def test_services_topic_changes_and_the_ledger(world: World) -> None:
     await TopicConsentState.all().update(status="OPTED_IN")
     problems = await verify_invariants(w.tenant_id)
     assert len(problems) == 1 and problems[0].startswith("topic consent"), problems
+
+
+async def test_a_decision_reads_one_statement_and_without_a_topic_the_same_as_before(
+        world: World) -> None:
+    """The hot path: warm, one statement with a topic or without; without one it touches
+    no topic table (the statement of before topics)."""
+    from tests.helpers import count_queries
+
+    w = world
+    await define(w, "newsletter")
+    await change(w, "optOut", "client_news", "newsletter")
+    await change(w, "optOut", "account", None)
+    doc = """query($c: ID!, $s: ID!, $t: String) { decision(contactId: $c, scopeId: $s,
+      channel: EMAIL, topic: $t) { allowed reason topic decidedBy { id } } }"""
+
+    async def ask(topic: str | None) -> str:
+        body = await w.gql(doc, {"c": w.cid("ada"), "s": w.sid("user_alice"), "t": topic})
+        return str(body["decision"]["reason"])
+
+    await ask(None)  # warm: the key, the path
+    with count_queries() as plain:
+        assert await ask(None) == "DEFAULT_ALLOWED"
+    with count_queries() as about_topic:
+        assert await ask("newsletter") == "OPTED_OUT"
+    assert len(plain) == 1 and len(about_topic) == 1, (plain, about_topic)
+    assert "topic" not in plain[0] and "consent_event" not in plain[0], plain
+    assert "topic_consent_state" in about_topic[0]
