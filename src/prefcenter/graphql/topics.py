@@ -81,9 +81,10 @@ TopicResult = result_union("TopicResult", TopicPayload)
 @strawberry.type
 class Query:
     @strawberry.field(description="The topics offered at a scope (defined there or above), "
-                      "widest first.")
+                      "widest first; without a scope, every topic offered anywhere you may "
+                      "see (what a preference page shows).")
     @query_errors
-    async def topics(self, info: GInfo, scope_id: strawberry.ID,
+    async def topics(self, info: GInfo, scope_id: strawberry.ID | None = None,
                      include_archived: bool = False) -> list[TopicNode]:
         principal = guard(info)
         found = await svc.list_topics(principal, scope_id, include_archived=include_archived)

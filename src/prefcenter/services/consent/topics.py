@@ -138,15 +138,20 @@ async def archive_topic(principal: Principal, topic_id: str) -> Topic:
     return topic
 
 
-async def list_topics(principal: Principal, scope_id: str, *,
+async def list_topics(principal: Principal, scope_id: str | None, *,
                       include_archived: bool = False) -> list[Topic]:
-    """The topics offered at a scope: those defined on its path (root first, then key)."""
+    """The topics offered at a scope: those defined on its path (root first, then key).
+    Without a scope: every topic offered somewhere the caller may see (a preference page
+    shows them all at once), widest first."""
     authz.require_any(principal, Capability.READ_SCOPES, Capability.SELF)
-    scope = await get_scope(principal, scope_id)
-    qs = Topic.filter(tenant_id=principal.tenant_id, scope_id__in=scope.ancestor_ids())
+    qs = Topic.filter(tenant_id=principal.tenant_id)
     if not include_archived:
         qs = qs.filter(archived_at=None)
-    topics = await qs
+    if scope_id is None:
+        found = [t for t in await qs if topic_visible(principal, t)]
+        return sorted(found, key=lambda t: (t.scope_path.count("/"), t.scope_path, t.key))
+    scope = await get_scope(principal, scope_id)
+    topics = await qs.filter(scope_id__in=scope.ancestor_ids())
     depth = {sid: i for i, sid in enumerate(scope.ancestor_ids())}
     return sorted(topics, key=lambda t: (depth[str(t.scope_id)], t.key))
 
