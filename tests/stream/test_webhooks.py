@@ -646,9 +646,9 @@ async def test_a_topic_decision_names_its_topic(world: World, settings: Settings
     """Issue #14: an opt-out of a topic reaches partners with the topic's id; a general
     one keeps the payload of before (no topicId)."""
     await endpoint_for(world, receiver)
-    made = await world.gql("""mutation { createTopic(input: {scopeId: "%s", key: "news",
-        name: "News", kind: MARKETING}) { ... on TopicPayload { topic { id } } } }"""
-                           % world.sid("group"))
+    made = await world.gql("""mutation($s: ID!) { createTopic(input: {scopeId: $s,
+        key: "news", name: "News", kind: MARKETING}) { ... on TopicPayload { topic { id } } } }""",
+                           {"s": world.sid("group")})
     topic_id = made["createTopic"]["topic"]["id"]
     data = await world.gql(OPT % "optOut", {"i": {
         "contactId": world.cid("ada"), "scopeId": world.sid("study_sleep"), "channel": "ALL",
