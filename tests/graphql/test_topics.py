@@ -347,3 +347,27 @@ async def test_a_decision_reads_one_statement_and_without_a_topic_the_same_as_be
     assert len(plain) == 1 and len(about_topic) == 1, (plain, about_topic)
     assert "topic" not in plain[0] and "consent_event" not in plain[0], plain
     assert "topic_consent_state" in about_topic[0]
+
+
+async def test_a_keys_topic_opt_in_at_a_confirmed_scope_is_refused(world: World) -> None:
+    """Double opt-in is not bypassed through a topic: only the contact's own switch counts
+    where the opt-in mode is CONFIRMED (for EMAIL, and for ALL which includes it)."""
+    w = world
+    await define(w, "newsletter")
+    await define(w, "reminders", "TRANSACTIONAL")
+    mode = await w.gql("""mutation($s: ID!) { setOptInMode(input: {scopeId: $s, channel: EMAIL,
+        mode: CONFIRMED}) { __typename } }""", {"s": w.sid("account")})
+    assert mode["setOptInMode"]["__typename"] == "OptInModePayload"
+    for channel in ("EMAIL", "ALL"):
+        refused = await change(w, "optIn", "study_sleep", "newsletter", channel,
+                               evidence=EVIDENCE)
+        assert (refused["code"], refused["field"]) == ("CONFIRMATION_REQUIRED", "channel")
+    assert (await change(w, "optIn", "study_sleep", "newsletter", "SMS",
+                         evidence=EVIDENCE))["changed"] is True
+    assert (await change(w, "optIn", "study_sleep", "reminders", "EMAIL",
+                         evidence=EVIDENCE))["changed"] is True
+    token = await contact_token(w)
+    own = await change(w, "optIn", "study_sleep", "newsletter", "EMAIL", token=token,
+                       evidence={"text": "Newsletter: on"})
+    assert own["changed"] is True
+    await assert_ledger_consistent(w.tenant_id)

@@ -240,8 +240,9 @@ async def opt_in(principal: Principal, contact_id: str, scope_id: str, key: str,
     contact, scope, path, topic = await _prepare(principal, contact_id, scope_id, key,
                                                  request.source)
     marketing = topic.kind == TopicKind.MARKETING
-    if marketing and not principal.is_contact and channel != Channel.ALL and \
-            opt_in_mode(path, channel)[0] == OptInMode.CONFIRMED:
+    asked = (Channel.EMAIL, Channel.SMS) if channel == Channel.ALL else (channel,)
+    if marketing and not principal.is_contact and any(
+            opt_in_mode(path, c)[0] == OptInMode.CONFIRMED for c in asked):
         raise DomainError("Consent to this topic here needs the contact's own confirmation: "
                           "it switches it on from its preference page.",
                           code=ErrorCode.CONFIRMATION_REQUIRED, field="channel")
