@@ -63,6 +63,14 @@ DECISION = """query($c: ID!, $s: ID!) {
     allowed reason nextAllowedAt decidedBy { id name }
   }
 }"""
+#: Issue #14: the same decision about a topic (marketing or transactional, some contacts
+#: opted out of it): one statement still, with the topic's branches added.
+DECISION_TOPIC = """query($c: ID!, $s: ID!, $t: String) {
+  decision(contactId: $c, scopeId: $s, channel: EMAIL, topic: $t) {
+    allowed reason nextAllowedAt decidedBy { id name }
+  }
+}"""
+TOPICS = ("newsletter", "reminder")
 CONTACT = "query($id: ID!) { contact(id: $id) { id email } }"
 OPT = """mutation($i: ConsentChangeInput!) { %s(input: $i) {
   __typename ... on OperationError { code } ... on BlockedError { code } } }"""
@@ -371,6 +379,7 @@ async def seed_all(url: str, args: argparse.Namespace) -> Data:
         rng = random.Random(args.seed)
         small = await core.seed(args.contacts, rng, clients_n=3, users_n=2, studies_n=2,
                                 name="Bench small")
+        await seed_topics(small, rng)
         audience = await core.seed(args.audience, rng, name="Bench audience")
         if args.big:
             from bench import bigdata
@@ -379,6 +388,24 @@ async def seed_all(url: str, args: argparse.Namespace) -> Data:
     finally:
         await db.close_db()
     return Data(small, audience)
+
+
+async def seed_topics(s: core.Seeded, rng: random.Random) -> None:
+    """Tenant A's topics (one marketing, one transactional, at the root) and an opt-out
+    of one of them for a fifth of the contacts, at a random scope of the tree."""
+    from prefcenter.models.enums import Channel, Source, TopicKind
+    from prefcenter.services.consent import changes, topics
+    from prefcenter.services.tenancy.principals import system_principal
+
+    root_id = s.target.path.strip("/").split("/")[0]
+    system = system_principal(s.tenant_id, root_id, "bench")
+    for key, kind in zip(TOPICS, (TopicKind.MARKETING, TopicKind.TRANSACTIONAL), strict=True):
+        await topics.create_topic(system, root_id, key=key, name=key, kind=kind)
+    request = changes.Request(source=Source.ADMIN)
+    scope_ids = [str(x.id) for x in s.leaves] + [str(s.target.id), root_id]
+    for cid in rng.sample(s.contact_ids, len(s.contact_ids) // 5):
+        await topics.opt_out(system, cid, rng.choice(scope_ids), rng.choice(TOPICS),
+                             Channel.ALL, request)
 
 
 async def check_ledger(url: str, tenant_id: str) -> list[str]:
@@ -431,6 +458,9 @@ async def measure(args: argparse.Namespace, url: str, server: Server, bare: Serv
     scope_ids = [str(x.id) for x in s.leaves] + [target]
     decisions = [post("decision", DECISION, {"c": c, "s": rng.choice(scope_ids)}, key)
                  for c in s.contact_ids for _ in range(2)]
+    about_topic = [post("decision_topic", DECISION_TOPIC, {
+        "c": c, "s": rng.choice(scope_ids), "t": rng.choice(TOPICS)}, key)
+        for c in s.contact_ids for _ in range(2)]
     rates = await rates_interleaved([
         ("bare", "bare Litestar route (bench.bare)", bare.port, [get("/", "bare")]),
         ("healthz", "prefcenter GET /healthz", port, [get("/healthz", "h")]),
@@ -439,6 +469,7 @@ async def measure(args: argparse.Namespace, url: str, server: Server, bare: Serv
         ("anon", "{ __typename } anonymous", port, [post("a", TYPENAME)]),
         ("auth", "{ __typename } owner API key", port, [post("k", TYPENAME, key=key)]),
         ("decision", "decision, owner API key", port, decisions),
+        ("decision_topic", "decision with a topic, owner API key", port, about_topic),
     ], args, rng)
 
     # audience: one at a time, GraphQL vs the bare SQL on the same file
@@ -490,6 +521,8 @@ async def measure(args: argparse.Namespace, url: str, server: Server, bare: Serv
     print(f"    static file / bare route           {r['static'] / r['bare']:.2f}x  (>= 0.5)")
     print(f"    authenticated / anonymous typename {r['auth'] / r['anon']:.2f}x  (>= 0.8)")
     print(f"    decision / authenticated typename  {r['decision'] / r['auth']:.2f}x  (>= 0.6)")
+    print(f"    decision with topic / without      {r['decision_topic'] / r['decision']:.2f}x"
+          f"  (issue 14: within the hot path's figures)")
     print(f"    50-client mix / auth typename      {mix_rps / r['auth']:.2f}x  (>= 0.4)")
     print(f"    audience 10k GraphQL / bare SQL    {g / q:.1f}x  (<= 3; {g * 1000:.0f} ms, "
           f"< 300 ms on SQLite)")

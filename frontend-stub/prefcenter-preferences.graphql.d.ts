@@ -41,7 +41,15 @@ export type ConsentChangeInput = {
   scopeId: string;
   /** Where it came from; default ADMIN for keys, PREFERENCE_CENTER for contacts. */
   source: Source | null | undefined;
+  /** A topic's key: the decision is about that topic only (it must be offered at the scope); omit for a general decision. */
+  topic: string | null | undefined;
 };
+
+/** An explicit consent decision. */
+export type ConsentStatus =
+  | 'OPTED_IN'
+  | 'OPTED_OUT'
+  | 'PENDING';
 
 /** What kind of expected failure this is. */
 export type ErrorCode =
@@ -61,9 +69,11 @@ export type ErrorCode =
   | 'NOT_ALLOWED'
   | 'NOT_FOUND'
   | 'OPT_BACK_IN_REQUIRED'
+  | 'TOPIC_NOT_OFFERED'
   | 'UNAUTHENTICATED'
   | 'UNKNOWN_FORM_KEY'
   | 'UNKNOWN_TIME_ZONE'
+  | 'UNKNOWN_TOPIC'
   | 'WRONG_SCOPE';
 
 /** What backs a change: the words shown or received, versions, documents. */
@@ -100,6 +110,8 @@ export type FrequencyInput = {
   scopeId: string;
   /** Where it came from. */
   source: Source | null | undefined;
+  /** A topic's key: cap only the sends about that topic. */
+  topic: string | null | undefined;
 };
 
 /** Mute or unmute a scope (only the contact itself). */
@@ -142,7 +154,7 @@ export type QuietHoursInput = {
   start: string | null | undefined;
 };
 
-/** Why a decision came out as it did, in resolution order: SUPPRESSED, OPTED_OUT, NOT_INTERESTED (only the contact sees it; others see UNAVAILABLE), OPTED_IN, DEFAULT_ALLOWED / CONSENT_REQUIRED, FREQUENCY_CAP, QUIET_HOURS (the contact's local time is inside the quiet hours; see nextAllowedAt); CONFIRMATION_PENDING when an opt-in waits for the contact's confirmation (see expiresAt). */
+/** Why a decision came out as it did, in resolution order: SUPPRESSED, OPTED_OUT, NOT_INTERESTED (only the contact sees it; others see UNAVAILABLE), OPTED_IN, DEFAULT_ALLOWED / CONSENT_REQUIRED, FREQUENCY_CAP, QUIET_HOURS (the contact's local time is inside the quiet hours; see nextAllowedAt); CONFIRMATION_PENDING when an opt-in waits for the contact's confirmation (see expiresAt); TRANSACTIONAL for a transactional topic nothing stops. */
 export type Reason =
   | 'CONFIRMATION_PENDING'
   | 'CONSENT_REQUIRED'
@@ -153,6 +165,7 @@ export type Reason =
   | 'OPTED_OUT'
   | 'QUIET_HOURS'
   | 'SUPPRESSED'
+  | 'TRANSACTIONAL'
   | 'UNAVAILABLE';
 
 /** What a consent request asks the contact to confirm. */
@@ -190,6 +203,11 @@ export type TimeZoneSource =
   | 'SCOPE'
   | 'UTC';
 
+/** MARKETING (every opt-out and default applies) or TRANSACTIONAL (only a suppression, an SMS STOP or an opt-out of the topic itself stops it). */
+export type TopicKind =
+  | 'MARKETING'
+  | 'TRANSACTIONAL';
+
 /** Changes to a contact; omitted fields stay, null clears. */
 export type UpdateContactInput = {
   /** The contact; omit with a contact token to mean yourself. */
@@ -211,7 +229,7 @@ export type UpdateContactInput = {
 export type PreferenceCentreQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type PreferenceCentreQuery = { me: { id: string, name: string, email: string | null, phone: string | null, locale: string, suppressed: boolean, timeZone: string | null }, scopes: Array<{ id: string, name: string, depth: number, pathIds: Array<string>, channels: Array<Channel> }>, myDecisions: Array<{ scopeId: string, channel: Channel, allowed: boolean, reason: Reason, nextAllowedAt: string | null, explanation: string, decidedBy: { id: string, name: string } | null, event: { id: string, channel: Channel, source: Source, occurredAt: string } | null }>, preferences: { frequencies: Array<{ scopeId: string, channel: Channel, maxCount: number | null, period: Period | null, pausedUntil: string | null }>, notInterested: Array<{ scopeId: string, createdAt: string }> }, optBackInRequests: Array<{ id: string, scopeId: string, channel: Channel, status: OptBackInStatus, expiresAt: string, kind: RequestKind }>, quietHours: { timeZone: string, timeZoneSource: TimeZoneSource, channels: Array<{ channel: Channel, scopeHours: { start: string, end: string } | null, ownHours: { start: string, end: string } | null, setBy: { id: string, name: string } | null }> } };
+export type PreferenceCentreQuery = { me: { id: string, name: string, email: string | null, phone: string | null, locale: string, suppressed: boolean, timeZone: string | null }, scopes: Array<{ id: string, name: string, depth: number, pathIds: Array<string>, channels: Array<Channel> }>, myDecisions: Array<{ scopeId: string, channel: Channel, allowed: boolean, reason: Reason, nextAllowedAt: string | null, explanation: string, decidedBy: { id: string, name: string } | null, event: { id: string, channel: Channel, source: Source, occurredAt: string } | null }>, preferences: { frequencies: Array<{ scopeId: string, channel: Channel, maxCount: number | null, period: Period | null, pausedUntil: string | null }>, notInterested: Array<{ scopeId: string, createdAt: string }>, topicDecisions: Array<{ scopeId: string, topicId: string, channel: Channel, status: ConsentStatus }> }, optBackInRequests: Array<{ id: string, scopeId: string, channel: Channel, status: OptBackInStatus, expiresAt: string, kind: RequestKind }>, quietHours: { timeZone: string, timeZoneSource: TimeZoneSource, channels: Array<{ channel: Channel, scopeHours: { start: string, end: string } | null, ownHours: { start: string, end: string } | null, setBy: { id: string, name: string } | null }> }, topics: Array<{ id: string, key: string, name: string, description: string, kind: TopicKind, scopeId: string }> };
 
 export type SetQuietHoursMutationVariables = Exact<{
   input: QuietHoursInput;

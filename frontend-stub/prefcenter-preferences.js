@@ -26,12 +26,14 @@ const OVERVIEW = /* GraphQL */ `query PreferenceCentre {
   preferences {
     frequencies { scopeId channel maxCount period pausedUntil }
     notInterested { scopeId createdAt }
+    topicDecisions { scopeId topicId channel status }
   }
   optBackInRequests { id scopeId channel status expiresAt kind }
   quietHours {
     timeZone timeZoneSource
     channels { channel scopeHours { start end } ownHours { start end } setBy { id name } }
   }
+  topics { id key name description kind scopeId }
 }`;
 
 // Issue #14: the contact's own stricter quiet hours for one channel (or clear: true).
@@ -474,6 +476,8 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
     decisions: new Map(),
     frequencies: [],
     notInterested: [],
+    topics: [],
+    topicOut: new Set(),
     requests: [],
     channels: [],
     openFrequency: new Set(),
@@ -498,6 +502,12 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
     state.frequencies = data.preferences.frequencies;
     state.notInterested = data.preferences.notInterested;
     state.quiet = data.quietHours;
+    // Topics (issue 14): each offered at its scope and below; the contact's switch per topic
+    // and scope is its decision for ALL channels there.
+    state.topics = data.topics || [];
+    state.topicOut = new Set((data.preferences.topicDecisions || [])
+      .filter((d) => d.status === "OPTED_OUT" && d.channel === "ALL")
+      .map((d) => `${d.topicId}|${d.scopeId}`));
     state.requests = (data.optBackInRequests || []).filter((r) => r.status === "PENDING");
     const root = data.scopes.find((s) => s.pathIds.length === 1) || data.scopes[0];
     state.org = root ? root.name : "";
@@ -1280,6 +1290,7 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
         : null,
       h("div", { class: "channels" }, (scope.channels || []).map((channel) =>
         state.channels.includes(channel) ? renderChannel(scope, channel) : renderNoAddress(channel))),
+      renderTopics(scope),
       renderFrequency(scope));
     const node = h("li", { class: "node" }, card);
     if (kids.length) {
@@ -1338,6 +1349,84 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
       },
       h("span", { class: "switch-track", "aria-hidden": "true" }, h("span", { class: "switch-thumb" })),
       h("span", { class: "switch-state", "aria-hidden": "true" }, stateText)));
+  }
+
+  // --- Topics (issue 14): one switch per topic offered at the scope ----------------------------
+
+  function topicsAt(scope) {
+    return state.topics.filter((t) => scope.pathIds.includes(t.scopeId));
+  }
+
+  // Where a topic is switched off on the scope's path (the highest such scope), or null.
+  function topicOffAt(topic, scope) {
+    const id = scope.pathIds.find((sid) => state.topicOut.has(`${topic.id}|${sid}`));
+    return id ? state.byId.get(id) || scope : null;
+  }
+
+  function renderTopics(scope) {
+    const offered = topicsAt(scope);
+    if (!offered.length) return null;
+    const headingId = `topics-${scope.id}`;
+    return h("div", { class: "topics", role: "group", "aria-labelledby": headingId },
+      h("h4", { id: headingId, class: "topics-title" }, _("Topics")),
+      offered.map((topic) => renderTopic(scope, topic)));
+  }
+
+  function renderTopic(scope, topic) {
+    const offAt = topicOffAt(topic, scope);
+    const on = !offAt;
+    const above = offAt && offAt.id !== scope.id;
+    const whyId = `why-${scope.id}-${topic.id}`;
+    const why = [topic.description,
+      topic.kind === "TRANSACTIONAL"
+        ? _("Sent even when other messages are off: it's about something you arranged.") : "",
+      above ? _("Off for everything under {scope}.", { scope: offAt.name }) : ""]
+      .filter(Boolean).join(" ");
+    return h("div", { class: `channel topic${on ? " is-on" : " is-off"}` },
+      h("span", { class: "channel-name" }, topic.name),
+      h("span", { class: "why", id: whyId }, why),
+      h("button", {
+        type: "button",
+        role: "switch",
+        class: "switch",
+        "aria-checked": on ? "true" : "false",
+        "aria-label": _("{topic} from {scope}", { topic: topic.name, scope: scope.name }),
+        "aria-describedby": whyId,
+        "aria-disabled": above ? "true" : null,
+        "data-focus-key": `topic|${scope.id}|${topic.id}`,
+        onclick: () => onTopicSwitch(scope, topic),
+      },
+      h("span", { class: "switch-track", "aria-hidden": "true" }, h("span", { class: "switch-thumb" })),
+      h("span", { class: "switch-state", "aria-hidden": "true" }, on ? _("On") : _("Off"))));
+  }
+
+  async function onTopicSwitch(scope, topic) {
+    clearNotices();
+    const offAt = topicOffAt(topic, scope);
+    const values = { topic: topic.name, scope: scope.name };
+    if (offAt && offAt.id !== scope.id) {
+      complain(_("Off for everything under {scope}.", { scope: offAt.name }));
+      return;
+    }
+    if (offAt) {
+      const text = _("Yes, send me {topic} from {scope}.", values);
+      await change(OPT_IN, "optIn", {
+        input: { scopeId: scope.id, channel: "ALL", topic: topic.key, source: "PREFERENCE_CENTER",
+          evidence: { text, formVersion: FORM_VERSION } },
+      }, () => _("Done: {topic} from {scope} is on.", values));
+      return;
+    }
+    const answer = await ask({
+      title: _("Stop {topic} from {scope}?", values),
+      body: [_("You won't get {topic} from {scope} or anything under it, by email or text message.", values)],
+      ok: _("Yes, stop {words}", { words: topic.name }),
+      okKind: "danger",
+      cancel: _("No, keep it"),
+    });
+    if (!answer) return;
+    await change(OPT_OUT, "optOut", {
+      input: { scopeId: scope.id, channel: "ALL", topic: topic.key, source: "PREFERENCE_CENTER" },
+    }, () => _("Done: {topic} from {scope} is off.", values));
   }
 
   // A channel the scope offers but we have no address for: say why, no switch that does nothing.

@@ -57,10 +57,11 @@ def test_api_md_names_exist() -> None:
         assert name in mutation, name
     reasons = set(schema.type_map["Reason"].values)
     # CONFIRMATION_PENDING: issue #21 (an opt-in waiting for the contact's confirmation);
-    # QUIET_HOURS: issue #14 (inside the quiet hours of the contact's local time).
+    # QUIET_HOURS: issue #14 (inside the quiet hours of the contact's local time);
+    # TRANSACTIONAL: issue #14 (a transactional topic nothing stops).
     assert reasons == {"SUPPRESSED", "OPTED_OUT", "UNAVAILABLE", "NOT_INTERESTED", "OPTED_IN",
                        "DEFAULT_ALLOWED", "CONSENT_REQUIRED", "FREQUENCY_CAP",
-                       "CONFIRMATION_PENDING", "QUIET_HOURS"}
+                       "CONFIRMATION_PENDING", "QUIET_HOURS", "TRANSACTIONAL"}
     decision = schema.type_map["Decision"].fields
     for name in ("allowed", "reason", "decidedBy", "event", "nextAllowedAt"):
         assert name in decision

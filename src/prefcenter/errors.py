@@ -34,6 +34,11 @@ class ErrorCode(StrEnum):
     #: Issue #14: a time zone that is not an IANA zone name.
     UNKNOWN_TIME_ZONE = "UNKNOWN_TIME_ZONE"
 
+    #: Issue #14: a topic key the tenant never defined ...
+    UNKNOWN_TOPIC = "UNKNOWN_TOPIC"
+    #: ... or one not offered at the scope asked about (defined elsewhere, or archived).
+    TOPIC_NOT_OFFERED = "TOPIC_NOT_OFFERED"
+
 
 class DomainError(Exception):
     """An expected failure: a code, a message for people, and optionally the input field."""

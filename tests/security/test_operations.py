@@ -29,7 +29,15 @@ import pytest
 
 from prefcenter.graphql.permissions import RULES
 from prefcenter.graphql.schema import build_schema
-from prefcenter.models import ApiKey, ConsentEvent, ConsentState, Contact, NotInterested, Scope
+from prefcenter.models import (
+    ApiKey,
+    ConsentEvent,
+    ConsentState,
+    Contact,
+    NotInterested,
+    Scope,
+    Topic,
+)
 from prefcenter.models.enums import TokenPurpose
 from prefcenter.services.tenancy import auth
 from prefcenter.services.tenancy.principals import Capability
@@ -118,6 +126,10 @@ def _number(t: dict[str, str]) -> dict[str, Any]:
     return {"s": t["scope"], "n": f"+1415555{next(_seq) % 10000:04d}"}
 
 
+def _topic_key(t: dict[str, str]) -> dict[str, Any]:
+    return {"s": t["scope"], "k": f"topic-{next(_seq)}-{uuid.uuid4().hex[:6]}"}
+
+
 EVIDENCE = '{text: "Yes, send me the newsletter."}'
 HOOK = "http://127.0.0.1:9/hook"
 SMS_TOKEN = "test-twilio-auth-token-0123456789"
@@ -175,6 +187,18 @@ OPS: dict[str, Op] = {
     "Query.unroutedSms": op("{ unroutedSms(includeResolved: true) { edges { node { id body "
                             "} } } }", none, C.MANAGE_KEYS, legit="a_owner", makes="unrouted"),
     # --- mutations -------------------------------------------------------------------
+    # Issue #14: topics (the topic is made at the target scope by its subtree's admin)
+    "Query.topics": op("query($s: ID!) { topics(scopeId: $s) { id key } }", sc,
+                       C.READ_SCOPES, contact=True, targets="scope", makes="topic"),
+    "Mutation.createTopic": op(
+        f'mutation($s: ID!, $k: String!) {{ createTopic(input: {{scopeId: $s, key: $k, '
+        f'name: "New", kind: MARKETING}}) {RESULT} }}', _topic_key, C.WRITE, targets="scope"),
+    "Mutation.updateTopic": op(
+        f'mutation($i: ID!) {{ updateTopic(input: {{topicId: $i, name: "Renamed"}}) '
+        f"{RESULT} }}", one("topic"), C.WRITE, targets="topic", makes="topic"),
+    "Mutation.archiveTopic": op(
+        f"mutation($i: ID!) {{ archiveTopic(input: {{topicId: $i}}) {RESULT} }}",
+        one("topic"), C.WRITE, targets="topic", makes="topic"),
     "Mutation.createScope": op(
         f'mutation($s: ID!) {{ createScope(input: {{parentId: $s, kind: "Team", '
         f'name: "New"}}) {RESULT} }}', sc, C.WRITE, targets="scope"),
@@ -393,6 +417,13 @@ async def _request(sec: Security, t: dict[str, str]) -> str:
     return str(data["requestOptBackIn"]["request"]["id"])
 
 
+async def _topic(sec: Security, t: dict[str, str]) -> str:
+    data = await _gql(sec, "a_news_admin", 'mutation($s: ID!) { createTopic(input: {scopeId: '
+                      '$s, key: "job-alerts", name: "Job alerts", kind: MARKETING}) { ... on '
+                      "TopicPayload { topic { id } } } }", s=t["scope"])
+    return str(data["createTopic"]["topic"]["id"])
+
+
 async def _event(sec: Security, t: dict[str, str]) -> str:
     await _gql(sec, "nina", "mutation($s: ID!) { optOut(input: {scopeId: $s, channel: SMS}) "
                "{ __typename } }", s=t["scope"])
@@ -403,6 +434,7 @@ MAKERS: dict[str, Callable[[Security, dict[str, str]], Awaitable[str]]] = {
     "endpoint": _endpoint, "sms_number": _sms_number, "review": _review,
     "unrouted": _unrouted, "opted_out": _opted_out, "confirm_token": _confirm_token,
     "event": _event, "form": _form, "question": _question, "request": _request,
+    "topic": _topic,
 }
 
 
@@ -489,6 +521,8 @@ async def snapshot() -> tuple[int, ...]:
             await UnroutedSms.filter(status="PENDING").count(),
             await SignupForm.all().count(), await SignupForm.filter(revoked_at=None).count(),
             await ConsentQuestion.all().count(), await OutboxMail.all().count(),
+            await Topic.all().count(), await Topic.filter(name="Renamed").count(),
+            await Topic.exclude(archived_at=None).count(),
             str(sorted(str(v) for v in await Scope.all().values_list("settings", flat=True))))
 
 

@@ -136,3 +136,31 @@ async def test_erasure_end_to_end(world: World, client: httpx.AsyncClient, tmp_p
         "s": world.sid("study_sleep")})
     assert decision["decision"] == {"allowed": False, "reason": "SUPPRESSED"}
     await assert_ledger_consistent(world.tenant_id)
+
+
+async def test_topic_decisions_in_the_access_document_and_erasure_stops_transactional(
+        world: World, client: httpx.AsyncClient) -> None:
+    """Issue #14: the document lists decisions and caps about topics; an erased contact
+    gets nothing, not even a transactional topic."""
+    from prefcenter.models.enums import TopicKind
+    from prefcenter.services.consent import topics
+
+    topic = await topics.create_topic(world.system, world.sid("group"), key="reminders",
+                                      name="Reminders", kind=TopicKind.TRANSACTIONAL)
+    ada = world.cid("ada")
+    await topics.opt_out(me(world), ada, world.sid("client_news"), "reminders", Channel.SMS,
+                         FORM)
+    r = await client.get(f"/senders/contacts/{ada}/data",
+                         headers={"Authorization": f"Bearer {world.keys['admin']}"})
+    assert [(d["topicId"], d["channel"], d["status"]) for d in r.json()["topicDecisions"]] == [
+        (str(topic.id), "SMS", "OPTED_OUT")]
+    query = """query($c: ID!, $s: ID!) { decision(contactId: $c, scopeId: $s, channel: EMAIL,
+        topic: "reminders") { allowed reason } }"""
+    before = await world.gql(query, {"c": ada, "s": world.sid("study_sleep")})
+    assert before["decision"] == {"allowed": True, "reason": "TRANSACTIONAL"}
+    erased = await client.post(f"/senders/contacts/{ada}/erase",
+                               headers={"Authorization": f"Bearer {world.keys['admin']}"})
+    assert erased.status_code == 200, erased.text
+    after = await world.gql(query, {"c": ada, "s": world.sid("study_sleep")})
+    assert after["decision"] == {"allowed": False, "reason": "SUPPRESSED"}
+    await assert_ledger_consistent(world.tenant_id)

@@ -273,8 +273,9 @@ def test_resolution_order(row: Row, channel: Channel) -> None:
         assert d.event_id == row.event_id
 
 
-#: Steps with a table of their own, over the facts only they read (time zones, windows).
-OWN_TABLES = {Reason.QUIET_HOURS: "tests/services/test_quiet_hours.py"}
+#: Steps with a table of their own, over the facts only they read (time zones, topics).
+OWN_TABLES = {Reason.QUIET_HOURS: "tests/services/test_quiet_hours.py",
+              Reason.TRANSACTIONAL: "tests/services/test_resolve_topics.py"}
 
 
 def test_every_step_and_channel_has_rows() -> None:

@@ -639,3 +639,25 @@ async def test_the_alert_address_is_validated_and_can_be_changed_or_cleared(
     await world.gql(UPDATE, {"i": {"id": endpoint, "alertEmail": ""}})
     state = await endpoint_state(world)
     assert (state["alertEmail"], state["failingSince"], state["backlogSize"]) == (None, None, 0)
+
+
+async def test_a_topic_decision_names_its_topic(world: World, settings: Settings,
+                                                receiver: Receiver) -> None:
+    """Issue #14: an opt-out of a topic reaches partners with the topic's id; a general
+    one keeps the payload of before (no topicId)."""
+    await endpoint_for(world, receiver)
+    made = await world.gql("""mutation($s: ID!) { createTopic(input: {scopeId: $s,
+        key: "news", name: "News", kind: MARKETING}) { ... on TopicPayload { topic { id } } } }""",
+                           {"s": world.sid("group")})
+    topic_id = made["createTopic"]["topic"]["id"]
+    data = await world.gql(OPT % "optOut", {"i": {
+        "contactId": world.cid("ada"), "scopeId": world.sid("study_sleep"), "channel": "ALL",
+        "topic": "news"}})
+    assert data["optOut"]["__typename"] == "ConsentChangePayload"
+    await opt(world, "optOut", "study_diet")
+    assert await webhooks.deliver_due(settings) == 2
+    payloads = sorted((r.payload["data"] for r in receiver.received()),
+                      key=lambda d: int(d["id"]))
+    assert payloads[0]["topicId"] == topic_id and payloads[0]["scopeId"] == world.sid(
+        "study_sleep")
+    assert "topicId" not in payloads[1]

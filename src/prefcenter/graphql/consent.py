@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
 import strawberry
 
@@ -29,10 +30,11 @@ from prefcenter.graphql.types import (
     Preferences,
     ScopeNode,
     Source,
+    TopicDecision,
 )
 from prefcenter.models import enums as e
 from prefcenter.services.consent import changes as svc
-from prefcenter.services.consent import confirmations, ledger
+from prefcenter.services.consent import confirmations, ledger, topics
 from prefcenter.services.consent import resolution as res
 from prefcenter.services.tenancy.principals import Principal
 
@@ -68,6 +70,9 @@ class ConsentChangeInput:
         "PREFERENCE_CENTER for contacts.")
     evidence: EvidenceInput | None = strawberry.field(
         default=None, description="Required for opt-ins: what the contact agreed to.")
+    topic: str | None = strawberry.field(
+        default=None, description="A topic's key: the decision is about that topic only "
+        "(it must be offered at the scope); omit for a general decision.")
 
 
 @strawberry.input(description="Mute or unmute a scope (only the contact itself).")
@@ -90,6 +95,8 @@ class FrequencyInput:
         default=None, description="No messages before this time.")
     clear: bool = strawberry.field(default=False, description="Remove the preference.")
     source: Source | None = strawberry.field(default=None, description="Where it came from.")
+    topic: str | None = strawberry.field(
+        default=None, description="A topic's key: cap only the sends about that topic.")
 
 
 @strawberry.input(description="A message sent (or about to be) to a contact.")
@@ -101,6 +108,9 @@ class SendInput:
         default=None, description="Your id for the message; repeating it records nothing new.")
     sent_at: datetime | None = strawberry.field(
         default=None, description="recordSend only: when it was sent (default now).")
+    topic: str | None = strawberry.field(
+        default=None, description="What the message is about (a topic's key): decided as "
+        "that topic and counted against its caps.")
 
 
 @strawberry.input(description="Suppress (blocklist) a contact in the whole tenant, or lift it.")
@@ -171,19 +181,28 @@ class Query:
     @strawberry.field(description="May we contact this person, about this scope, on this "
                       "channel, now, and why (not)?")
     @query_errors
-    async def decision(self, info: GInfo, contact_id: strawberry.ID, scope_id: strawberry.ID,
-                       channel: Channel) -> Decision:
+    async def decision(
+        self, info: GInfo, contact_id: strawberry.ID, scope_id: strawberry.ID, channel: Channel,
+        topic: Annotated[str | None, strawberry.argument(
+            description="What the message is about (a topic's key); omit for none.")] = None,
+    ) -> Decision:
         principal = guard(info)
-        return Decision.from_decision(await res.decide(principal, contact_id, scope_id, channel))
+        return Decision.from_decision(await res.decide(principal, contact_id, scope_id, channel,
+                                                       topic=topic))
 
     @strawberry.field(description="Every contact's decision for a campaign, in request order, in "
                       "one round trip.")
     @query_errors
-    async def audience(self, info: GInfo, scope_id: strawberry.ID, channel: Channel,
-                       contact_ids: list[strawberry.ID]) -> list[AudienceEntry]:
+    async def audience(
+        self, info: GInfo, scope_id: strawberry.ID, channel: Channel,
+        contact_ids: list[strawberry.ID],
+        topic: Annotated[str | None, strawberry.argument(
+            description="What the campaign is about (a topic's key); omit for none.")] = None,
+    ) -> list[AudienceEntry]:
         principal = guard(info)
         entries = await res.decide_many(principal, scope_id, channel, contact_ids,
-                                        max_size=info.context.settings.max_audience)
+                                        max_size=info.context.settings.max_audience,
+                                        topic=topic)
         return [AudienceEntry(contact_id=strawberry.ID(en.contact_id),
                               decision=Decision.from_decision(en.decision) if en.decision
                               else None, error=en.error) for en in entries]
@@ -195,11 +214,14 @@ class Query:
                           contact_id: strawberry.ID | None = None) -> Preferences:
         principal = guard(info)
         data = await svc.preferences(principal, self_or(info, contact_id))
+        topic_states, topic_freqs = await topics.preferences(principal, data["contact"])
         return Preferences(
             contact=ContactNode.from_model(data["contact"]),
             decisions=[ConsentDecision.from_model(s) for s in data["states"]],
             frequencies=[FrequencyNode.from_model(f) for f in data["frequencies"]],
-            not_interested=[NotInterestedMark.from_model(m) for m in data["mutes"]])
+            not_interested=[NotInterestedMark.from_model(m) for m in data["mutes"]],
+            topic_decisions=[TopicDecision.from_model(s) for s in topic_states],
+            topic_frequencies=[FrequencyNode.from_model(f) for f in topic_freqs])
 
     @strawberry.field(description="The ledger, newest first; filter by contact, scope subtree "
                       "or channel.")
@@ -238,23 +260,34 @@ class Query:
 @strawberry.type
 class Mutation:
     @strawberry.mutation(description="Opt out at a scope for a channel or ALL; covers every "
-                         "scope below it.")
+                         "scope below it. With a topic: of that topic only.")
     @mutation_errors
     async def opt_out(self, info: GInfo, input: ConsentChangeInput) -> ConsentChangeResult:
         principal = guard(info)
-        change = await svc.opt_out(principal, self_or(info, input.contact_id), input.scope_id,
-                                   input.channel,
-                                   _request(info, principal, input.source, input.evidence))
+        request = _request(info, principal, input.source, input.evidence)
+        contact_id = self_or(info, input.contact_id)
+        if input.topic is not None:
+            return _payload(await topics.opt_out(principal, contact_id, input.scope_id,
+                                                 input.topic, input.channel, request))
+        change = await svc.opt_out(principal, contact_id, input.scope_id, input.channel,
+                                   request)
         return _payload(change)
 
     @strawberry.mutation(description="Opt in at a scope (with evidence). Refused below an "
                          "opt-out higher up; over an opt-out here it needs requestOptBackIn, or "
                          "for an admin written consent. Where the scope's opt-in mode is "
                          "CONFIRMED, a key's opt-in (ADMIN, API, IMPORT, PARTICIPATION_FORM) "
-                         "starts a consent request instead (confirmationPending).")
+                         "starts a consent request instead (confirmationPending). With a "
+                         "topic: to that topic only (refused below an opt-out that covers "
+                         "it; a key's opt-in to a marketing topic at a CONFIRMED scope is "
+                         "CONFIRMATION_REQUIRED).")
     @mutation_errors
     async def opt_in(self, info: GInfo, input: ConsentChangeInput) -> ConsentChangeResult:
         principal = guard(info)
+        if input.topic is not None:
+            return _payload(await topics.opt_in(
+                principal, self_or(info, input.contact_id), input.scope_id, input.topic,
+                input.channel, _request(info, principal, input.source, input.evidence)))
         outcome = await confirmations.opt_in(
             principal, self_or(info, input.contact_id), input.scope_id, input.channel,
             _request(info, principal, input.source, input.evidence), info.context.settings)
@@ -292,11 +325,16 @@ class Mutation:
     async def update_contact_frequency(self, info: GInfo,
                                        input: FrequencyInput) -> ConsentChangeResult:
         principal = guard(info)
-        change = await svc.set_frequency(
-            principal, self_or(info, input.contact_id), input.scope_id,
-            _request(info, principal, input.source, None), channel=input.channel,
-            max_count=input.max_count, period=input.period, paused_until=input.paused_until,
-            clear=input.clear)
+        values: dict[str, Any] = {"channel": input.channel, "max_count": input.max_count,
+                  "period": input.period, "paused_until": input.paused_until,
+                  "clear": input.clear}
+        contact_id = self_or(info, input.contact_id)
+        request = _request(info, principal, input.source, None)
+        if input.topic is not None:
+            return _payload(await topics.set_frequency(principal, contact_id, input.scope_id,
+                                                       input.topic, request, **values))
+        change = await svc.set_frequency(principal, contact_id, input.scope_id, request,
+                                         **values)
         return _payload(change)
 
     @strawberry.mutation(description="Suppress a contact in the whole tenant (blocklist, "
@@ -315,7 +353,7 @@ class Mutation:
         principal = guard(info)
         result = await svc.record_send(principal, input.contact_id, input.scope_id,
                                        input.channel, sent_at=input.sent_at,
-                                       message_ref=input.message_ref)
+                                       message_ref=input.message_ref, topic=input.topic)
         return _send_payload(result)
 
     @strawberry.mutation(description="Check and record a send atomically: concurrent senders "
@@ -326,7 +364,8 @@ class Mutation:
         if input.sent_at is not None:
             raise Invalid("claimSend records the send now; omit 'sentAt'.", field="sentAt")
         result = await svc.claim_send(principal, input.contact_id, input.scope_id,
-                                      input.channel, message_ref=input.message_ref)
+                                      input.channel, message_ref=input.message_ref,
+                                      topic=input.topic)
         return _send_payload(result)
 
 

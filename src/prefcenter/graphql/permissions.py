@@ -61,6 +61,8 @@ RULES: dict[str, Rule] = {
     "Query.signupForms": _r(C.WRITE),
     "Query.consentProof": _r(C.READ_EVENTS, contact=True),
     "Query.consentQuestions": _r(C.READ_CONTACTS),
+    # Issue #14: topics
+    "Query.topics": _r(C.READ_SCOPES, contact=True),
     # Mutations
     "Mutation.createScope": _r(C.WRITE),
     "Mutation.updateScope": _r(C.WRITE),
@@ -93,6 +95,10 @@ RULES: dict[str, Rule] = {
     "Mutation.revokeSignupForm": _r(C.WRITE),
     "Mutation.askConsent": _r(C.WRITE),
     "Mutation.resendConfirmation": _r(C.WRITE, contact=True),
+    # Issue #14: topics
+    "Mutation.createTopic": _r(C.WRITE),
+    "Mutation.updateTopic": _r(C.WRITE),
+    "Mutation.archiveTopic": _r(C.WRITE),
     # Subscriptions
     "Subscription.consentChanged": _r(C.READ_EVENTS, contact=True),
 }

@@ -34,6 +34,7 @@ from prefcenter.graphql import (
     scopes,
     sms,
     stream,
+    topics,
 )
 from prefcenter.graphql import links as links_graphql
 from prefcenter.graphql.base import GraphQLDomainError
@@ -50,7 +51,7 @@ PARSE_CACHE_SIZE = 1000
 VALIDATION_CACHE_SIZE = 1000
 
 QUERY_MODULES: list[Any] = [scopes, contacts, consent, keys, frontend, sms, stream, links_graphql,
-                            optin, quiet_hours]
+                            optin, quiet_hours, topics]
 
 
 def _introspects(execution_context: Any) -> bool:

@@ -15,6 +15,8 @@ from prefcenter.models import (
     FrequencyPreference,
     NotInterested,
     Scope,
+    TopicConsentState,
+    TopicFrequency,
 )
 from prefcenter.models import enums as e
 from prefcenter.observability import metrics
@@ -39,7 +41,8 @@ Reason = strawberry.enum(res.Reason, description="Why a decision came out as it 
                          "CONSENT_REQUIRED, FREQUENCY_CAP, QUIET_HOURS (the contact's local "
                          "time is inside the quiet hours; see nextAllowedAt); "
                          "CONFIRMATION_PENDING when an opt-in "
-                         "waits for the contact's confirmation (see expiresAt).")
+                         "waits for the contact's confirmation (see expiresAt); TRANSACTIONAL "
+                         "for a transactional topic nothing stops.")
 
 
 @strawberry.type(name="Scope", description="A node of the tenant's tree (Group, Client, Study, "
@@ -175,6 +178,8 @@ class ConsentEventNode:
     ip: str | None = strawberry.field(description="Client address, where known.")
     user_agent: str | None = strawberry.field(description="Client user agent, where known.")
     occurred_at: datetime = strawberry.field(description="When it happened.")
+    topic_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The topic a decision or frequency is about; null: general.")
 
     @classmethod
     def from_model(cls, m: ConsentEvent) -> ConsentEventNode:
@@ -183,7 +188,8 @@ class ConsentEventNode:
                    scope_id=strawberry.ID(str(m.scope_id)), channel=m.channel, action=m.action,
                    source=m.source, actor=m.actor, evidence=JSON(m.evidence), data=JSON(m.data),
                    ip=m.ip,
-                   user_agent=m.user_agent, occurred_at=m.occurred_at)
+                   user_agent=m.user_agent, occurred_at=m.occurred_at,
+                   topic_id=strawberry.ID(str(m.topic_id)) if m.topic_id else None)
 
     @strawberry.field(description="The scope, if visible to you.")
     async def scope(self, info: GInfo) -> ScopeNode | None:
@@ -212,6 +218,11 @@ class Decision:
     expires_at: datetime | None = strawberry.field(
         default=None, description="For CONFIRMATION_PENDING: when the unconfirmed request "
         "expires (the contact stays without consent if it does not confirm by then).")
+    topic: str | None = strawberry.field(
+        default=None, description="The topic asked about (its key); null without one.")
+    decided_by_topic: bool = strawberry.field(
+        default=False, description="True when a decision or cap about that topic (or, for "
+        "TRANSACTIONAL, its kind) decided; false when a general decision, mute or policy did.")
     #: The send this decision is about (claimSend/recordSend), left out of "first text".
     send_id: strawberry.Private[str | None] = None
 
@@ -221,7 +232,7 @@ class Decision:
         return cls(d=d, allowed=d.allowed, reason=d.reason, channel=d.channel,
                    contact_id=strawberry.ID(d.contact_id), scope_id=strawberry.ID(d.scope_id),
                    next_allowed_at=d.next_allowed_at, expires_at=d.expires_at,
-                   send_id=send_id)
+                   topic=d.topic, decided_by_topic=d.by_topic, send_id=send_id)
 
     @strawberry.field(description="SMS only: true when this is the first text to the contact "
                       "from the sending number's scope and the scope asks for a STOP notice "
@@ -300,12 +311,31 @@ class FrequencyNode:
     period: Period | None = strawberry.field(description="... per this rolling window.")
     paused_until: datetime | None = strawberry.field(description="No messages before this time.")
     updated_at: datetime = strawberry.field(description="When it was last set.")
+    topic_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The topic it caps; null: every message.")
 
     @classmethod
-    def from_model(cls, m: FrequencyPreference) -> FrequencyNode:
+    def from_model(cls, m: FrequencyPreference | TopicFrequency) -> FrequencyNode:
         return cls(scope_id=strawberry.ID(str(m.scope_id)), channel=m.channel,
                    max_count=m.max_count, period=m.period, paused_until=m.paused_until,
-                   updated_at=m.updated_at)
+                   updated_at=m.updated_at, topic_id=strawberry.ID(str(m.topic_id))
+                   if isinstance(m, TopicFrequency) else None)
+
+
+@strawberry.type(description="A contact's explicit decision about one topic at one scope.")
+class TopicDecision:
+    scope_id: strawberry.ID = strawberry.field(description="Where it was set.")
+    topic_id: strawberry.ID = strawberry.field(description="The topic.")
+    channel: Channel = strawberry.field(description="For which channel (or ALL).")
+    status: ConsentStatus = strawberry.field(description="OPTED_IN or OPTED_OUT.")
+    updated_at: datetime = strawberry.field(description="When it was last set.")
+    event_id: strawberry.ID = strawberry.field(description="The ledger event that set it.")
+
+    @classmethod
+    def from_model(cls, m: TopicConsentState) -> TopicDecision:
+        return cls(scope_id=strawberry.ID(str(m.scope_id)), topic_id=strawberry.ID(
+            str(m.topic_id)), channel=m.channel, status=m.status, updated_at=m.updated_at,
+            event_id=strawberry.ID(str(m.event_id)))
 
 
 @strawberry.type(description="A scope the contact said it is not interested in (seen only by the "
@@ -329,6 +359,11 @@ class Preferences:
         description="How-often preferences per scope.")
     not_interested: list[NotInterestedMark] = strawberry.field(
         description="Scopes the contact muted; always empty for anyone but the contact.")
+    topic_decisions: list[TopicDecision] = strawberry.field(
+        default_factory=list, description="Explicit opt-ins and opt-outs of topics, per "
+        "scope, topic and channel.")
+    topic_frequencies: list[FrequencyNode] = strawberry.field(
+        default_factory=list, description="How-often preferences for one topic each.")
 
 
 @strawberry.type(name="ApiKey", description="An API key (the secret is never shown again).")

@@ -6,6 +6,9 @@ from prefcenter.models.consent import (
     FrequencyPreference,
     NotInterested,
     SendRecord,
+    Topic,
+    TopicConsentState,
+    TopicFrequency,
 )
 from prefcenter.models.contacts import Contact, ContactToken
 from prefcenter.models.tenancy import ApiKey, Scope, Tenant
@@ -33,4 +36,7 @@ __all__ = [
     "Scope",
     "SendRecord",
     "Tenant",
+    "Topic",
+    "TopicConsentState",
+    "TopicFrequency",
 ]

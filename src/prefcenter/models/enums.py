@@ -97,3 +97,14 @@ class TokenPurpose(StrEnum):
     NOT_INTERESTED = "NOT_INTERESTED"
     CONFIRM_OPT_BACK_IN = "CONFIRM_OPT_BACK_IN"
     PREFERENCES = "PREFERENCES"
+
+
+class TopicKind(StrEnum):
+    """What a topic's messages are (issue #14)."""
+
+    #: Newsletters, invitations, job alerts: every marketing opt-out and default applies.
+    MARKETING = "MARKETING"
+    #: Messages the contact's own business with the sender needs (an interview reminder):
+    #: marketing opt-outs, mutes and defaults do not stop them; a suppression or erasure,
+    #: an SMS STOP and an opt-out of the topic itself do.
+    TRANSACTIONAL = "TRANSACTIONAL"

@@ -501,6 +501,9 @@ def message(delivery: WebhookDelivery, event: ConsentEvent) -> dict[str, Any]:
             "actor": event.actor,
             "occurredAt": _iso(event.occurred_at),
             "evidence": event.evidence,
+            # Issue #14: a decision or frequency about one topic names it (general ones,
+            # as before, carry no such key).
+            **({"topicId": str(event.topic_id)} if event.topic_id else {}),
         },
     }
 

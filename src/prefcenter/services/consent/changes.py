@@ -20,11 +20,17 @@ from prefcenter.models import (
     NotInterested,
     Scope,
     SendRecord,
+    Topic,
 )
 from prefcenter.models.enums import Channel, ConsentStatus, Period, Source
 from prefcenter.services.common import clamp_first, int_keyset, utcnow
 from prefcenter.services.consent import ledger, quiet_hours
-from prefcenter.services.consent.resolution import Decision, check_channel, decide_for
+from prefcenter.services.consent.resolution import (
+    Decision,
+    check_channel,
+    decide_for,
+    unknown_topic,
+)
 from prefcenter.services.people.contacts import get_contact, lock_contact
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
@@ -65,7 +71,7 @@ CONTACT_SOURCES = {Source.PREFERENCE_CENTER, Source.EMAIL_LINK, Source.ONE_CLICK
                    Source.PARTICIPATION_FORM}
 
 
-def _check_source(principal: Principal, source: Source) -> None:
+def check_source(principal: Principal, source: Source) -> None:
     if principal.is_contact:
         if source not in CONTACT_SOURCES:
             raise Invalid("A contact's own change comes from the preference centre or a link.",
@@ -77,7 +83,7 @@ def _check_source(principal: Principal, source: Source) -> None:
                           field="source")
 
 
-async def _target(
+async def target(
     principal: Principal, contact_id: str, scope_id: str
 ) -> tuple[Contact, Scope]:
     scope = await get_scope(principal, scope_id)
@@ -114,8 +120,8 @@ async def opt_out(
     principal: Principal, contact_id: str, scope_id: str, channel: Channel, request: Request,
 ) -> Change:
     """Opt out at a scope for one channel or ALL. Repeating it changes nothing."""
-    _check_source(principal, request.source)
-    contact, scope = await _target(principal, contact_id, scope_id)
+    check_source(principal, request.source)
+    contact, scope = await target(principal, contact_id, scope_id)
     async with db.transaction():
         contact = await lock_contact(str(contact.id))
         current = await ConsentState.get_or_none(contact_id=contact.id, scope_id=scope.id,
@@ -166,7 +172,7 @@ async def opt_in(
       through ``requestOptBackIn``; an admin lifts it only with written evidence, and a
       START text or a confirmed request lifts it (``lift_opt_out``).
     """
-    _check_source(principal, request.source)
+    check_source(principal, request.source)
     evidence = ledger.clean_evidence(request.evidence)
     if not (evidence.get("text") or evidence.get("document") or evidence.get("body")):
         raise DomainError(
@@ -174,7 +180,7 @@ async def opt_in(
             "written consent received.",
             code=ErrorCode.EVIDENCE_REQUIRED, field="evidence",
         )
-    contact, scope = await _target(principal, contact_id, scope_id)
+    contact, scope = await target(principal, contact_id, scope_id)
     path = await path_of(scope)
     # Only an administrator holding written consent may lift an opt-out directly (seed 002).
     admin = principal.kind in ("api_key", "system") and request.source == Source.ADMIN
@@ -221,7 +227,7 @@ async def set_not_interested(
     """Mute or unmute a scope (seed 001). Only the contact itself may do this."""
     if not principal.is_contact:
         raise NotFound("No such contact.", field="contactId")
-    contact, scope = await _target(principal, contact_id, scope_id)
+    contact, scope = await target(principal, contact_id, scope_id)
     async with db.transaction():
         contact = await lock_contact(str(contact.id))
         existing = await NotInterested.get_or_none(contact_id=contact.id, scope_id=scope.id)
@@ -240,24 +246,31 @@ async def set_not_interested(
                   message="Marked not interested." if muted else "Interest restored.")
 
 
+def check_frequency(max_count: int | None, period: Period | None,
+                    paused_until: datetime | None, clear: bool) -> None:
+    """A frequency preference's values make sense together (or it is a ``clear``)."""
+    if clear:
+        return
+    if (max_count is None) != (period is None):
+        raise Invalid("Give both 'maxCount' and 'period', or neither.", field="maxCount")
+    if max_count is None and paused_until is None:
+        raise Invalid("Give 'maxCount' with 'period', 'pausedUntil', or 'clear'.",
+                      field="maxCount")
+    if max_count is not None and not 0 <= max_count <= 10_000:
+        raise Invalid("'maxCount' must be between 0 and 10000.", field="maxCount")
+    if paused_until is not None and paused_until.tzinfo is None:
+        raise Invalid("'pausedUntil' needs a time zone.", field="pausedUntil")
+
+
 async def set_frequency(
     principal: Principal, contact_id: str, scope_id: str, request: Request, *,
     channel: Channel = Channel.ALL, max_count: int | None = None, period: Period | None = None,
     paused_until: datetime | None = None, clear: bool = False,
 ) -> Change:
     """How often the contact accepts messages under a scope (seed 000)."""
-    _check_source(principal, request.source)
-    if not clear:
-        if (max_count is None) != (period is None):
-            raise Invalid("Give both 'maxCount' and 'period', or neither.", field="maxCount")
-        if max_count is None and paused_until is None:
-            raise Invalid("Give 'maxCount' with 'period', 'pausedUntil', or 'clear'.",
-                          field="maxCount")
-        if max_count is not None and not 0 <= max_count <= 10_000:
-            raise Invalid("'maxCount' must be between 0 and 10000.", field="maxCount")
-        if paused_until is not None and paused_until.tzinfo is None:
-            raise Invalid("'pausedUntil' needs a time zone.", field="pausedUntil")
-    contact, scope = await _target(principal, contact_id, scope_id)
+    check_source(principal, request.source)
+    check_frequency(max_count, period, paused_until, clear)
+    contact, scope = await target(principal, contact_id, scope_id)
     async with db.transaction():
         contact = await lock_contact(str(contact.id))
         existing = await FrequencyPreference.get_or_none(contact_id=contact.id,
@@ -295,7 +308,7 @@ async def set_quiet_hours(
     scope of the page it was set from. They only narrow: they must cover the quiet hours
     in effect at that scope, and resolution applies both everywhere (quiet when either is).
     """
-    _check_source(principal, request.source)
+    check_source(principal, request.source)
     if channel not in (Channel.EMAIL, Channel.SMS):
         raise Invalid("Set quiet hours per channel: EMAIL or SMS.", field="channel")
     own_window = None
@@ -304,7 +317,7 @@ async def set_quiet_hours(
                                         quiet_hours.parse_time(end, "end"))
         if own_window.start == own_window.end:
             raise Invalid("'start' and 'end' must differ.", field="end")
-    contact, scope = await _target(principal, contact_id, scope_id)
+    contact, scope = await target(principal, contact_id, scope_id)
     if own_window is not None:
         rule = quiet_hours.scope_rule([s.settings for s in await path_of(scope)],
                                       channel.value)
@@ -354,7 +367,7 @@ async def quiet_hours_of(principal: Principal, contact_id: str, scope_id: str
                          ) -> QuietHoursView:
     """The contact's time zone and the quiet hours in effect at a scope, per channel."""
     authz.require_any(principal, Capability.READ_CONTACTS, Capability.SELF)
-    contact, scope = await _target(principal, contact_id, scope_id)
+    contact, scope = await target(principal, contact_id, scope_id)
     path = await path_of(scope)
     levels = [s.settings for s in path]
     zone, source = quiet_hours.contact_zone(contact.time_zone, contact.phone,
@@ -411,14 +424,22 @@ class SendResult:
 
 
 async def _record(principal: Principal, contact: Contact, scope: Scope, channel: Channel,
-                  at: datetime, message_ref: str | None) -> tuple[SendRecord, bool]:
+                  at: datetime, message_ref: str | None,
+                  topic: str | None = None) -> tuple[SendRecord, bool]:
     if message_ref is not None:
         existing = await SendRecord.get_or_none(contact_id=contact.id, message_ref=message_ref)
         if existing is not None:
             return existing, True
+    topic_id = None
+    if topic is not None:  # issue #14: the send counts against that topic's caps
+        found = await Topic.get_or_none(tenant_id=contact.tenant_id, key=topic)
+        if found is None:
+            raise unknown_topic(topic)
+        topic_id = found.id
     record = await SendRecord.create(
         tenant_id=contact.tenant_id, contact=contact, scope=scope, scope_path=scope.path,
-        channel=channel, sent_at=at, message_ref=message_ref, actor=principal.actor)
+        channel=channel, sent_at=at, message_ref=message_ref, actor=principal.actor,
+        topic_id=topic_id)
     return record, False
 
 
@@ -431,8 +452,11 @@ def _clean_ref(message_ref: str | None) -> str | None:
 async def record_send(
     principal: Principal, contact_id: str, scope_id: str, channel: Channel,
     *, sent_at: datetime | None = None, message_ref: str | None = None,
+    topic: str | None = None,
 ) -> SendResult:
-    """A send happened (whatever the decision); it counts against frequency caps."""
+    """A send happened (whatever the decision); it counts against frequency caps (and,
+    about a topic, that topic's). An unknown topic, or one not offered there, records
+    nothing (the decision after recording refuses it and the transaction rolls back)."""
     authz.require(principal, Capability.WRITE)
     check_channel(channel)
     ref = _clean_ref(message_ref)
@@ -442,38 +466,39 @@ async def record_send(
         raise Invalid("'sentAt' needs a time zone.", field="sentAt")
     if at > now:
         raise Invalid("'sentAt' is in the future.", field="sentAt")
-    contact, scope = await _target(principal, contact_id, scope_id)
+    contact, scope = await target(principal, contact_id, scope_id)
     async with db.transaction():
         contact = await lock_contact(str(contact.id))
-        record, dup = await _record(principal, contact, scope, channel, at, ref)
-        decision = await decide_for(contact, scope, channel, now)
+        record, dup = await _record(principal, contact, scope, channel, at, ref, topic)
+        decision = await decide_for(contact, scope, channel, now, topic=topic)
     return SendResult(recorded=not dup, decision=decision.for_principal(principal),
                       record=record, duplicate=dup)
 
 
 async def claim_send(
     principal: Principal, contact_id: str, scope_id: str, channel: Channel,
-    *, message_ref: str | None = None,
+    *, message_ref: str | None = None, topic: str | None = None,
 ) -> SendResult:
-    """Check and record atomically: concurrent senders can never exceed a cap."""
+    """Check and record atomically: concurrent senders can never exceed a cap. About a
+    topic (issue #14) the decision is the topic's and the send counts against its caps."""
     authz.require(principal, Capability.WRITE)
     check_channel(channel)
     ref = _clean_ref(message_ref)
-    contact, scope = await _target(principal, contact_id, scope_id)
+    contact, scope = await target(principal, contact_id, scope_id)
     path = await path_of(scope)
     async with db.transaction():
         contact = await lock_contact(str(contact.id))
         if ref is not None:
             existing = await SendRecord.get_or_none(contact_id=contact.id, message_ref=ref)
             if existing is not None:
-                decision = await decide_for(contact, scope, channel, path=path)
+                decision = await decide_for(contact, scope, channel, path=path, topic=topic)
                 return SendResult(recorded=False, decision=decision.for_principal(principal),
                                   record=existing, duplicate=True)
         now = utcnow()
-        decision = await decide_for(contact, scope, channel, now, path=path)
+        decision = await decide_for(contact, scope, channel, now, path=path, topic=topic)
         if not decision.allowed:
             return SendResult(recorded=False, decision=decision.for_principal(principal))
-        record, _ = await _record(principal, contact, scope, channel, now, ref)
+        record, _ = await _record(principal, contact, scope, channel, now, ref, topic)
     return SendResult(recorded=True, decision=decision.for_principal(principal), record=record)
 
 

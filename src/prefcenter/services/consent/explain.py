@@ -41,6 +41,8 @@ def describe(d: Decision, event: ConsentEvent | None, locale: str | None = None)
     where = d.decided_by.name if d.decided_by is not None else ""
     how = f" {_SOURCE_WORDS.get(event.source.value, '')}" if event is not None else ""
     what = _channel_words(event.channel if event is not None else d.channel)
+    if d.by_topic and d.topic:  # issue #14: a decision about this topic decided
+        what = f"'{d.topic}' {what}"
     match d.reason:
         case Reason.SUPPRESSED:
             return "Blocked: this contact is suppressed in the whole organisation."
@@ -68,6 +70,10 @@ def describe(d: Decision, event: ConsentEvent | None, locale: str | None = None)
                     if d.next_allowed_at else "")
             who = f"of {where}" if where else "you asked for"
             return f"Waiting: quiet hours {who} ({d.detail}){when}."
+
+        case Reason.TRANSACTIONAL:
+            return (f"On: '{d.topic}' messages are about something you arranged; only a "
+                    "block, a STOP text or unsubscribing from them stops them.")
         case Reason.CONFIRMATION_PENDING:
             until = f" (the request expires {d.expires_at:%-d %b %Y %H:%M} UTC)" \
                 if d.expires_at else ""

@@ -16,6 +16,9 @@ from prefcenter.models import (
     FrequencyPreference,
     NotInterested,
     Scope,
+    Topic,
+    TopicConsentState,
+    TopicFrequency,
 )
 from prefcenter.models.enums import PRIVATE_ACTIONS, Action, Channel, ConsentStatus, Source
 from prefcenter.models.mail import OptBackInRequest, RequestKind
@@ -69,7 +72,8 @@ class Origin:
 
 async def _append(contact: Contact, scope: Scope, channel: Channel, action: Action,
                   origin: Origin, at: datetime | None,
-                  data: Mapping[str, Any] | None = None) -> ConsentEvent:
+                  data: Mapping[str, Any] | None = None,
+                  topic: Topic | None = None) -> ConsentEvent:
     """Write one event. Must run inside ``db.transaction()`` with the state it explains."""
     event = await ConsentEvent.create(
         tenant_id=contact.tenant_id,
@@ -85,6 +89,7 @@ async def _append(contact: Contact, scope: Scope, channel: Channel, action: Acti
         user_agent=(origin.user_agent or None) and origin.user_agent[:500],
         data=dict(data or {}),
         occurred_at=at or utcnow(),
+        topic=topic,
     )
     await events.recorded(event)
     return event
@@ -99,13 +104,15 @@ async def _append(contact: Contact, scope: Scope, channel: Channel, action: Acti
 
 
 async def decided(contact: Contact, scope: Scope, channel: Channel, status: ConsentStatus,
-                  origin: Origin, *, at: datetime,
-                  data: Mapping[str, Any] | None = None) -> ConsentEvent:
+                  origin: Origin, *, at: datetime, data: Mapping[str, Any] | None = None,
+                  topic: Topic | None = None) -> ConsentEvent:
     """``OPTED_IN`` / ``OPTED_OUT``: an explicit decision at a scope for one channel or
-    ALL, the new ``ConsentState``. ``data``: what it answers (``questionId`` of a consent
-    question answered yes, ``requestId`` of a confirmed request)."""
+    ALL, the new ``ConsentState`` (``TopicConsentState`` when about a ``topic``, issue
+    #14). ``data``: what it answers (``questionId`` of a consent question answered yes,
+    ``requestId`` of a confirmed request)."""
     assert status in (ConsentStatus.OPTED_IN, ConsentStatus.OPTED_OUT)
-    return await _append(contact, scope, channel, Action(status.value), origin, at, data)
+    return await _append(contact, scope, channel, Action(status.value), origin, at, data,
+                         topic)
 
 
 async def interest_changed(contact: Contact, scope: Scope, *, muted: bool, origin: Origin,
@@ -118,19 +125,22 @@ async def interest_changed(contact: Contact, scope: Scope, *, muted: bool, origi
 
 
 async def frequency_set(contact: Contact, scope: Scope, channel: Channel,
-                        pref: FrequencyPreference, origin: Origin, *,
-                        at: datetime) -> ConsentEvent:
+                        pref: FrequencyPreference | TopicFrequency, origin: Origin, *,
+                        at: datetime, topic: Topic | None = None) -> ConsentEvent:
     """``FREQUENCY_SET``: how often the contact accepts messages under a scope; ``data``
     is the preference as ``frequency_data`` writes it (``maxCount``, ``period``,
     ``pausedUntil``)."""
     return await _append(contact, scope, channel, Action.FREQUENCY_SET, origin, at,
-                         frequency_data(pref))
+                         frequency_data(pref), topic)
 
 
 async def frequency_cleared(contact: Contact, scope: Scope, channel: Channel,
-                            origin: Origin, *, at: datetime) -> ConsentEvent:
-    """``FREQUENCY_CLEARED``: the preference at the scope is gone (no cap there)."""
-    return await _append(contact, scope, channel, Action.FREQUENCY_CLEARED, origin, at)
+                            origin: Origin, *, at: datetime,
+                            topic: Topic | None = None) -> ConsentEvent:
+    """``FREQUENCY_CLEARED``: the preference at the scope (about ``topic``, if given) is
+    gone (no cap there)."""
+    return await _append(contact, scope, channel, Action.FREQUENCY_CLEARED, origin, at,
+                         topic=topic)
 
 
 async def quiet_hours_changed(contact: Contact, scope: Scope, channel: Channel,
@@ -288,8 +298,20 @@ async def verify_invariants(tenant_id: str | None = None) -> list[str]:
     expected_suppressed: dict[str, tuple[bool, bool]] = {}
     #: Issue #14: contact -> its own quiet hours per channel (``Contact.quiet_hours``).
     expected_quiet: dict[str, dict[str, Any]] = {}
+    #: Issue #14: decisions and caps about a topic, by (contact, scope, topic, channel).
+    expected_topic: dict[tuple[str, str, str, str], tuple[str, int]] = {}
+    expected_topic_freq: dict[tuple[str, str, str, str], tuple[dict[str, Any], int]] = {}
     for e in await qs.order_by("id"):
         cid, sid = str(e.contact_id), str(e.scope_id)
+        if e.topic_id is not None:
+            tkey = (cid, sid, str(e.topic_id), e.channel.value)
+            if e.action in (Action.OPTED_IN, Action.OPTED_OUT):
+                expected_topic[tkey] = (e.action.value, e.id)
+            elif e.action == Action.FREQUENCY_SET:
+                expected_topic_freq[tkey] = (dict(e.data), e.id)
+            elif e.action == Action.FREQUENCY_CLEARED:
+                expected_topic_freq.pop(tkey, None)
+            continue
         if e.action in (Action.OPTED_IN, Action.OPTED_OUT):
             expected_consent[(cid, sid, e.channel.value)] = (e.action.value, e.id)
         elif e.action == Action.CONFIRMATION_REQUESTED:
@@ -351,6 +373,22 @@ async def verify_invariants(tenant_id: str | None = None) -> list[str]:
     }
     if actual_freq != expected_freq:
         problems.append(f"frequency: state {actual_freq} != ledger {expected_freq}")
+    topic_states = TopicConsentState.all() if tenant_id is None else TopicConsentState.filter(
+        tenant_id=tenant_id)
+    actual_topic = {(str(s.contact_id), str(s.scope_id), str(s.topic_id), s.channel.value):
+                    (s.status.value, s.event_id) for s in await topic_states}
+    for tkey in set(actual_topic) | set(expected_topic):
+        if actual_topic.get(tkey) != expected_topic.get(tkey):
+            problems.append(f"topic consent {tkey}: state {actual_topic.get(tkey)} "
+                            f"!= ledger {expected_topic.get(tkey)}")
+    topic_freqs = TopicFrequency.all() if tenant_id is None else TopicFrequency.filter(
+        contact__tenant_id=tenant_id)
+    actual_topic_freq = {
+        (str(f.contact_id), str(f.scope_id), str(f.topic_id), f.channel.value):
+        (frequency_data(f), f.event_id) for f in await topic_freqs}
+    if actual_topic_freq != expected_topic_freq:
+        problems.append(f"topic frequency: state {actual_topic_freq} != ledger "
+                        f"{expected_topic_freq}")
     contacts = Contact.all() if tenant_id is None else Contact.filter(tenant_id=tenant_id)
     for c in await contacts:
         should = expected_suppressed.get(str(c.id), (False, False))
@@ -363,7 +401,7 @@ async def verify_invariants(tenant_id: str | None = None) -> list[str]:
     return problems
 
 
-def frequency_data(pref: FrequencyPreference) -> dict[str, Any]:
+def frequency_data(pref: FrequencyPreference | TopicFrequency) -> dict[str, Any]:
     """The event ``data`` a frequency preference is written with (one place for the shape)."""
     return {
         "maxCount": pref.max_count,

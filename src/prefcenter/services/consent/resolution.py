@@ -3,6 +3,11 @@
 ``resolve`` is a pure function of already-loaded facts and implements the resolution
 order of DOMAIN.md exactly; ``decide`` and ``decide_many`` load those facts with a fixed
 number of queries (``decide_many`` does the same whatever the audience size).
+
+Issue #14, topics: a decision may be about a topic. Its facts (the topic, the contact's
+decisions and caps for it, and the sources of the general decisions) are read by the same
+single statement, and only when a topic is asked for: without one, the statement and the
+answer are exactly those of before.
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from prefcenter import caches, db
-from prefcenter.errors import Invalid, NotFound
+from prefcenter.errors import DomainError, ErrorCode, Invalid, NotFound
 from prefcenter.models import Contact, Scope
-from prefcenter.models.enums import Channel, ConsentStatus, Period, Policy
+from prefcenter.models.enums import Channel, ConsentStatus, Period, Policy, Source, TopicKind
 from prefcenter.services.common import parse_uuid, utcnow
 from prefcenter.services.consent import quiet_hours
 from prefcenter.services.tenancy import authz
@@ -62,6 +67,8 @@ class Reason(StrEnum):
     CONFIRMATION_PENDING = "CONFIRMATION_PENDING"
     #: Issue #14: inside the quiet hours of the contact's local time (step 7).
     QUIET_HOURS = "QUIET_HOURS"
+    #: Issue #14: a transactional topic nothing stops (no consent needed, none refused).
+    TRANSACTIONAL = "TRANSACTIONAL"
 
 
 PERIODS: dict[Period, timedelta] = {
@@ -86,6 +93,10 @@ class Decision:
     detail: str | None = None
     #: For CONFIRMATION_PENDING: when the unconfirmed request expires.
     expires_at: datetime | None = None
+    #: Issue #14: the topic asked about (its key), and whether a decision or cap about
+    #: that topic (rather than a general one) decided.
+    topic: str | None = None
+    by_topic: bool = False
 
     def for_principal(self, principal: Principal) -> Decision:
         """Only the contact may learn it clicked Not Interested (seed 001)."""
@@ -101,6 +112,20 @@ class SendFact:
     scope_path: str
     channel: Channel
     sent_at: datetime
+    #: Issue #14: the topic the send was about, if any.
+    topic_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicFact:
+    """The topic a decision is about (issue #14), as ``resolve`` reads it."""
+
+    id: str
+    key: str
+    kind: TopicKind
+    #: Where it is offered: this scope and every scope below.
+    scope_id: str
+    archived: bool = False
 
 
 def _channels_for(channel: Channel) -> tuple[Channel, ...]:
@@ -133,13 +158,31 @@ def resolve(
     frequencies: Iterable[FrequencyFact],
     sends: Iterable[SendFact],
     now: datetime,
+    topic: TopicFact | None = None,
+    topic_states: Iterable[StateFact] = (),
+    topic_frequencies: Iterable[FrequencyFact] = (),
+    topic_sends: Iterable[SendFact] = (),
 ) -> Decision:
-    """Apply DOMAIN.md's resolution order to one contact's facts on one path."""
+    """Apply DOMAIN.md's resolution order to one contact's facts on one path.
+
+    With a ``topic`` (issue #14; README "Topics"), step T picks the explicit decisions
+    that bear on it before steps 2-5 run on them: for a MARKETING topic every general
+    decision plus the topic's own; for a TRANSACTIONAL one only the topic's own and an
+    SMS STOP. A transactional topic then skips the marketing steps (3, 5 and the general
+    caps of 6): nothing but a suppression (1), a STOP or its own opt-out (2) denies it;
+    its own caps (6T) still apply.
+    """
     index = _path_index(path)
     base: dict[str, Any] = {"contact_id": str(contact.id), "scope_id": index[-1],
                             "channel": channel}
     on_path = [s for s in states if str(s.scope_id) in index and s.channel in
                _channels_for(channel)]
+    transactional = False
+    if topic is not None:
+        base["topic"] = topic.key
+        # T. The decisions that bear on a message about this topic.
+        on_path = _topic_decisions(topic, on_path, topic_states, index, channel)
+        transactional = topic.kind == TopicKind.TRANSACTIONAL
 
     # 1. Suppressed in the tenant (a list or bounce suppression: for email only).
     if contact.suppressed_at is not None or (channel != Channel.SMS and
@@ -151,10 +194,12 @@ def resolve(
     if outs:
         top = min(outs, key=lambda s: (index[str(s.scope_id)], s.event_id))
         return Decision(**base, allowed=False, reason=Reason.OPTED_OUT,
-                        decided_by=path[index[str(top.scope_id)]], event_id=top.event_id)
+                        decided_by=path[index[str(top.scope_id)]], event_id=top.event_id,
+                        by_topic=_about_topic(top))
 
-    # 3. Not interested anywhere on the path (masked for everyone but the contact).
-    muted = [m for m in mutes if str(m.scope_id) in index]
+    # 3. Not interested anywhere on the path (masked for everyone but the contact); a
+    # marketing mute, so not for a transactional topic.
+    muted = [] if transactional else [m for m in mutes if str(m.scope_id) in index]
     if muted:
         top_m = min(muted, key=lambda m: index[str(m.scope_id)])
         return Decision(**base, allowed=False, reason=Reason.NOT_INTERESTED,
@@ -165,7 +210,12 @@ def resolve(
     if ins:
         best = max(ins, key=lambda s: (index[str(s.scope_id)], s.event_id))
         decision = Decision(**base, allowed=True, reason=Reason.OPTED_IN,
-                            decided_by=path[index[str(best.scope_id)]], event_id=best.event_id)
+                            decided_by=path[index[str(best.scope_id)]], event_id=best.event_id,
+                            by_topic=_about_topic(best))
+    elif topic is not None and transactional:
+        # 5T. A transactional topic needs no marketing consent: allowed where it is offered.
+        decision = Decision(**base, allowed=True, reason=Reason.TRANSACTIONAL,
+                            decided_by=path[index[topic.scope_id]], by_topic=True)
     else:
         # 5. No decision: the channel's policy inherited down the tree.
         policy, where = effective_policy(path, channel)
@@ -186,19 +236,54 @@ def resolve(
         decision = Decision(**base, allowed=True, reason=Reason.DEFAULT_ALLOWED,
                             decided_by=where)
 
-    # 6. Frequency, then 7. quiet hours: both only hold back what is allowed so far.
-    decision = _frequency(decision, index, path, channel, frequencies, sends, now)
-    return _quiet_hours(decision, contact, path, channel, now)
+    # 6. Frequency: the most specific preference on the path caps sends in its window
+    # (every send counts, whatever its topic). Marketing only.
+    capped = None
+    if not transactional:
+        capped = _cap(decision, frequencies, sends, path, index, channel, now)
+    # 6T. A topic's own caps: the most specific one counts the sends about that topic.
+    if capped is None and topic is not None:
+        capped = _cap(decision, [f for f in topic_frequencies if f.topic_id == topic.id],
+                      [s for s in topic_sends if s.topic_id == topic.id], path, index,
+                      channel, now)
+        if capped is not None:
+            capped = replace(capped, by_topic=True)
+    # 7. Quiet hours: they hold back only what is allowed so far, or held by a cap.
+    return _quiet_hours(capped or decision, contact, path, channel, now)
 
 
-def _frequency(decision: Decision, index: dict[Any, Any], path: Sequence[Scope],
-               channel: Channel, frequencies: Iterable[FrequencyFact],
-               sends: Iterable[SendFact], now: datetime) -> Decision:
-    """Step 6: the most specific preference on the path caps sends in its window."""
+def _about_topic(state: StateFact) -> bool:
+    """A decision about a topic (callers may hand ``resolve`` ORM states: no topic)."""
+    return getattr(state, "topic_id", None) is not None
+
+
+def _topic_decisions(topic: TopicFact, general: list[StateFact],
+                     topic_states: Iterable[StateFact], index: dict[Any, Any],
+                     channel: Channel) -> list[StateFact]:
+    """Step T: the explicit decisions on the path that bear on a message about ``topic``.
+
+    MARKETING: every general decision (an opt-out of everything covers every marketing
+    topic) and the topic's own. TRANSACTIONAL: the topic's own, and for a text an SMS STOP
+    (a general SMS opt-out received as a keyword: CTIA, STOP ends all texts); other
+    general decisions are marketing consent and do not bear on it.
+    """
+    own = [s for s in topic_states if s.topic_id == topic.id and str(s.scope_id) in index
+           and s.channel in _channels_for(channel)]
+    if topic.kind == TopicKind.MARKETING:
+        return [*general, *own]
+    stops = [s for s in general if channel == Channel.SMS
+             and s.status == ConsentStatus.OPTED_OUT and s.source == Source.SMS_KEYWORD]
+    return [*stops, *own]
+
+
+def _cap(decision: Decision, frequencies: Iterable[FrequencyFact], sends: Iterable[SendFact],
+         path: Sequence[Scope], index: dict[Any, Any], channel: Channel,
+         now: datetime) -> Decision | None:
+    """Step 6 for one set of preferences: the denial the most specific one imposes, or None."""
     prefs = [f for f in frequencies if str(f.scope_id) in index and f.channel in
              _channels_for(channel)]
     if not prefs:
-        return decision
+        return None
     pref = max(prefs, key=lambda f: (index[str(f.scope_id)], f.channel == channel))
     where = path[index[str(pref.scope_id)]]
     if pref.paused_until is not None and pref.paused_until > now:
@@ -220,7 +305,7 @@ def _frequency(decision: Decision, index: dict[Any, Any], path: Sequence[Scope],
             return replace(decision, allowed=False, reason=Reason.FREQUENCY_CAP,
                            decided_by=where, event_id=pref.event_id, next_allowed_at=next_at,
                            detail=f"{pref.max_count} per {Period(pref.period).value}")
-    return decision
+    return None
 
 
 _last_quiet: tuple[Sequence[Scope] | None, dict[Channel, tuple[Any, str | None]]] = (None, {})
@@ -313,6 +398,11 @@ class StateFact:
     event_id: int
     #: For a PENDING state (issue 21): when its unconfirmed request expires.
     pending_until: datetime | None = None
+    #: Issue #14, read only with a topic: the deciding event's source (SMS_KEYWORD for a
+    #: STOP) ...
+    source: str | None = None
+    #: ... and, for a decision about a topic, that topic's id.
+    topic_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +420,8 @@ class FrequencyFact:
     period: str | None
     paused_until: datetime | None
     event_id: int
+    #: Issue #14: a cap for one topic only.
+    topic_id: str | None = None
 
 
 @dataclass
@@ -341,13 +433,48 @@ class Facts:
     mutes: dict[str, list[MuteFact]] = field(default_factory=lambda: defaultdict(list))
     freqs: dict[str, list[FrequencyFact]] = field(default_factory=lambda: defaultdict(list))
     sends: dict[str, list[SendFact]] = field(default_factory=lambda: defaultdict(list))
+    #: Issue #14, read only when a topic is asked for: the topic (None when the tenant has
+    #: no such key) and each contact's decisions, caps and counted sends about it.
+    topic: TopicFact | None = None
+    topic_states: dict[str, list[StateFact]] = field(
+        default_factory=lambda: defaultdict(list))
+    topic_freqs: dict[str, list[FrequencyFact]] = field(
+        default_factory=lambda: defaultdict(list))
+    topic_sends: dict[str, list[SendFact]] = field(default_factory=lambda: defaultdict(list))
+
+    def offered(self, key: str, path: Sequence[Scope]) -> TopicFact:
+        """The topic asked for, if it is offered at the path's target; else a typed error."""
+        topic = self.topic
+        if topic is None:
+            raise unknown_topic(key)
+        if topic.archived or topic.scope_id not in _path_index(path):
+            raise topic_not_offered(key)
+        return topic
+
+    def topic_args(self, cid: str, key: str | None, path: Sequence[Scope]) -> dict[str, Any]:
+        """``resolve``'s topic arguments for one contact (none without a topic)."""
+        if key is None:
+            return {}
+        return {"topic": self.offered(key, path), "topic_states": self.topic_states[cid],
+                "topic_frequencies": self.topic_freqs[cid],
+                "topic_sends": self.topic_sends[cid]}
+
+
+def unknown_topic(key: str) -> DomainError:
+    return DomainError(f"No topic '{key}' in this tenant.", code=ErrorCode.UNKNOWN_TOPIC,
+                       field="topic")
+
+
+def topic_not_offered(key: str) -> DomainError:
+    return DomainError(f"Topic '{key}' is not offered at this scope (defined elsewhere in the "
+                       "tree, or archived).", code=ErrorCode.TOPIC_NOT_OFFERED, field="topic")
 
 
 #: Columns: kind, contact, scope, tenant, text 1-3, integer 1-2, timestamp (see load_facts).
 #: The first branch types its NULLs: PostgreSQL resolves a UNION's column types branch by
 #: branch, and two untyped NULLs become text.
 _FACTS_SQL = """\
-SELECT 's', contact_id, scope_id, CAST(NULL AS UUID), channel, status, CAST(NULL AS TEXT),
+SELECT 's', contact_id, scope_id, CAST(NULL AS UUID), channel, status, {state_source},
        event_id, CAST(NULL AS INTEGER), pending_until
   FROM consent_state WHERE {contact_in} AND {scope_in} AND channel IN {channels}
 UNION ALL
@@ -368,15 +495,46 @@ SELECT 'c', id, NULL, tenant_id, home_path, COALESCE(time_zone, phone),
        CAST(quiet_hours AS TEXT),
        CASE WHEN email_suppressed_at IS NULL THEN 0 ELSE 1 END, NULL, suppressed_at
   FROM contact WHERE {contact_id_in}"""
+#: Issue #14, only when a topic is asked for: the topic by key, then the contacts'
+#: decisions, caps and (for a count cap) sends about it.
+_TOPIC_SQL = """
+UNION ALL
+SELECT 't', NULL, scope_id, id, kind, key, NULL, CASE WHEN archived_at IS NULL THEN 0 ELSE 1
+       END, NULL, NULL
+  FROM topic WHERE tenant_id = {tenant} AND key = {topic}
+UNION ALL
+SELECT 'u', contact_id, scope_id, topic_id, channel, status, NULL, event_id, NULL, NULL
+  FROM topic_consent_state WHERE {contact_in} AND {scope_in} AND channel IN {channels}
+   AND topic_id IN (SELECT id FROM topic WHERE tenant_id = {tenant} AND key = {topic})
+UNION ALL
+SELECT 'g', contact_id, scope_id, topic_id, channel, period, scope_path, event_id, max_count,
+       paused_until
+  FROM topic_frequency WHERE {contact_in} AND {scope_in} AND channel IN {channels}
+   AND topic_id IN (SELECT id FROM topic WHERE tenant_id = {tenant} AND key = {topic})
+UNION ALL
+SELECT 'q', r.contact_id, NULL, r.topic_id, r.channel, NULL, r.scope_path, NULL, NULL,
+       r.sent_at
+  FROM send_record r WHERE {send_contact_in} AND r.sent_at > {since}
+   AND r.topic_id IN (SELECT id FROM topic WHERE tenant_id = {tenant} AND key = {topic})
+   AND EXISTS (
+    SELECT 1 FROM topic_frequency f WHERE f.contact_id = r.contact_id
+       AND f.topic_id = r.topic_id AND {pref_scope_in} AND f.channel IN {channels}
+       AND f.max_count IS NOT NULL)"""
+#: The deciding event's source, for step T (an SMS STOP); without a topic, nothing.
+_NO_SOURCE = "CAST(NULL AS TEXT)"
+_EVENT_SOURCE = "(SELECT e.source FROM consent_event e WHERE e.id = consent_state.event_id)"
 
 
 async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channel: Channel,
                      now: datetime, *, with_contacts: bool = False,
-                     read_only: bool = False) -> Facts:
+                     read_only: bool = False, topic: str | None = None,
+                     tenant_id: str | None = None) -> Facts:
     """One statement, whatever the number of contacts and scopes.
 
     Sends are read only for contacts with a count cap on these scopes (the ``EXISTS``),
     and only those of the longest window. Every branch is an index lookup by contact.
+    With a ``topic`` key (and the ``tenant_id`` it belongs to), the topic's branches are
+    added to the same statement; without one the statement is that of before topics.
     """
     st = db.statement(read=read_only)
     cids, sids = st.uuid_list(contact_ids), st.uuid_list(path_ids)
@@ -388,8 +546,14 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
         "contact_id_in": st.uuid_in("id", cids),
         "channels": f"({st.param(channel.value)}, {st.param(Channel.ALL.value)})",
         "since": st.param(now - max(PERIODS.values())),
+        "state_source": _NO_SOURCE,
     }
     sql = _FACTS_SQL + (_CONTACTS_SQL if with_contacts else "")
+    if topic is not None:
+        assert tenant_id is not None, "a topic key means something only within a tenant"
+        slots["state_source"] = _EVENT_SOURCE
+        slots["tenant"], slots["topic"] = st.param(tenant_id), st.param(topic)
+        sql += _TOPIC_SQL
     # Only placeholders and fixed column names are put into the text (db.Statement).
     rows = await st.rows(sql.format(**slots))
     facts = Facts()
@@ -397,7 +561,7 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
     for kind, cid, sid, tid, t1, t2, t3, i1, i2, d1 in rows:
         cid = str(cid)
         if kind == "s":
-            facts.states[cid].append(StateFact(str(sid), t1, t2, i1, as_dt(d1)))
+            facts.states[cid].append(StateFact(str(sid), t1, t2, i1, as_dt(d1), t3))
         elif kind == "m":
             facts.mutes[cid].append(MuteFact(str(sid), i1))
         elif kind == "f":
@@ -406,11 +570,22 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
             sent_at = as_dt(d1)
             assert sent_at is not None
             facts.sends[cid].append(SendFact(t3, Channel(t1), sent_at))
-        else:
+        elif kind == "c":
             # t2: the contact's own zone, else its phone (E.164: "+...") to derive one from.
             zone, phone = (None, t2) if t2 and t2.startswith("+") else (t2, None)
             facts.contacts[cid] = ContactFacts(cid, str(tid), t1, as_dt(d1), bool(i1), phone,
                                                zone, json.loads(t3) if t3 else None)
+        elif kind == "t":
+            facts.topic = TopicFact(str(tid), t2, TopicKind(t1), str(sid), bool(i1))
+        elif kind == "u":
+            facts.topic_states[cid].append(StateFact(str(sid), t1, t2, i1, topic_id=str(tid)))
+        elif kind == "g":
+            facts.topic_freqs[cid].append(FrequencyFact(str(sid), t3, t1, i2, t2, as_dt(d1),
+                                                        i1, str(tid)))
+        else:  # "q"
+            sent_at = as_dt(d1)
+            assert sent_at is not None
+            facts.topic_sends[cid].append(SendFact(t3, Channel(t1), sent_at, str(tid)))
     return facts
 
 
@@ -466,23 +641,27 @@ async def cached_path(scope_id: str) -> tuple[Scope, ...] | None:
 async def decide_for(
     contact: Contact | ContactFacts, scope: Scope, channel: Channel,
     now: datetime | None = None, path: Sequence[Scope] | None = None,
+    topic: str | None = None,
 ) -> Decision:
     """The raw decision (unmasked) for a loaded contact and scope (read fresh: writers
-    call this inside their transaction)."""
+    call this inside their transaction), optionally about a topic (its key)."""
     now = now or utcnow()
     path = path or await path_of(scope)
     cid = str(contact.id)
-    states, mutes, freqs, sends = await _facts([cid], path, channel, now)
-    return resolve(contact=contact, path=path, channel=channel, states=states[cid],
-                   mutes=mutes[cid], frequencies=freqs[cid], sends=sends[cid], now=now)
+    facts = await load_facts([cid], [str(s.id) for s in path], channel, now, topic=topic,
+                             tenant_id=str(contact.tenant_id))
+    return resolve(contact=contact, path=path, channel=channel, states=facts.states[cid],
+                   mutes=facts.mutes[cid], frequencies=facts.freqs[cid],
+                   sends=facts.sends[cid], now=now, **facts.topic_args(cid, topic, path))
 
 
 async def decide(
     principal: Principal, contact_id: str, scope_id: str, channel: Channel,
-    now: datetime | None = None,
+    now: datetime | None = None, topic: str | None = None,
 ) -> Decision:
     """At most two statements: the scope's path (none when cached) and the contact with
-    all its facts. Errors as before: the scope first, then the contact."""
+    all its facts (and the topic's, when one is asked about). Errors as before: the scope
+    first, then the contact, then the topic."""
     authz.require_any(principal, Capability.READ_DECISIONS, Capability.SELF)
     check_channel(channel)
     sid = parse_uuid(scope_id, "scopeId", "scope")
@@ -492,13 +671,15 @@ async def decide(
     cid = parse_uuid(contact_id, "contactId", "contact")
     now = now or utcnow()
     facts = await load_facts([cid], [str(s.id) for s in path], channel, now,
-                             with_contacts=True, read_only=True)
+                             with_contacts=True, read_only=True, topic=topic,
+                             tenant_id=principal.tenant_id)
     contact = facts.contacts.get(cid)
     if contact is None or not authz.contact_visible(principal, contact):
         raise NotFound("No such contact.", field="contactId")
     return resolve(contact=contact, path=path, channel=channel, states=facts.states[cid],
                    mutes=facts.mutes[cid], frequencies=facts.freqs[cid],
-                   sends=facts.sends[cid], now=now).for_principal(principal)
+                   sends=facts.sends[cid], now=now,
+                   **facts.topic_args(cid, topic, path)).for_principal(principal)
 
 
 @dataclass(frozen=True)
@@ -510,7 +691,7 @@ class AudienceEntry:
 
 async def decide_many(
     principal: Principal, scope_id: str, channel: Channel, contact_ids: Sequence[str],
-    *, max_size: int = 10_000, now: datetime | None = None,
+    *, max_size: int = 10_000, now: datetime | None = None, topic: str | None = None,
 ) -> list[AudienceEntry]:
     """One entry per requested contact, in order; unknown or hidden ones say NOT_FOUND."""
     authz.require(principal, Capability.READ_DECISIONS)
@@ -533,7 +714,10 @@ async def decide_many(
     # facts. Facts of contacts that turn out hidden are read and dropped: cheaper than a
     # second round trip, and nothing of them leaves this function.
     facts = await load_facts(unique, [str(s.id) for s in path], channel, now,
-                             with_contacts=True, read_only=True) if unique else Facts()
+                             with_contacts=True, read_only=True, topic=topic,
+                             tenant_id=principal.tenant_id) if unique or topic else Facts()
+    if topic is not None:
+        facts.offered(topic, path)  # an unknown topic is the request's error, not each entry's
     contacts = facts.contacts
     empty: tuple[()] = ()
     out: list[AudienceEntry] = []
@@ -545,6 +729,6 @@ async def decide_many(
         d = resolve(contact=contact, path=path, channel=channel,
                     states=facts.states.get(cid, empty), mutes=facts.mutes.get(cid, empty),
                     frequencies=facts.freqs.get(cid, empty), sends=facts.sends.get(cid, empty),
-                    now=now)
+                    now=now, **facts.topic_args(cid, topic, path))
         out.append(AudienceEntry(contact_id=cid, decision=d.for_principal(principal)))
     return out

@@ -30,6 +30,8 @@ from prefcenter.models import (
     FrequencyPreference,
     NotInterested,
     SendRecord,
+    TopicConsentState,
+    TopicFrequency,
 )
 from prefcenter.models.enums import PRIVATE_ACTIONS, Source
 from prefcenter.models.mail import OptBackInRequest, OutboxMail
@@ -71,6 +73,10 @@ async def access(principal: Principal, contact_id: str) -> dict[str, Any]:
                                                                               "channel")
     freqs = await FrequencyPreference.filter(reach, contact_id=contact.id).order_by(
         "scope_path")
+    topic_states = await TopicConsentState.filter(reach, contact_id=contact.id).order_by(
+        "scope_path", "channel")
+    topic_freqs = await TopicFrequency.filter(reach, contact_id=contact.id).order_by(
+        "scope_path")
     ledger_qs = ConsentEvent.filter(reach, contact_id=contact.id)
     if not own:
         ledger_qs = ledger_qs.exclude(action__in=[a.value for a in PRIVATE_ACTIONS])
@@ -107,6 +113,16 @@ async def access(principal: Principal, contact_id: str) -> dict[str, Any]:
                          "period": f.period.value if f.period else None,
                          "pausedUntil": _iso(f.paused_until), "eventId": f.event_id}
                         for f in freqs],
+        # Issue #14: decisions and caps about one topic each.
+        "topicDecisions": [{"scopeId": str(s.scope_id), "topicId": str(s.topic_id),
+                            "channel": s.channel.value, "status": s.status.value,
+                            "eventId": s.event_id, "updatedAt": _iso(s.updated_at)}
+                           for s in topic_states],
+        "topicFrequencies": [{"scopeId": str(f.scope_id), "topicId": str(f.topic_id),
+                              "channel": f.channel.value, "maxCount": f.max_count,
+                              "period": f.period.value if f.period else None,
+                              "pausedUntil": _iso(f.paused_until), "eventId": f.event_id}
+                             for f in topic_freqs],
         "ledger": [event_row(e) for e in ledger_rows],
         "tokens": [{"id": str(t.id), "purpose": t.purpose.value, "scopeId": str(t.scope_id),
                     "channel": t.channel, "createdAt": _iso(t.created_at),
