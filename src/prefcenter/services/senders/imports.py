@@ -384,7 +384,7 @@ class Importer:
     def _new_id(self) -> str:
         """A fresh time-ordered id for a new row (drawn 1024 at a time)."""
         if not self._ids:
-            self._ids = ordered_uuids(1024)
+            self._ids = sorted(ordered_uuids(1024), reverse=True)  # popped ascending
         return self._ids.pop()
 
     def _sid(self, scope: Scope) -> str:
