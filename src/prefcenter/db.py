@@ -699,7 +699,7 @@ async def insert_rows(table: str, columns: Sequence[str], rows: Sequence[Sequenc
         marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     # Table and column names are the caller's constants, never input.
     await conn.execute_many(f'INSERT INTO "{table}" ({cols}) VALUES ({marks})',  # noqa: S608
-                            [list(r) for r in rows])
+                            list(rows))  # tuples or lists: both drivers take either
 
 
 @asynccontextmanager
