@@ -109,12 +109,12 @@ async def measure(system: Any, path: Path, budget: float, cache_mib: int, *, dry
                   ) -> None:
     label = "dry run" if dry_run else "import"
     reset_peak_rss()
-    samples: list[tuple[int, float]] = []
+    samples: list[tuple[int, float, float, float]] = []
     started = time.perf_counter()
     cpu_started = time.process_time()
 
     def progress(s: imports.ImportSummary) -> None:
-        samples.append((s.rows, rss_mb()))
+        samples.append((s.rows, rss_mb(), time.perf_counter(), time.process_time()))
         if time.perf_counter() - started > budget:
             raise TimeoutError(s.rows)
 
@@ -129,10 +129,19 @@ async def measure(system: Any, path: Path, budget: float, cache_mib: int, *, dry
         print(f"{label}: stopped by --timeout after {done} rows")
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
-    tenth = next((m for r, m in samples if r >= done // 10), 0.0)
+    tenth = next((m for r, m, *_ in samples if r >= done // 10), 0.0)
     print(f"{label}: {done} rows in {elapsed:.1f} s = {done / elapsed:,.0f} rows/s; RSS at "
           f"10 % {tenth:.0f} MB, at the end {samples[-1][1] if samples else 0:.0f} MB, peak "
           f"{peak_rss_mb():.0f} MB", flush=True)
+    if len(samples) >= 20:
+        # Does the rate fall as the tables grow? The first tenth of the batches against
+        # the last tenth.
+        k = len(samples) // 10
+        for unit, i in (("rows/s", 2), ("rows per CPU-second", 3)):
+            first = (samples[k][0] - samples[0][0]) / (samples[k][i] - samples[0][i])
+            last = (samples[-1][0] - samples[-1 - k][0]) / (samples[-1][i] - samples[-1 - k][i])
+            print(f"{label}: first tenth {first:,.0f} {unit}, last tenth {last:,.0f} "
+                  f"(ratio {last / first:.2f})", flush=True)
     print(f"{label}: CPU (all threads of the process) {cpu:.1f} s = {done / cpu:,.0f} rows "
           f"per CPU-second: the rate on an otherwise idle core", flush=True)
 
