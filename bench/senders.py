@@ -6,9 +6,11 @@ Into a fresh, migrated SQLite file in a temporary directory:
 
 1. writes a CSV of N rows (a new contact each, with an email, an external id and one
    decision: every third an opt-in with evidence, the rest opt-outs, over three scopes);
-2. imports it through the service the CLI uses, in this process, sampling the process's
-   resident memory after each batch: rows/s and peak RSS (and RSS at 10 % and at the
-   end, to show it stays flat);
+2. checks it with ``--dry-run`` (nothing written; what earlier batches planned is kept
+   on disk), then imports it, both through the service the CLI uses, in this process,
+   with the CLI's webhook outbox hook registered (no endpoint configured), sampling the
+   process's resident memory after each batch: rows/s, RSS at 10 %, at the end and the
+   peak (reset between the two runs), to show it stays flat;
 3. runs ``prefcenter serve`` on a free port and streams ``GET /senders/export/contacts``:
    time to the first byte, to the first data row, total time, rows, and the server's
    peak RSS.
@@ -30,11 +32,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from prefcenter import db
 from prefcenter.models.enums import Role
+from prefcenter.services import webhooks  # noqa: F401  (the outbox hook, as in the CLI)
 from prefcenter.services.senders import imports
 from prefcenter.services.tenancy import auth, scopes
 from prefcenter.services.tenancy.principals import system_principal
@@ -78,7 +82,7 @@ def free_port() -> int:
 
 
 async def run_import(settings: Settings, path: Path, rows: int, budget: float,
-                     cache_mib: int) -> tuple[str, str]:
+                     cache_mib: int, dry_run: bool) -> tuple[str, str]:
     await db.prepare_database(settings)
     tenant, root = await scopes.create_tenant("Bench", root_kind="Group")
     key = await auth.create_api_key(root, Role.OWNER, "bench")
@@ -88,34 +92,58 @@ async def run_import(settings: Settings, path: Path, rows: int, budget: float,
     size = write_csv(path, rows, [str(k.id) for k in kids])
     print(f"csv: {rows} rows, {size / 1e6:.1f} MB; RSS before import "
           f"{rss_mb():.0f} MB", flush=True)
-    samples: list[tuple[int, float]] = []
+    if dry_run:
+        await measure(system, path, budget, cache_mib, dry_run=True)
+    await measure(system, path, budget, cache_mib, dry_run=False)
+    await db.close_db()
+    return str(tenant.id), key.secret
+
+
+def reset_peak_rss() -> None:
+    """Linux: VmHWM starts again from the current RSS."""
+    with open(f"/proc/{os.getpid()}/clear_refs", "w", encoding="ascii") as fh:
+        fh.write("5")
+
+
+async def measure(system: Any, path: Path, budget: float, cache_mib: int, *, dry_run: bool
+                  ) -> None:
+    label = "dry run" if dry_run else "import"
+    reset_peak_rss()
+    samples: list[tuple[int, float, float, float]] = []
     started = time.perf_counter()
     cpu_started = time.process_time()
 
     def progress(s: imports.ImportSummary) -> None:
-        samples.append((s.rows, rss_mb()))
+        samples.append((s.rows, rss_mb(), time.perf_counter(), time.process_time()))
         if time.perf_counter() - started > budget:
             raise TimeoutError(s.rows)
 
     try:
         summary = await imports.import_file(system, path, progress=progress,
-                                            cache_mib=cache_mib)
+                                            cache_mib=cache_mib, dry_run=dry_run)
         done = summary.rows
-        print(f"import: created {summary.created}, refused {summary.refused}, "
+        print(f"{label}: created {summary.created}, refused {summary.refused}, "
               f"events {summary.events}")
     except TimeoutError as exc:
         done = int(exc.args[0])
-        print(f"import: stopped by --timeout after {done} rows")
+        print(f"{label}: stopped by --timeout after {done} rows")
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
-    tenth = next((m for r, m in samples if r >= done // 10), 0.0)
-    print(f"import: {done} rows in {elapsed:.1f} s = {done / elapsed:,.0f} rows/s; RSS at 10 % "
-          f"{tenth:.0f} MB, at the end {samples[-1][1] if samples else 0:.0f} MB, peak "
+    tenth = next((m for r, m, *_ in samples if r >= done // 10), 0.0)
+    print(f"{label}: {done} rows in {elapsed:.1f} s = {done / elapsed:,.0f} rows/s; RSS at "
+          f"10 % {tenth:.0f} MB, at the end {samples[-1][1] if samples else 0:.0f} MB, peak "
           f"{peak_rss_mb():.0f} MB", flush=True)
-    print(f"import: CPU (all threads of the process) {cpu:.1f} s = {done / cpu:,.0f} rows per "
-          f"CPU-second: the rate on an otherwise idle core", flush=True)
-    await db.close_db()
-    return str(tenant.id), key.secret
+    if len(samples) >= 20:
+        # Does the rate fall as the tables grow? The first tenth of the batches against
+        # the last tenth.
+        k = len(samples) // 10
+        for unit, i in (("rows/s", 2), ("rows per CPU-second", 3)):
+            first = (samples[k][0] - samples[0][0]) / (samples[k][i] - samples[0][i])
+            last = (samples[-1][0] - samples[-1 - k][0]) / (samples[-1][i] - samples[-1 - k][i])
+            print(f"{label}: first tenth {first:,.0f} {unit}, last tenth {last:,.0f} "
+                  f"(ratio {last / first:.2f})", flush=True)
+    print(f"{label}: CPU (all threads of the process) {cpu:.1f} s = {done / cpu:,.0f} rows "
+          f"per CPU-second: the rate on an otherwise idle core", flush=True)
 
 
 def run_export(settings: Settings, key: str) -> None:
@@ -164,6 +192,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--no-export", action="store_true")
+    parser.add_argument("--no-dry-run", action="store_true", help="skip the --dry-run pass")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--cache-mib", type=int, default=64,
                         help="SQLite page cache during the import (0: SQLite's default)")
@@ -171,7 +200,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="prefcenter-bench-") as tmp:
         settings = Settings(database_url=f"sqlite://{tmp}/bench.sqlite3", run_workers=False)
         _, key = asyncio.run(run_import(settings, Path(tmp) / "contacts.csv", args.rows,
-                                        args.timeout, args.cache_mib))
+                                        args.timeout, args.cache_mib,
+                                        not args.no_dry_run))
         print(f"user CPU {resource.getrusage(resource.RUSAGE_SELF).ru_utime:.0f} s", flush=True)
         if not args.no_export:
             run_export(settings, key)

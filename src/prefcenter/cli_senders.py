@@ -8,6 +8,12 @@
 
 The CLI acts for the operator of the server: the whole tenant (or ``--scope``'s
 subtree), recorded in the ledger as actor ``cli``. The rules are the services'.
+
+Partners hear of the CLI's changes as of the server's: every ledger event it writes
+enqueues webhook deliveries in the same transaction (the outbox hook of
+``services.webhooks``, registered by importing it here), which the server's worker
+delivers; the change stream reads the ledger, so live subscribers receive them too (at
+the latest after ``stream_poll_seconds``, as for any change made by another process).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any, TextIO
 from prefcenter import db
 from prefcenter.errors import DomainError
 from prefcenter.models import Scope
+from prefcenter.services import webhooks  # noqa: F401  (its outbox hook: partners are told)
 from prefcenter.services.channels.email import feedback
 from prefcenter.services.common import parse_uuid
 from prefcenter.services.people import gdpr

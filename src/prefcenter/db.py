@@ -663,19 +663,25 @@ async def ids_matching(table: str, tenant_id: str, any_of: dict[str, Sequence[st
     if not any_of:
         return []
     conn = connections.get("default")
-    params: list[Any] = [tenant_id]
-    tests = []
+    sqlite = conn.capabilities.dialect == "sqlite"
+    params: list[Any] = []
+    selects = []
+    # One SELECT per column, joined by UNION: each searches its (tenant, column) index.
+    # (An OR of the IN tests makes SQLite scan the tenant's rows: a per-batch cost that
+    # grows with the table.) Table and column names are the caller's constants.
     for col, values in any_of.items():
-        if conn.capabilities.dialect == "sqlite":
-            tests.append(f'"{col}" IN ({", ".join("?" for _ in values)})')
+        if sqlite:
+            params.append(tenant_id)
             params.extend(values)
+            test = f'"{col}" IN ({", ".join("?" for _ in values)})'
+            mark = "?"
         else:
-            params.append(list(values))
-            tests.append(f'"{col}" = ANY(${len(params)})')
-    mark = "?" if conn.capabilities.dialect == "sqlite" else "$1"
-    # Table and column names are the caller's constants, never input.
-    sql = (f'SELECT "id" FROM "{table}" WHERE "tenant_id" = {mark} '  # noqa: S608
-           f'AND ({" OR ".join(tests)})')
+            params.extend([tenant_id, list(values)])
+            test = f'"{col}" = ANY(${len(params)})'
+            mark = f"${len(params) - 1}"
+        selects.append(f'SELECT "id" FROM "{table}" '  # noqa: S608
+                       f'WHERE "tenant_id" = {mark} AND {test}')
+    sql = " UNION ".join(selects)
     rows = await conn.execute_query_dict(sql, params)
     return [str(r["id"]) for r in rows]
 
@@ -693,7 +699,7 @@ async def insert_rows(table: str, columns: Sequence[str], rows: Sequence[Sequenc
         marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     # Table and column names are the caller's constants, never input.
     await conn.execute_many(f'INSERT INTO "{table}" ({cols}) VALUES ({marks})',  # noqa: S608
-                            [list(r) for r in rows])
+                            list(rows))  # tuples or lists: both drivers take either
 
 
 @asynccontextmanager

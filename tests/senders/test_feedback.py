@@ -9,9 +9,11 @@ import hmac
 import json
 import time
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -20,8 +22,10 @@ from prefcenter.models.enums import Action, Channel, ConsentStatus, Source
 from prefcenter.models.senders import FeedbackEvent, FeedbackKind, SuppressionEntry
 from prefcenter.services.channels.email import feedback
 from prefcenter.services.people import contacts
+from prefcenter.settings import Settings
 from tests.factories import World
 from tests.helpers import assert_ledger_consistent
+from tests.security.conftest import app_client
 
 LINKS = """query($c: ID!, $s: ID!) { links(contactId: $c, scopeId: $s, channel: EMAIL) {
   feedbackTag } }"""
@@ -160,4 +164,54 @@ async def test_mailgun_permanent_failure_and_complaint(world: World, client: htt
     unsigned = await client.post(url, json={"event-data": failed})
     assert unsigned.status_code == 403
     assert await FeedbackEvent.all().count() == 2
+    await assert_ledger_consistent(world.tenant_id)
+
+
+@pytest.mark.parametrize("provider", ["sendgrid", "mailgun"])
+async def test_provider_routes_are_rate_limited(world: World, settings: Settings,
+                                                provider: str) -> None:
+    """A flood from one address gets 429 with Retry-After; forgeries are cut at the
+    anonymous rate, a provider's signed events at the key rate; under the limit a signed
+    event is applied."""
+    private, public = sendgrid_key()
+    key = "key-" + uuid.uuid4().hex
+    await feedback.set_keys(world.tenant_id, sendgrid_public_key=public,
+                            mailgun_signing_key=key)
+    url = f"/feedback/{provider}/{world.tenant_id}"
+
+    def signed(email: str) -> dict[str, Any]:
+        if provider == "sendgrid":
+            body, headers = sendgrid_request(private, [sg_event("bounce", email,
+                                                                type="bounce")])
+            return {"content": body, "headers": headers}
+        event = {"event": "failed", "severity": "permanent", "recipient": email,
+                 "id": "mg-" + uuid.uuid4().hex, "timestamp": time.time()}
+        return {"json": mailgun_payload(key, event)}
+
+    limits = replace(settings, rate_limit_anonymous_per_minute=3,
+                     rate_limit_key_per_minute=5)
+    async with app_client(limits, client=("192.0.2.10", 5000)) as (_, flood):
+        forged = [await flood.post(url, json={"event-data": {}}) for _ in range(3)]
+        assert [r.status_code for r in forged] == [403] * 3
+        refused = await flood.post(url, **signed("ada@example.com"))
+        assert refused.status_code == 429
+        assert 1 <= int(refused.headers["retry-after"]) <= 120
+        assert "limit is 3 per minute" in refused.text
+    # The flood changed nothing, not even the signed event it ended with.
+    assert (await Contact.get(id=world.cid("ada"))).email_suppressed_at is None
+    assert not await FeedbackEvent.all().exists()
+
+    async with app_client(limits, client=("192.0.2.11", 5000)) as (_, provider_client):
+        applied = await provider_client.post(url, **signed("ada@example.com"))
+        assert applied.status_code == 200, applied.text
+        assert applied.json()["hardBounces"] == 1
+        assert (await Contact.get(id=world.cid("ada"))).email_suppressed_at is not None
+        # Signed events are allowed the key rate (5 a minute here), then refused too.
+        for _ in range(4):
+            r = await provider_client.post(url, **signed("nobody@example.com"))
+            assert r.status_code == 200, r.text
+        over = await provider_client.post(url, **signed("bob@example.com"))
+        assert over.status_code == 429 and int(over.headers["retry-after"]) >= 1
+        assert "limit is 5 per minute" in over.text
+    assert (await Contact.get(id=world.cid("bob"))).email_suppressed_at is None
     await assert_ledger_consistent(world.tenant_id)

@@ -110,6 +110,48 @@ async def test_dry_run_writes_nothing_and_duplicates_are_refused(world: World, t
     assert result.errors[0].row == 2 and "Repeats row 1" in result.errors[0].reason
 
 
+async def test_a_dry_run_across_batches_predicts_the_real_run(world: World, tmp_path: Path
+                                                              ) -> None:
+    """Batches of two rows: each batch of the dry run sees what the earlier ones planned
+    (created, changed, suppressed, decided), as the real run sees what they wrote."""
+    owner = await principal_from_api_key(world.keys["owner"])
+    news, events_ = world.sid("client_news"), world.sid("client_events")
+    alice = world.sid("user_alice")  # under client_news
+    await imports.import_suppression_list(owner, write(tmp_path, "list.csv",
+                                                       "email\nlisted@example.com\n"))
+    path = write(tmp_path, "batches.csv",
+                 "email,external_id,name,scope,channel,status,evidence\n"
+                 f"a@example.com,crm-a,,{news},EMAIL,OPTED_IN,Form v1\n"       # 1 created
+                 f"b@example.com,,,{news},EMAIL,OPTED_OUT,\n"                  # 2 created
+                 f",crm-a,,{events_},EMAIL,OPTED_OUT,\n"                       # 3 A, by id
+                 f"a@example.com,,,{news},EMAIL,OPTED_OUT,\n"                  # 4 repeats 1
+                 "a@example.com,,Anna,,,,\n"                                   # 5 A renamed
+                 f"b@example.com,,,{alice},EMAIL,OPTED_IN,Form v2\n"           # 6 lifts 2
+                 "a2@example.com,crm-a,,,,,\n"                                 # 7 A's new email
+                 "a@example.com,,Other,,,,\n"                                  # 8 a new contact
+                 "listed@example.com,,,,,,\n"                                  # 9 suppressed
+                 f"listed@example.com,,,{news},SMS,OPTED_OUT,\n")              # 10 unchanged
+    before = (await Contact.all().count(), await ConsentEvent.all().count())
+    dry = await imports.import_file(owner, path, dry_run=True, batch_size=2)
+    assert (await Contact.all().count(), await ConsentEvent.all().count()) == before
+    real = await imports.import_file(owner, path, batch_size=2)
+
+    def outcome(s: imports.ImportSummary) -> tuple[object, ...]:
+        return (s.rows, s.created, s.updated, s.unchanged, s.refused, s.suppressed, s.events,
+                [(e.row, e.field) for e in s.errors])
+
+    assert outcome(dry) == outcome(real)
+    assert (real.created, real.updated, real.refused) == (4, 4, 2)
+    assert [e.row for e in dry.errors] == [4, 6]
+    assert "Repeats row 1" in dry.errors[0].reason
+    assert "never lifts an opt-out" in dry.errors[1].reason
+    anna = await Contact.get(external_id="crm-a", tenant_id=world.tenant_id)
+    assert (anna.email, anna.name) == ("a2@example.com", "Anna")
+    other = await Contact.get(email="a@example.com", tenant_id=world.tenant_id)
+    assert other.name == "Other" and other.id != anna.id
+    await assert_ledger_consistent(world.tenant_id)
+
+
 @pytest.mark.parametrize(("name", "content", "message"), [
     ("cols.csv", "email,colour\na@example.com,red\n", "Unknown column"),
     ("noid.csv", "name,locale\nAda,en\n", "needs an email, phone or external_id"),

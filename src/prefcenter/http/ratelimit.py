@@ -21,6 +21,13 @@ token; ``/u/ /ni/ /c/ /p/`` link pages         ``rate_limit_anonymous_per_minute
                                                minute``: the SMS provider posts every inbound
                                                text of every contact from a few addresses,
                                                and a dropped STOP is a compliance failure
+``/feedback/`` (email providers' bounce and    the client address at ``rate_limit_key_per_
+complaint webhooks)                            minute`` (providers post many events from few
+                                               addresses); a request whose signature does
+                                               not verify is also charged to the address's
+                                               failed-credential bucket, and while that is
+                                               full the address is refused, so a flood of
+                                               unsigned posts is cut at the anonymous rate
 WebSocket handshakes on ``/graphql``           the client address: ``rate_limit_websocket_
                                                per_minute`` (the credential only arrives
                                                inside the connection; its operations are
@@ -69,6 +76,8 @@ LINK_PREFIXES = ("/u/", "/ni/", "/c/", "/p/", "/forms/")  # /forms/: sign-up for
 EXEMPT_PREFIXES = ("/p/static/",)
 GRAPHQL_PATH = "/graphql"
 SMS_PATH = "/sms/inbound"
+#: Email providers' event webhooks (bounces, complaints; issue 13).
+FEEDBACK_PREFIX = "/feedback/"
 
 
 @dataclass(frozen=True)
@@ -261,7 +270,8 @@ AUTH_FAILED = "prefcenter.auth_failed"
 
 
 def note_auth_failure(scope: Any) -> None:
-    """Called by the GraphQL layer: this request's credential was unknown, revoked or expired."""
+    """This request's credential was unknown, revoked or expired (the GraphQL layer), or
+    its provider signature did not verify (the feedback webhooks)."""
     scope[AUTH_FAILED] = True
 
 
@@ -307,6 +317,10 @@ def plan_for(scope: Scope, settings: Settings) -> Plan:
         return Plan((Charge(f"addr:{address}", anonymous),))
     if path == SMS_PATH or path.startswith(SMS_PATH + "/"):
         return Plan((Charge(f"sms:{address}", per_key),))
+    if path.startswith(FEEDBACK_PREFIX):
+        failures = Charge(f"fail:{address}", anonymous)
+        return Plan((Charge(failures.bucket, anonymous, count=False),
+                     Charge(f"feedback:{address}", per_key)), failures)
     return Plan()
 
 

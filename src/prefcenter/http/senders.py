@@ -35,6 +35,7 @@ from litestar.response import Stream
 
 from prefcenter.errors import DomainError, ErrorCode, Unauthenticated
 from prefcenter.features import Feature
+from prefcenter.http.ratelimit import note_auth_failure
 from prefcenter.services.channels.email import feedback
 from prefcenter.services.people import gdpr
 from prefcenter.services.senders import exports, imports
@@ -239,6 +240,7 @@ async def _feedback(request: AnyRequest, provider: str, tenant_id: str
                                         headers=request.headers)
     except feedback.SignatureError as exc:
         log.warning("feedback: %s request for tenant %s refused: %s", provider, tenant_id, exc)
+        note_auth_failure(request.scope)  # a flood of forgeries is cut early (http/ratelimit)
         return Response({"error": {"code": "FORBIDDEN", "message": "The request signature is "
                                    "missing or does not verify.", "field": None}},
                         status_code=403, headers=NO_STORE)

@@ -83,7 +83,8 @@ class ConsentEvent(Model):
 
     class Meta:
         table = "consent_event"
-        indexes = (("tenant", "scope_path"), ("contact", "scope"))
+        # ("tenant", "id"): a tenant's ledger in order (the streamed export, issue 13).
+        indexes = (("tenant", "scope_path"), ("contact", "scope"), ("tenant", "id"))
 
 
 class ConsentState(Model):

@@ -58,6 +58,8 @@ class Contact(Model):
     class Meta:
         table = "contact"
         unique_together = (("tenant", "email"), ("tenant", "phone"), ("tenant", "external_id"))
+        # A tenant's contacts in id order (the streamed export's pages, issue 13).
+        indexes = (("tenant", "id"),)
 
 
 class ContactToken(Model):

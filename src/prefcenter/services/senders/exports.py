@@ -96,32 +96,36 @@ async def export_contacts(principal: Principal, fmt: str, *, batch_size: int = B
         page = Contact.filter(visible, tenant_id=principal.tenant_id)
         if after is not None:
             page = page.filter(id__gt=after)
-        contacts = await page.order_by("id").limit(batch_size)
+        # Plain values of the columns written, not model objects (a third of the cost).
+        contacts = await page.order_by("id").limit(batch_size).values_list(
+            "id", "email", "phone", "external_id", "locale", "name", "suppressed_at",
+            "email_suppressed_at")
         if not contacts:
             return
-        after = str(contacts[-1].id)
-        states: dict[str, list[ConsentState]] = {}
-        found = await ConsentState.filter(reach, contact_id__in=[c.id for c in contacts]
-                                          ).order_by("scope_path", "channel")
-        for s in found:
-            states.setdefault(str(s.contact_id), []).append(s)
+        after = str(contacts[-1][0])
+        states: dict[str, list[tuple[Any, ...]]] = {}
+        found = await ConsentState.filter(reach, contact_id__in=[c[0] for c in contacts]
+                                          ).order_by("scope_path", "channel").values_list(
+            "contact_id", "scope_id", "channel", "status", "event_id", "updated_at")
+        for st in found:
+            states.setdefault(str(st[0]), []).append(st)
         # "when" is the deciding event's time, as an import reads it.
-        when = dict(await ConsentEvent.filter(id__in=[s.event_id for s in found]).values_list(
+        when = dict(await ConsentEvent.filter(id__in=[st[4] for st in found]).values_list(
             "id", "occurred_at")) if found else {}
-        for c in contacts:
-            base = {"contact_id": str(c.id), "email": c.email, "phone": c.phone,
-                    "external_id": c.external_id, "locale": c.locale, "name": c.name,
-                    "suppressed": c.suppressed_at is not None or
-                    c.email_suppressed_at is not None}
-            mine = states.get(str(c.id))
+        for cid, email, phone, external_id, locale, name, suppressed, email_suppressed \
+                in contacts:
+            base = {"contact_id": str(cid), "email": email, "phone": phone,
+                    "external_id": external_id, "locale": locale, "name": name,
+                    "suppressed": suppressed is not None or email_suppressed is not None}
+            mine = states.get(str(cid))
             if not mine:
                 writer.row({**base, "scope": None, "channel": None, "status": None,
                             "when": None, "event_id": None})
-            for s in mine or []:
-                writer.row({**base, "scope": str(s.scope_id), "channel": s.channel.value,
-                            "status": s.status.value,
-                            "when": (when.get(s.event_id) or s.updated_at).isoformat(),
-                            "event_id": s.event_id})
+            for _, scope_id, channel, status, event_id, updated_at in mine or []:
+                writer.row({**base, "scope": str(scope_id), "channel": channel.value,
+                            "status": status.value,
+                            "when": (when.get(event_id) or updated_at).isoformat(),
+                            "event_id": event_id})
         yield writer.take()
 
 

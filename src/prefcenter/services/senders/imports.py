@@ -45,6 +45,7 @@ from prefcenter.services.common import ordered_uuids, utcnow
 from prefcenter.services.consent.changes import covers
 from prefcenter.services.people.contacts import normalize_email, normalize_locale, normalize_phone
 from prefcenter.services.senders import suppression
+from prefcenter.services.senders.rehearsal import PlannedContact, PlannedState, Rehearsal
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
 from prefcenter.services.tenancy.scopes import get_scope
@@ -370,14 +371,17 @@ class Importer:
         self.scope_ids: dict[int, str] = {}
         #: Ledger ids from here on were written by this run (cross-batch repeats).
         self.first_event_id: int | None = None
-        #: Dry runs write nothing, so repeats across batches are found by key.
+        #: A dry run writes nothing: what it planned so far is kept on disk (flat memory).
+        self.rehearsal = Rehearsal() if summary.dry_run else None
+        #: Dry run: the decisions earlier batches planned for this batch's contacts (key ->
+        #: row), so a repeat across batches is reported as the real run reports it.
         self.seen: dict[tuple[str, str, str], int] | None = {} if summary.dry_run else None
         self._ids: list[str] = []
 
     def _new_id(self) -> str:
         """A fresh time-ordered id for a new row (drawn 1024 at a time)."""
         if not self._ids:
-            self._ids = ordered_uuids(1024)
+            self._ids = sorted(ordered_uuids(1024), reverse=True)  # popped ascending
         return self._ids.pop()
 
     def _sid(self, scope: Scope) -> str:
@@ -438,19 +442,33 @@ class Importer:
         exts = {r.external_id for r in parsed if r.external_id}
         ids = await db.ids_matching("contact", tenant, {
             "email": list(emails), "phone": list(phones), "external_id": list(exts)})
+        planned: dict[str, PlannedContact] = {}
+        if self.rehearsal is not None:
+            planned = {p.cid: p for p in self.rehearsal.contacts(
+                emails=emails, phones=phones, external_ids=exts)}
+            ids = list(set(ids) | {cid for cid, p in planned.items() if not p.new})
         existing = await Contact.filter(id__in=ids) if ids else []
         by: dict[str, dict[str, _Contact]] = {"email": {}, "phone": {}, "external_id": {}}
         known: dict[str, _Contact] = {}
         for c in existing:
-            entry = known[str(c.id)] = _Contact(c, new=False)
+            known[str(c.id)] = _Contact(c, new=False)
+        if self.rehearsal is not None:
+            self._recall(known, planned, now)
+        for entry in known.values():
             for key in IDENTITY:
-                if getattr(c, key):
-                    by[key][getattr(c, key)] = entry
+                if getattr(entry.model, key):
+                    by[key][getattr(entry.model, key)] = entry
         if known:
             for s in await ConsentState.filter(contact_id__in=list(known)):
                 entry = known[str(s.contact_id)]
                 entry.states[(str(s.scope_id), s.channel)] = (s.status, s.event_id)
                 entry.state_ids[(str(s.scope_id), s.channel)] = str(s.id)
+        if self.rehearsal is not None:
+            self.seen = {}
+            for st in self.rehearsal.states(known):
+                channel = Channel(st.channel)
+                known[st.cid].states[(st.scope_id, channel)] = (ConsentStatus(st.status), None)
+                self.seen[(st.cid, st.scope_id, channel.value)] = st.row
 
         decisions: list[_Decision] = []
         touched: dict[str, _Contact] = {}
@@ -478,8 +496,49 @@ class Importer:
                     e.suppress_all = suppression.every_channel(listed[d] for d in hits)
                     summary.suppressed += 1
         summary.events += len(decisions) + sum(1 for e in touched.values() if e.suppress)
-        if not summary.dry_run:
+        if self.rehearsal is not None:
+            self._remember(touched, decisions)
+        else:
             await self._write(touched, decisions, now)
+
+    def _recall(self, known: dict[str, _Contact], planned: dict[str, PlannedContact],
+                now: datetime) -> None:
+        """Dry run: the batch sees the contacts as the earlier batches left them (created,
+        details changed, suppressed), as the real run sees them in the database."""
+        assert self.rehearsal is not None
+        missing = [cid for cid in known if cid not in planned]
+        planned.update((p.cid, p) for p in self.rehearsal.contacts(ids=missing))
+        home = self.default_scope
+        for cid, p in planned.items():
+            entry = known.get(cid)
+            if entry is None:
+                if not p.new:
+                    continue  # erased since, or outside the tenant: the database decides
+                entry = known[cid] = _Contact(_Person(
+                    id=cid, tenant_id=self.principal.tenant_id, home_scope_id=str(home.id),
+                    home_path=home.path, email=p.email, phone=p.phone,
+                    external_id=p.external_id, locale=p.locale, name=p.name), new=False)
+            model = entry.model
+            for key, value in (("email", p.email), ("phone", p.phone),
+                               ("external_id", p.external_id), ("locale", p.locale),
+                               ("name", p.name)):
+                setattr(model, key, value)
+            if p.suppressed and model.suppressed_at is None and \
+                    model.email_suppressed_at is None:
+                model.email_suppressed_at = now
+
+    def _remember(self, touched: dict[str, _Contact], decisions: list[_Decision]) -> None:
+        """Dry run: keep what this batch planned for the batches after it."""
+        assert self.rehearsal is not None
+        self.rehearsal.remember(
+            [PlannedContact(e.cid, isinstance(e.model, _Person), e.model.email, e.model.phone,
+                            e.model.external_id, e.model.locale, e.model.name,
+                            bool(e.suppress or e.model.suppressed_at or
+                                 e.model.email_suppressed_at))
+             for e in touched.values()],
+            [PlannedState(d.contact.cid, self._sid(d.scope), d.row.channel.value,
+                          d.row.status.value, d.row.row)
+             for d in decisions if d.row.channel is not None and d.row.status is not None])
 
     def _plan_row(self, r: ParsedRow, by: dict[str, dict[str, _Contact]],
                   decisions: list[_Decision], touched: dict[str, _Contact],
@@ -626,14 +685,21 @@ class Importer:
             for e in suppressed:
                 setattr(e.model, _flag(e), now)
                 e.model.suppression_reason = "suppression list"
+            changed = [e for e in touched.values() if not e.new and (e.changes or e.suppress)]
+            # An email, phone or external id may pass from one contact to another in a
+            # batch (row 7 gives A a new address, row 8 creates B with A's old one): the
+            # old values are freed first, then set, then new contacts are inserted.
+            for e in changed:
+                freed = {k: None for k in IDENTITY if k in e.changes}
+                if freed:
+                    await Contact.filter(id=e.model.id).update(**freed)
+            for e in changed:
+                values = dict(e.changes)
+                if e.suppress:
+                    values.update({_flag(e): now, "suppression_reason": "suppression list"})
+                await Contact.filter(id=e.model.id).update(updated_at=now, **values)
             await db.insert_rows("contact", PERSON_COLUMNS, [
                 e.model.row(now) for e in touched.values() if isinstance(e.model, _Person)])
-            for e in touched.values():
-                if not e.new and (e.changes or e.suppress):
-                    values = dict(e.changes)
-                    if e.suppress:
-                        values.update({_flag(e): now, "suppression_reason": "suppression list"})
-                    await Contact.filter(id=e.model.id).update(updated_at=now, **values)
             written: list[tuple[Any, ...]] = []
             new_states: list[tuple[Any, ...]] = []
             updates: list[tuple[ConsentStatus, int, datetime, str]] = []
@@ -677,10 +743,13 @@ class Importer:
                 await ConsentState.filter(id=state_id).update(status=status, event_id=event_id,
                                                               updated_at=at)
             if events.listened():
-                # ORM objects only for the hooks and publishers that receive them.
+                # ORM objects only for the hooks and publishers that receive them, built
+                # as rows read back from the database are (they are stored; the values
+                # are the columns' own: ``EVENT_COLUMNS`` are the column names), which
+                # costs about half of validating keyword arguments.
                 for event_values in written:
-                    await events.recorded(ConsentEvent(**dict(zip(EVENT_COLUMNS, event_values,
-                                                                  strict=True))))
+                    await events.recorded(ConsentEvent._init_from_db(
+                        **dict(zip(EVENT_COLUMNS, event_values, strict=True))))
 
 
 def _flag(entry: _Contact) -> str:
@@ -741,8 +810,12 @@ async def import_file(
     config = await suppression.config_for(principal.tenant_id)
     root = await suppression.root_of(principal.tenant_id)
     importer = Importer(principal, default_scope, summary, config, root)
-    async with db.bulk_cache(cache_mib):
-        await _run(importer, path, kind, batch_size, progress)
+    try:
+        async with db.bulk_cache(cache_mib):
+            await _run(importer, path, kind, batch_size, progress)
+    finally:
+        if importer.rehearsal is not None:
+            importer.rehearsal.close()
     return summary
 
 
