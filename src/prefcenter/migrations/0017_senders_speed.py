@@ -8,7 +8,7 @@ from tortoise.indexes import Index
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0012_contact_locale_unknown')]
+    dependencies = [('models', '0015_quiet_hours')]
 
     initial = False
 
