@@ -36,7 +36,7 @@ CONTACT = str(uuid.uuid4())
 def path(mid_email: Policy | None = None) -> list[Scope]:
     return [Scope(id=uuid.UUID(ROOT), path=PATHS[ROOT], name="root", kind="Group", depth=0),
             Scope(id=uuid.UUID(MID), path=PATHS[MID], name="mid", kind="Client", depth=1,
-                  email_policy=mid_email),
+                  policies={"EMAIL": mid_email.value} if mid_email else {}),
             Scope(id=uuid.UUID(LEAF), path=PATHS[LEAF], name="leaf", kind="User", depth=2)]
 
 

@@ -118,8 +118,14 @@ async def _decisions_from_old_rows(old: dict[str, Any]) -> dict[tuple[str, str, 
     mutes = await rows("SELECT id, contact_id, scope_id, event_id FROM not_interested")
     owner = system_principal(old["tenant"], old["scopes"]["root"])
     out: dict[tuple[str, str, str], Any] = {}
+    def scope(row: dict[str, Any]) -> Scope:
+        """The old columns as ``Scope.policies`` holds them since 0013 (same meaning)."""
+        cols = {"email_policy": "EMAIL", "sms_policy": "SMS"}
+        return Scope(**{k: v for k, v in row.items() if k not in cols},
+                     policies={c: row[k] for k, c in cols.items() if row[k]})
+
     for sid, srow in scopes.items():
-        path = [Scope(**scopes[p]) for p in srow["path"].split("/") if p]
+        path = [scope(scopes[p]) for p in srow["path"].split("/") if p]
         for c in contacts:
             cid = str(c["id"])
             for channel in (Channel.EMAIL, Channel.SMS):

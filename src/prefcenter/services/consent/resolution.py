@@ -19,6 +19,7 @@ from prefcenter import caches, db
 from prefcenter.errors import Invalid, NotFound
 from prefcenter.models import Contact, Scope
 from prefcenter.models.enums import Channel, ConsentStatus, Period, Policy
+from prefcenter.services.channels.registry import EMAIL_SUPPRESSED
 from prefcenter.services.common import parse_uuid, utcnow
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
@@ -127,8 +128,9 @@ def resolve(
     on_path = [s for s in states if str(s.scope_id) in index and s.channel in
                _channels_for(channel)]
 
-    # 1. Suppressed in the tenant (a list or bounce suppression: for email only).
-    if contact.suppressed_at is not None or (channel != Channel.SMS and
+    # 1. Suppressed in the tenant (a list or bounce suppression: for the channels whose
+    # spec says so, email).
+    if contact.suppressed_at is not None or (channel in EMAIL_SUPPRESSED and
                                              contact.email_suppressed):
         return Decision(**base, allowed=False, reason=Reason.SUPPRESSED, decided_by=path[0])
 
@@ -203,8 +205,8 @@ def resolve(
 
 def check_channel(channel: Channel) -> Channel:
     if channel == Channel.ALL:
-        raise Invalid("Ask for one channel (EMAIL or SMS); ALL is only for consent decisions.",
-                      field="channel")
+        raise Invalid("Ask for one channel (EMAIL, SMS, ...); ALL is only for consent "
+                      "decisions.", field="channel")
     return channel
 
 
