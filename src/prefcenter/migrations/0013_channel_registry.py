@@ -109,7 +109,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='Scope',
             name='policies',
-            field=fields.JSONField(default=dict, description='Default policy per channel; a channel not named inherits.', encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads),
+            field=fields.JSONField(default=dict, db_default='{}', description='Default policy per channel; a channel not named inherits.', encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads),
         ),
         ops.RunPython(_columns_to_map, _map_to_columns),
         AlterFieldNotOnSqlite(

@@ -42,7 +42,8 @@ class Scope(Model):
     # "CONSENT_REQUIRED"}; a channel not named inherits from above
     # (services.tenancy.scopes.effective_policy).
     policies: dict[str, str] = fields.JSONField(
-        default=dict, description="Default policy per channel; a channel not named inherits.")
+        default=dict, db_default="{}",
+        description="Default policy per channel; a channel not named inherits.")
     # Before migration 0013 the policies had one column per channel; 0013 moved them into
     # ``policies`` and emptied these. Nothing reads them; a later migration drops them
     # (SQLite rebuilds the table to drop a column, see ``prefcenter.migration_ops``).
