@@ -25,11 +25,12 @@ export type Action =
 export type Channel =
   | 'ALL'
   | 'EMAIL'
-  | 'SMS';
+  | 'SMS'
+  | 'WHATSAPP';
 
 /** Opt a contact in or out at a scope for a channel. */
 export type ConsentChangeInput = {
-  /** EMAIL, SMS or ALL. */
+  /** EMAIL, SMS, WHATSAPP or ALL. */
   channel: Channel;
   /** The contact; omit with a contact token to mean yourself. */
   contactId: string | null | undefined;
@@ -138,7 +139,7 @@ export type RequestKind =
 
 /** Ask a contact to confirm opting back in after an opt-out. */
 export type RequestOptBackInInput = {
-  /** EMAIL, SMS or ALL, as opted out. */
+  /** EMAIL, SMS, WHATSAPP or ALL, as opted out. */
   channel: Channel;
   /** The contact; omit with a contact token to mean yourself. */
   contactId: string | null | undefined;
@@ -157,7 +158,8 @@ export type Source =
   | 'ONE_CLICK'
   | 'PARTICIPATION_FORM'
   | 'PREFERENCE_CENTER'
-  | 'SMS_KEYWORD';
+  | 'SMS_KEYWORD'
+  | 'WHATSAPP_KEYWORD';
 
 /** Changes to a contact; omitted fields stay, null clears. */
 export type UpdateContactInput = {
@@ -173,12 +175,14 @@ export type UpdateContactInput = {
   name: string | null | undefined;
   /** Phone number. */
   phone: string | null | undefined;
+  /** WhatsApp number. */
+  whatsapp: string | null | undefined;
 };
 
 export type PreferenceCentreQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type PreferenceCentreQuery = { me: { id: string, name: string, email: string | null, phone: string | null, locale: string, suppressed: boolean }, scopes: Array<{ id: string, name: string, depth: number, pathIds: Array<string>, channels: Array<Channel> }>, myDecisions: Array<{ scopeId: string, channel: Channel, allowed: boolean, reason: Reason, nextAllowedAt: string | null, explanation: string, decidedBy: { id: string, name: string } | null, event: { id: string, channel: Channel, source: Source, occurredAt: string } | null }>, preferences: { frequencies: Array<{ scopeId: string, channel: Channel, maxCount: number | null, period: Period | null, pausedUntil: string | null }>, notInterested: Array<{ scopeId: string, createdAt: string }> }, optBackInRequests: Array<{ id: string, scopeId: string, channel: Channel, status: OptBackInStatus, expiresAt: string, kind: RequestKind }> };
+export type PreferenceCentreQuery = { me: { id: string, name: string, email: string | null, phone: string | null, whatsapp: string | null, locale: string, suppressed: boolean }, scopes: Array<{ id: string, name: string, depth: number, pathIds: Array<string>, channels: Array<Channel> }>, myDecisions: Array<{ scopeId: string, channel: Channel, allowed: boolean, reason: Reason, nextAllowedAt: string | null, explanation: string, decidedBy: { id: string, name: string } | null, event: { id: string, channel: Channel, source: Source, occurredAt: string } | null }>, preferences: { frequencies: Array<{ scopeId: string, channel: Channel, maxCount: number | null, period: Period | null, pausedUntil: string | null }>, notInterested: Array<{ scopeId: string, createdAt: string }> }, optBackInRequests: Array<{ id: string, scopeId: string, channel: Channel, status: OptBackInStatus, expiresAt: string, kind: RequestKind }> };
 
 export type OptOutMutationVariables = Exact<{
   input: ConsentChangeInput;
