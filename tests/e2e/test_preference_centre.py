@@ -51,7 +51,7 @@ async def decision(server: Server, t: Seeded, scope: str, channel: str = "EMAIL"
 
 
 def switch(page: Any, channel: str, scope: str) -> Any:
-    label = {"EMAIL": "Email", "SMS": "Text messages"}[channel]
+    label = {"EMAIL": "Email", "SMS": "Text messages", "WHATSAPP": "WhatsApp"}[channel]
     return page.get_by_role("switch", name=f"{label} from {scope}", exact=True)
 
 
@@ -443,6 +443,29 @@ async def test_consent_to_text_messages_records_the_words(
     assert (event["action"], event["channel"], event["source"], event["scope"]["name"]) == (
         "OPTED_IN", "SMS", "PREFERENCE_CENTER", "Events")
     assert event["evidence"]["text"] == words.strip()
+    assert page.errors == []
+
+
+async def test_whatsapp_has_its_own_switch_where_the_tenant_offers_it(
+        server: Server, tenant: Seeded, browser: Any, console_errors: Any) -> None:
+    """Issue #12: WhatsApp is offered where a scope's ``channels`` setting names it; its
+    switch asks for consent with its own words and leaves the contact's SMS alone."""
+    t = tenant
+    t.contact.whatsapp = "+14155550142"
+    await t.contact.save()
+    await scopes.update_scope(t.system, t.sid("events"),
+                              settings={"channels": ["EMAIL", "SMS", "WHATSAPP"]})
+    page = await open_page(browser, server, t, console_errors)
+    await expect(switch(page, "WHATSAPP", "Events")).to_have_attribute("aria-checked", "false")
+    assert await switch(page, "WHATSAPP", "Research panel").count() == 0  # not offered there
+    await switch(page, "WHATSAPP", "Events").click()
+    dialog = page.get_by_role("dialog", name="Get WhatsApp messages from Events?")
+    words = await dialog.locator("blockquote").inner_text()
+    assert "WhatsApp" in words and "+14155550142" in words
+    await dialog.get_by_role("button", name="I agree").click()
+    await expect(switch(page, "WHATSAPP", "Events")).to_have_attribute("aria-checked", "true")
+    assert (await decision(server, t, "events", "WHATSAPP"))["reason"] == "OPTED_IN"
+    assert (await decision(server, t, "events", "SMS"))["reason"] == "CONSENT_REQUIRED"
     assert page.errors == []
 
 

@@ -152,6 +152,21 @@ async def test_a_whatsapp_message_with_a_bad_signature_changes_nothing(sms: Sms)
     assert all(e["node"]["whatsapp"] is None for e in data["contacts"]["edges"])
 
 
+async def test_erasure_removes_the_whatsapp_number(sms: Sms) -> None:
+    w = sms.world
+    created = await w.gql(CREATE, {"i": {"whatsapp": WA_NUMBER}})
+    cid = created["createContact"]["contact"]["id"]
+    headers = {"Authorization": f"Bearer {w.keys['owner']}"}
+    export = await w.client.get(f"/senders/contacts/{cid}/data", headers=headers)
+    assert export.status_code == 200, export.text
+    assert export.json()["contact"]["whatsapp"] == WA_NUMBER  # in the person's copy
+    erased = await w.client.post(f"/senders/contacts/{cid}/erase", headers=headers)
+    assert erased.status_code == 200, erased.text
+    data = await w.gql("query($c: ID!) { contact(id: $c) { whatsapp suppressed } }",
+                       {"c": cid})
+    assert data["contact"] == {"whatsapp": None, "suppressed": True}
+
+
 async def test_a_malformed_whatsapp_number_is_refused_naming_the_field(sms: Sms) -> None:
     result = await sms.world.gql(CREATE, {"i": {"whatsapp": "12"}})
     assert result["createContact"]["__typename"] == "OperationError"

@@ -96,7 +96,7 @@ class ScopeNode:
     @strawberry.field(description="The channels this scope offers, the ones a preference "
                       "page shows a switch for: the `channels` setting (inherited down the "
                       "tree), else SMS only for a scope that owns a sending number (not the "
-                      "root), else every channel.")
+                      "root), else EMAIL and SMS (WHATSAPP only where the setting names it).")
     async def channels(self, info: GInfo) -> list[Channel]:
         ctx = info.context
         if ctx.loaders is None:

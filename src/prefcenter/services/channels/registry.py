@@ -52,6 +52,9 @@ class ChannelSpec:
     inbound_prefix: str | None = None
     #: The ledger source of a change made by a keyword sent on this channel.
     keyword_source: Source | None = None
+    #: Offered (a switch on the preference page) where no scope's ``channels`` setting
+    #: says otherwise; a channel a tenant has to turn on first says False.
+    offered_by_default: bool = True
 
     @property
     def words_key(self) -> str:
@@ -73,12 +76,16 @@ CHANNELS: Mapping[Channel, ChannelSpec] = {
         Channel.SMS, "phone", Policy.CONSENT_REQUIRED, settings=sms_settings.SETTINGS,
         inbound_prefix="", keyword_source=Source.SMS_KEYWORD),
     Channel.WHATSAPP: ChannelSpec(
-        Channel.WHATSAPP, "whatsapp", Policy.CONSENT_REQUIRED,
-        inbound_prefix="whatsapp:", keyword_source=Source.WHATSAPP_KEYWORD),
+        Channel.WHATSAPP, "whatsapp", Policy.CONSENT_REQUIRED, inbound_prefix="whatsapp:",
+        keyword_source=Source.WHATSAPP_KEYWORD, offered_by_default=False),
 }
 
 #: Every channel one can reach a contact on, in the order pages show them.
 ALL_CHANNELS: tuple[Channel, ...] = tuple(CHANNELS)
+
+#: The channels a scope offers where no ``channels`` setting says otherwise.
+OFFERED_BY_DEFAULT: tuple[Channel, ...] = tuple(
+    c for c, s in CHANNELS.items() if s.offered_by_default)
 
 #: Channels a decision about which honours the tenant's email suppression (``ALL`` too:
 #: it covers email).

@@ -7,7 +7,8 @@ only for those), the one rule, walking from the scope up to the root, first answ
 2. a scope that owns a registered sending number (``registerSmsNumber``) stands for that
    number: SMS only. Not the tenant's root: it is the whole organisation, which a number
    registered there does not turn into a text-only one;
-3. otherwise every channel (``channels.registry.ALL_CHANNELS``).
+3. otherwise the channels offered by default (``channels.registry.OFFERED_BY_DEFAULT``:
+   EMAIL and SMS; WhatsApp where a ``channels`` setting names it).
 
 Policies: ``Scope.policies`` maps a channel to the scope's default for it (ALLOWED or
 CONSENT_REQUIRED); the most specific scope on the path that sets one decides, else the
@@ -26,13 +27,13 @@ from prefcenter.errors import Invalid, NotFound
 from prefcenter.models import Scope, Tenant
 from prefcenter.models.enums import Channel, OptInMode, Policy
 from prefcenter.models.sms import SmsNumber
-from prefcenter.services.channels.registry import ALL_CHANNELS, spec
+from prefcenter.services.channels.registry import ALL_CHANNELS, OFFERED_BY_DEFAULT, spec
 from prefcenter.services.common import parse_uuid
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
 from prefcenter.services.tenancy.settings import CHANNELS_KEY, OPT_IN_MODE_KEY, check_settings
 
-#: The channels a scope can offer, in the order pages show them.
+#: The channels a scope can offer (``channels`` setting), in the order pages show them.
 OFFERABLE: tuple[Channel, ...] = ALL_CHANNELS
 
 
@@ -46,7 +47,7 @@ def offered_channels(path: Sequence[Scope], number_scope_ids: set[str]
             return tuple(c for c in OFFERABLE if c.value in value)
         if scope.parent_id is not None and str(scope.id) in number_scope_ids:
             return (Channel.SMS,)
-    return OFFERABLE
+    return OFFERED_BY_DEFAULT
 
 
 async def offered_channels_of(scopes: Sequence[Scope]) -> list[tuple[Channel, ...]]:

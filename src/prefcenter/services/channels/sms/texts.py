@@ -7,6 +7,9 @@ Inbound texts (``receive``)
     happens (403). Then, with the keyword configuration inherited down to that scope:
 
     - STOP words opt the sender out of SMS at that scope (one confirmation reply);
+      a WhatsApp message (``From=whatsapp:+E164``, ``To=whatsapp:`` + the registered
+      number, signed alike) acts the same on the WhatsApp channel only, and its sender is
+      found or kept by ``Contact.whatsapp`` (``ChannelSpec.inbound_prefix``);
     - START words opt it back in there (the contact's own text is the confirmation;
       one confirmation reply);
     - HELP words get the help text and change nothing;
