@@ -93,7 +93,7 @@ async def test_main_view(server: Server, tenant: Seeded, browser: Any,
     sleep_why = await page.locator(
         f"#{await switch(page, 'EMAIL', 'Sleep study').get_attribute('aria-describedby')}"
     ).inner_text()
-    assert re.search(r"Unsubscribed from email of Sleep study on .* from a link "
+    assert re.search(r"Unsubscribed from emails of Sleep study on .* from a link "
                      r"in an email", sleep_why), sleep_why
     await page.get_by_text("Things you said you're not interested in").wait_for()
     ARTIFACTS.mkdir(exist_ok=True)
@@ -131,7 +131,7 @@ async def test_switch_off_confirm_reload_and_see_it_off(
     await expect(sleep).to_have_attribute("aria-checked", "false")
     why = page.locator(f"#{await sleep.get_attribute('aria-describedby')}")
     await expect(why).to_have_text(re.compile(
-        r"^Unsubscribed from email of Sleep study on .+ on the preference page\.$"))
+        r"^Unsubscribed from emails of Sleep study on .+ on the preference page\.$"))
     await expect(switch(page, "EMAIL", "Diet study")).to_have_attribute("aria-checked", "true")
     await expect(switch(page, "SMS", "Sleep study")).to_have_attribute("aria-checked", "false")
     got = await decision(server, t, "sleep")
@@ -159,7 +159,7 @@ async def test_opt_out_of_everything_above(server: Server, tenant: Seeded, brows
     await expect(switch(page, "EMAIL", "Events")).to_have_attribute("aria-checked", "true")
     diet = switch(page, "EMAIL", "Diet study")
     await expect(page.locator(f"#{await diet.get_attribute('aria-describedby')}")).to_have_text(
-        re.compile(r"^Unsubscribed from email of Research panel on "))
+        re.compile(r"^Unsubscribed from emails of Research panel on "))
     got = await decision(server, t, "diet")
     assert (got["reason"], got["decidedBy"]["name"]) == ("OPTED_OUT", "Research panel")
     assert page.errors == []
@@ -208,7 +208,7 @@ async def test_opt_back_in_is_confirmed_from_the_mail(
     sleep = switch(page, "EMAIL", "Sleep study")
     await expect(sleep).to_have_attribute("aria-checked", "true")
     await expect(page.locator(f"#{await sleep.get_attribute('aria-describedby')}")).to_have_text(
-        re.compile(r"^Subscribed to email of Sleep study on .+ from a link in an "
+        re.compile(r"^Subscribed to emails of Sleep study on .+ from a link in an "
                    r"email\.$"))
     await expect(page.get_by_role("heading", name="Waiting for your confirmation")).to_be_hidden()
     assert page.errors == []

@@ -205,8 +205,8 @@ def resolve(
 
 def check_channel(channel: Channel) -> Channel:
     if channel == Channel.ALL:
-        raise Invalid("Ask for one channel (EMAIL, SMS, ...); ALL is only for consent "
-                      "decisions.", field="channel")
+        raise Invalid("Ask for one channel (EMAIL or SMS); ALL is only for consent decisions.",
+                      field="channel")
     return channel
 
 

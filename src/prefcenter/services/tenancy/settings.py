@@ -147,5 +147,6 @@ def check_settings(settings: Mapping[str, Any] | None, above: Above = ()) -> Non
             continue
         problems = found.check(value, above)
         if problems:
-            raise Invalid(f"Invalid setting {key!r}: " + " ".join(problems),
+            text = " ".join(problems)
+            raise Invalid(text if f"'{key}" in text else f"'{key}': {text}",
                           field=f"settings.{key}")
