@@ -136,3 +136,17 @@ async def test_valid_settings_are_stored_and_null_removes_one(world: World) -> N
     data = await world.gql("query($s: ID!) { scope(id: $s) { settings } }",
                            {"s": world.sid("account")})
     assert data["scope"]["settings"] == {"unsubscribeLevels": "all"}
+
+
+def test_a_raising_validator_fits_the_table() -> None:
+    """``raising`` adapts a ``check(settings)`` that raises ``Invalid`` (one line per key)."""
+    from prefcenter.errors import Invalid
+    from prefcenter.services.tenancy.settings import raising
+
+    def check(settings: dict[str, Any]) -> None:
+        if settings["x"] != 1:
+            raise Invalid("'x' must be 1.", field="settings.x")
+
+    adapted = raising("x", check)
+    assert adapted(1, []) == []
+    assert adapted(2, []) == ["'x' must be 1."]

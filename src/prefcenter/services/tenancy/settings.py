@@ -13,7 +13,7 @@ no import circle forms. A channel's keys come from its ``ChannelSpec``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +107,21 @@ def check_levels(value: Any, above: Above) -> list[str]:
         return []
     return [f"'{LEVELS_KEY}' must be \"all\" or a non-empty list of scope kinds, e.g. "
             '["Client", "Group"].']
+
+
+def raising(key: str, check: Callable[[Mapping[str, Any]], None]) -> SettingCheck:
+    """A validator in the other style, ``check(settings)`` raising ``Invalid`` (e.g.
+    ``consent.quiet_hours.check_settings``), as one of this table's: its message is the
+    problem. Adding such a key: ``KEY: SettingSpec("owner", raising(KEY, check))``."""
+
+    def adapted(value: Any, above: Above) -> list[str]:
+        try:
+            check({key: value})
+        except Invalid as exc:
+            return [exc.message]
+        return []
+
+    return adapted
 
 
 @dataclass(frozen=True)
