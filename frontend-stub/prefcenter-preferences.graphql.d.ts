@@ -27,11 +27,12 @@ export type Action =
 export type Channel =
   | 'ALL'
   | 'EMAIL'
-  | 'SMS';
+  | 'SMS'
+  | 'WHATSAPP';
 
 /** Opt a contact in or out at a scope for a channel. */
 export type ConsentChangeInput = {
-  /** EMAIL, SMS or ALL. */
+  /** EMAIL, SMS, WHATSAPP or ALL. */
   channel: Channel;
   /** The contact; omit with a contact token to mean yourself. */
   contactId: string | null | undefined;
@@ -175,7 +176,7 @@ export type RequestKind =
 
 /** Ask a contact to confirm opting back in after an opt-out. */
 export type RequestOptBackInInput = {
-  /** EMAIL, SMS or ALL, as opted out. */
+  /** EMAIL, SMS, WHATSAPP or ALL, as opted out. */
   channel: Channel;
   /** The contact; omit with a contact token to mean yourself. */
   contactId: string | null | undefined;
@@ -194,7 +195,8 @@ export type Source =
   | 'ONE_CLICK'
   | 'PARTICIPATION_FORM'
   | 'PREFERENCE_CENTER'
-  | 'SMS_KEYWORD';
+  | 'SMS_KEYWORD'
+  | 'WHATSAPP_KEYWORD';
 
 /** Where a contact's time zone comes from, first that applies. */
 export type TimeZoneSource =
@@ -224,12 +226,14 @@ export type UpdateContactInput = {
   phone: string | null | undefined;
   /** IANA time zone (null: derive it again). */
   timeZone: string | null | undefined;
+  /** WhatsApp number. */
+  whatsapp: string | null | undefined;
 };
 
 export type PreferenceCentreQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type PreferenceCentreQuery = { me: { id: string, name: string, email: string | null, phone: string | null, locale: string, suppressed: boolean, timeZone: string | null }, scopes: Array<{ id: string, name: string, depth: number, pathIds: Array<string>, channels: Array<Channel> }>, myDecisions: Array<{ scopeId: string, channel: Channel, allowed: boolean, reason: Reason, nextAllowedAt: string | null, explanation: string, decidedBy: { id: string, name: string } | null, event: { id: string, channel: Channel, source: Source, occurredAt: string } | null }>, preferences: { frequencies: Array<{ scopeId: string, channel: Channel, maxCount: number | null, period: Period | null, pausedUntil: string | null }>, notInterested: Array<{ scopeId: string, createdAt: string }>, topicDecisions: Array<{ scopeId: string, topicId: string, channel: Channel, status: ConsentStatus }> }, optBackInRequests: Array<{ id: string, scopeId: string, channel: Channel, status: OptBackInStatus, expiresAt: string, kind: RequestKind }>, quietHours: { timeZone: string, timeZoneSource: TimeZoneSource, channels: Array<{ channel: Channel, scopeHours: { start: string, end: string } | null, ownHours: { start: string, end: string } | null, setBy: { id: string, name: string } | null }> }, topics: Array<{ id: string, key: string, name: string, description: string, kind: TopicKind, scopeId: string }> };
+export type PreferenceCentreQuery = { me: { id: string, name: string, email: string | null, phone: string | null, whatsapp: string | null, locale: string, suppressed: boolean, timeZone: string | null }, scopes: Array<{ id: string, name: string, depth: number, pathIds: Array<string>, channels: Array<Channel> }>, myDecisions: Array<{ scopeId: string, channel: Channel, allowed: boolean, reason: Reason, nextAllowedAt: string | null, explanation: string, decidedBy: { id: string, name: string } | null, event: { id: string, channel: Channel, source: Source, occurredAt: string } | null }>, preferences: { frequencies: Array<{ scopeId: string, channel: Channel, maxCount: number | null, period: Period | null, pausedUntil: string | null }>, notInterested: Array<{ scopeId: string, createdAt: string }>, topicDecisions: Array<{ scopeId: string, topicId: string, channel: Channel, status: ConsentStatus }> }, optBackInRequests: Array<{ id: string, scopeId: string, channel: Channel, status: OptBackInStatus, expiresAt: string, kind: RequestKind }>, quietHours: { timeZone: string, timeZoneSource: TimeZoneSource, channels: Array<{ channel: Channel, scopeHours: { start: string, end: string } | null, ownHours: { start: string, end: string } | null, setBy: { id: string, name: string } | null }> }, topics: Array<{ id: string, key: string, name: string, description: string, kind: TopicKind, scopeId: string }> };
 
 export type SetQuietHoursMutationVariables = Exact<{
   input: QuietHoursInput;

@@ -16,7 +16,7 @@
 // --- GraphQL operations (read by graphql-codegen: keep them plain documents) ----------------------------------------------------------------
 
 const OVERVIEW = /* GraphQL */ `query PreferenceCentre {
-  me { id name email phone locale suppressed timeZone }
+  me { id name email phone whatsapp locale suppressed timeZone }
   scopes { id name depth pathIds channels }
   myDecisions {
     scopeId channel allowed reason nextAllowedAt explanation
@@ -314,14 +314,19 @@ const LANGUAGE_NAMES = {
   en: "English", de: "Deutsch", fr: "Français", es: "Español", it: "Italiano",
   nl: "Nederlands", pt: "Português",
 };
-const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
+// Every channel the page can show, in order, and the contact field holding its address
+// (the server's channel registry, services/channels/registry.py, says the same).
+const ADDRESS_FIELD = { EMAIL: "email", SMS: "phone", WHATSAPP: "whatsapp" };
+const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages"), WHATSAPP: N_("WhatsApp") };
   // Shown instead of a switch where a scope offers a channel we have no address for.
   const NO_ADDRESS = {
     EMAIL: N_("We have no email address for you, so we can't email you about this."),
     SMS: N_("We have no phone number for you, so we can't text you about this."),
+    WHATSAPP: N_("We have no WhatsApp number for you, so we can't message you there about this."),
   };
   const CHANNEL_WORDS = {
-    EMAIL: N_("email"), SMS: N_("text messages"), ALL: N_("email and text messages"),
+    EMAIL: N_("email"), SMS: N_("text messages"), WHATSAPP: N_("WhatsApp messages"),
+    ALL: N_("email and text messages"),
   };
   const PERIOD_WORDS = { DAY: N_("a day"), WEEK: N_("a week"), MONTH: N_("a month") };
   const SOURCE_WORDS = {
@@ -329,6 +334,7 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
     EMAIL_LINK: N_("from a link in an email"),
     ONE_CLICK: N_("with your mail program's unsubscribe button"),
     SMS_KEYWORD: N_("by text message"),
+    WHATSAPP_KEYWORD: N_("by WhatsApp message"),
     ADMIN: N_("by our team"),
     API: N_("by one of our systems"),
     IMPORT: N_("by an import"),
@@ -512,7 +518,7 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
     const root = data.scopes.find((s) => s.pathIds.length === 1) || data.scopes[0];
     state.org = root ? root.name : "";
     // The channels we can reach the contact on; each scope says which channels it offers.
-    state.channels = ["EMAIL", "SMS"].filter((c) => (c === "EMAIL" ? data.me.email : data.me.phone));
+    state.channels = Object.keys(ADDRESS_FIELD).filter((c) => data.me[ADDRESS_FIELD[c]]);
     state.collapsible = data.scopes.length > 20;
   }
 
@@ -558,8 +564,8 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
 
   function destination(channel) {
     const me = state.me;
-    if (channel === "SMS" && !me.email) return me.phone;
-    return me.email || me.phone;
+    if (channel !== "EMAIL" && channel !== "ALL" && !me.email) return me[ADDRESS_FIELD[channel]];
+    return me.email || me.phone || me.whatsapp;
   }
 
   // --- Announcements ----------------------------------------------------------------------
@@ -793,7 +799,11 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
   }
 
   function consentText(scope, channel) {
-    const to = channel === "SMS" ? state.me.phone : state.me.email;
+    const to = channel === "ALL" ? state.me.email : state.me[ADDRESS_FIELD[channel]];
+    if (channel === "WHATSAPP") {
+      return _("I agree to receive WhatsApp messages from {org} about {scope} at {to}. I can reply STOP at any time to stop them.",
+        { org: state.org, scope: scope.name, to });
+    }
     if (channel === "SMS") {
       return _("I agree to receive text messages from {org} about {scope} at {to}. Message and data rates may apply. I can reply STOP at any time to stop them.",
         { org: state.org, scope: scope.name, to });
@@ -1211,7 +1221,7 @@ const CHANNEL_LABEL = { EMAIL: N_("Email"), SMS: N_("Text messages") };
     const me = state.me;
     $("org").textContent = state.org;
     $("org").hidden = !state.org;
-    const parts = [me.email, me.phone].filter(Boolean).join(" · ");
+    const parts = [me.email, me.phone, me.whatsapp].filter(Boolean).join(" · ");
     $("who").textContent = me.name ? _("For {name} · {parts}", { name: me.name, parts })
       : _("For {parts}", { parts });
     $("who").hidden = false;

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from prefcenter.models import Contact, Scope
-from prefcenter.models.enums import Policy, Role
+from prefcenter.models.enums import Channel, Policy, Role
 from prefcenter.services.people import contacts
 from prefcenter.services.tenancy import auth, scopes
 from prefcenter.services.tenancy.principals import Principal, system_principal
@@ -76,10 +76,13 @@ class World:
 
     async def scope(self, key: str, parent: str, kind: str, name: str,
                     *, email_policy: Policy | None = None,
-                    sms_policy: Policy | None = None) -> Scope:
+                    sms_policy: Policy | None = None,
+                    whatsapp_policy: Policy | None = None) -> Scope:
+        policies = {Channel.EMAIL: email_policy, Channel.SMS: sms_policy,
+                    Channel.WHATSAPP: whatsapp_policy}
         s = await scopes.create_scope(self.system, parent_id=str(self.scopes[parent].id),
-                                      kind=kind, name=name, email_policy=email_policy,
-                                      sms_policy=sms_policy)
+                                      kind=kind, name=name,
+                                      policies={c: p for c, p in policies.items() if p})
         self.scopes[key] = s
         return s
 

@@ -86,7 +86,7 @@ async def test_names_not_kinds_and_only_the_switches_that_apply(
     why_id = await switch(page, "EMAIL", "Sleep study").get_attribute("aria-describedby")
     why = page.locator(f"#{why_id}")
     await expect(why).to_have_text(
-        f"Unsubscribed from email of Research panel on {when} from a link in an email.")
+        f"Unsubscribed from emails of Research panel on {when} from a link in an email.")
     await switch(page, "EMAIL", "Sleep study").click()
     dialog = page.get_by_role("dialog")
     await expect(dialog).to_contain_text(

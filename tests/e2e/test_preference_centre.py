@@ -51,7 +51,7 @@ async def decision(server: Server, t: Seeded, scope: str, channel: str = "EMAIL"
 
 
 def switch(page: Any, channel: str, scope: str) -> Any:
-    label = {"EMAIL": "Email", "SMS": "Text messages"}[channel]
+    label = {"EMAIL": "Email", "SMS": "Text messages", "WHATSAPP": "WhatsApp"}[channel]
     return page.get_by_role("switch", name=f"{label} from {scope}", exact=True)
 
 
@@ -93,7 +93,7 @@ async def test_main_view(server: Server, tenant: Seeded, browser: Any,
     sleep_why = await page.locator(
         f"#{await switch(page, 'EMAIL', 'Sleep study').get_attribute('aria-describedby')}"
     ).inner_text()
-    assert re.search(r"Unsubscribed from email of Sleep study on .* from a link "
+    assert re.search(r"Unsubscribed from emails of Sleep study on .* from a link "
                      r"in an email", sleep_why), sleep_why
     await page.get_by_text("Things you said you're not interested in").wait_for()
     ARTIFACTS.mkdir(exist_ok=True)
@@ -131,7 +131,7 @@ async def test_switch_off_confirm_reload_and_see_it_off(
     await expect(sleep).to_have_attribute("aria-checked", "false")
     why = page.locator(f"#{await sleep.get_attribute('aria-describedby')}")
     await expect(why).to_have_text(re.compile(
-        r"^Unsubscribed from email of Sleep study on .+ on the preference page\.$"))
+        r"^Unsubscribed from emails of Sleep study on .+ on the preference page\.$"))
     await expect(switch(page, "EMAIL", "Diet study")).to_have_attribute("aria-checked", "true")
     await expect(switch(page, "SMS", "Sleep study")).to_have_attribute("aria-checked", "false")
     got = await decision(server, t, "sleep")
@@ -159,7 +159,7 @@ async def test_opt_out_of_everything_above(server: Server, tenant: Seeded, brows
     await expect(switch(page, "EMAIL", "Events")).to_have_attribute("aria-checked", "true")
     diet = switch(page, "EMAIL", "Diet study")
     await expect(page.locator(f"#{await diet.get_attribute('aria-describedby')}")).to_have_text(
-        re.compile(r"^Unsubscribed from email of Research panel on "))
+        re.compile(r"^Unsubscribed from emails of Research panel on "))
     got = await decision(server, t, "diet")
     assert (got["reason"], got["decidedBy"]["name"]) == ("OPTED_OUT", "Research panel")
     assert page.errors == []
@@ -208,7 +208,7 @@ async def test_opt_back_in_is_confirmed_from_the_mail(
     sleep = switch(page, "EMAIL", "Sleep study")
     await expect(sleep).to_have_attribute("aria-checked", "true")
     await expect(page.locator(f"#{await sleep.get_attribute('aria-describedby')}")).to_have_text(
-        re.compile(r"^Subscribed to email of Sleep study on .+ from a link in an "
+        re.compile(r"^Subscribed to emails of Sleep study on .+ from a link in an "
                    r"email\.$"))
     await expect(page.get_by_role("heading", name="Waiting for your confirmation")).to_be_hidden()
     assert page.errors == []
@@ -443,6 +443,29 @@ async def test_consent_to_text_messages_records_the_words(
     assert (event["action"], event["channel"], event["source"], event["scope"]["name"]) == (
         "OPTED_IN", "SMS", "PREFERENCE_CENTER", "Events")
     assert event["evidence"]["text"] == words.strip()
+    assert page.errors == []
+
+
+async def test_whatsapp_has_its_own_switch_where_the_tenant_offers_it(
+        server: Server, tenant: Seeded, browser: Any, console_errors: Any) -> None:
+    """Issue #12: WhatsApp is offered where a scope's ``channels`` setting names it; its
+    switch asks for consent with its own words and leaves the contact's SMS alone."""
+    t = tenant
+    t.contact.whatsapp = "+14155550142"
+    await t.contact.save()
+    await scopes.update_scope(t.system, t.sid("events"),
+                              settings={"channels": ["EMAIL", "SMS", "WHATSAPP"]})
+    page = await open_page(browser, server, t, console_errors)
+    await expect(switch(page, "WHATSAPP", "Events")).to_have_attribute("aria-checked", "false")
+    assert await switch(page, "WHATSAPP", "Research panel").count() == 0  # not offered there
+    await switch(page, "WHATSAPP", "Events").click()
+    dialog = page.get_by_role("dialog", name="Get WhatsApp messages from Events?")
+    words = await dialog.locator("blockquote").inner_text()
+    assert "WhatsApp" in words and "+14155550142" in words
+    await dialog.get_by_role("button", name="I agree").click()
+    await expect(switch(page, "WHATSAPP", "Events")).to_have_attribute("aria-checked", "true")
+    assert (await decision(server, t, "events", "WHATSAPP"))["reason"] == "OPTED_IN"
+    assert (await decision(server, t, "events", "SMS"))["reason"] == "CONSENT_REQUIRED"
     assert page.errors == []
 
 

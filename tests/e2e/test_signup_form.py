@@ -18,7 +18,7 @@ import pytest
 from playwright.async_api import expect
 
 from prefcenter.models import Contact, Scope
-from prefcenter.models.enums import Policy, TokenPurpose
+from prefcenter.models.enums import Channel, Policy, TokenPurpose
 from prefcenter.services.tenancy import auth, scopes
 from tests.e2e.conftest import Server
 from tests.e2e.seed import Seeded
@@ -102,7 +102,8 @@ PROOF = """query($c: ID!, $s: ID!) { consentProof(contactId: $c, scopeId: $s, ch
 async def test_a_form_on_another_origin_to_a_confirmed_and_proven_opt_in(
         server: Server, tenant: Seeded, browser: Any) -> None:
     t = tenant
-    await scopes.update_scope(t.system, t.sid("panel"), email_policy=Policy.CONSENT_REQUIRED)
+    await scopes.update_scope(t.system, t.sid("panel"),
+                              policies={Channel.EMAIL: Policy.CONSENT_REQUIRED})
     visitor = f"grace.{t.tenant_id[:8]}@example.net"
     with site() as shop, site() as stranger:
         assert len({shop.origin, stranger.origin, server.url}) == 3  # three origins

@@ -96,7 +96,7 @@ async def test_the_mode_is_inherited_per_channel_and_validated(world: World) -> 
         settings: {optInMode: {EMAIL: "TWICE"}}}) { __typename ... on Error { code field } }
         }""", {"s": world.sid("account")})
     assert bad["updateScope"] == {"__typename": "OperationError", "code": "INVALID",
-                                  "field": "settings"}
+                                  "field": "settings.optInMode"}
     refused = await world.gql(SET_MODE, {"s": world.sid("account"), "ch": "ALL",
                                          "m": "CONFIRMED"})
     assert refused["setOptInMode"]["code"] == "INVALID"

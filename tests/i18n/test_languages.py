@@ -113,7 +113,8 @@ async def test_invalid_language_settings_are_refused(world: World, value: dict[s
     before = (await world.gql("{ scopes { id settings } }"))["scopes"]
     result = await _set(world, "account", value)
     assert result["code"] == "INVALID", result
-    assert result["field"] == "settings" and words in result["message"], result
+    assert result["field"] == f"settings.{next(iter(value))}", result
+    assert words in result["message"], result
     assert (await world.gql("{ scopes { id settings } }"))["scopes"] == before
 
 

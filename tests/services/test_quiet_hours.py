@@ -138,7 +138,8 @@ def path(root: dict[str, Any] | None = None, mid: dict[str, Any] | None = None,
          leaf: dict[str, Any] | None = None, sms_policy: Policy | None = Policy.ALLOWED
          ) -> list[Scope]:
     return [Scope(id=uuid.UUID(ROOT), path=PATHS[ROOT], name="root", kind="Group", depth=0,
-                  settings=root or {}, sms_policy=sms_policy),
+                  settings=root or {},
+                  policies={"SMS": sms_policy.value} if sms_policy else {}),
             Scope(id=uuid.UUID(MID), path=PATHS[MID], name="mid", kind="Client", depth=1,
                   settings=mid or {}),
             Scope(id=uuid.UUID(LEAF), path=PATHS[LEAF], name="leaf", kind="User", depth=2,

@@ -42,10 +42,10 @@ CH, OTHER = "CH", "OTHER"
 def path(channel: Channel, policies: dict[str, Policy]) -> list[Scope]:
     """Root > mid > leaf, with ``policies`` (scope -> policy) set for ``channel``: the one
     place that knows how a scope stores its default policy."""
-    attr = "email_policy" if channel == EMAIL else "sms_policy"
     names = {ROOT: ("root", "Group"), MID: ("mid", "Client"), LEAF: ("leaf", "User")}
     return [Scope(id=uuid.UUID(sid), path=PATHS[sid], name=names[sid][0], kind=names[sid][1],
-                  depth=depth, **{attr: policies.get(sid)})
+                  depth=depth,
+                  policies={channel.value: policies[sid].value} if sid in policies else {})
             for depth, sid in enumerate((ROOT, MID, LEAF))]
 
 

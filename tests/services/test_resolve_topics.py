@@ -40,7 +40,7 @@ TOPICS = {NEWS: TopicFact(NEWS, "newsletter", TopicKind.MARKETING, ROOT),
 def path() -> list[Scope]:
     return [Scope(id=uuid.UUID(ROOT), path=PATHS[ROOT], name="root", kind="Group", depth=0),
             Scope(id=uuid.UUID(MID), path=PATHS[MID], name="mid", kind="Client", depth=1,
-                  sms_policy=Policy.CONSENT_REQUIRED),
+                  policies={"SMS": Policy.CONSENT_REQUIRED.value}),
             Scope(id=uuid.UUID(LEAF), path=PATHS[LEAF], name="leaf", kind="User", depth=2)]
 
 

@@ -184,7 +184,7 @@ async def test_invalid_sms_settings_are_refused(sms: Sms) -> None:
     for settings in cases:
         result = await sms.set_settings("number", settings)
         assert (result["__typename"], result["code"], result["field"]) == (
-            "OperationError", "INVALID", "settings"), settings
+            "OperationError", "INVALID", f"settings.{next(iter(settings))}"), settings
     data = await w.gql("query($s: ID!) { scope(id: $s) { settings } }", {"s": w.sid("number")})
     assert data["scope"]["settings"] in ({}, None)
     created = await w.gql(
@@ -192,7 +192,7 @@ async def test_invalid_sms_settings_are_refused(sms: Sms) -> None:
         'settings: {smsKeywords: {remove: {HELP: ["HELP"]}}}}) { __typename '
         "... on Error { code field } } }", {"s": w.sid("group")})
     assert created["createScope"] == {"__typename": "OperationError", "code": "INVALID",
-                                      "field": "settings"}
+                                      "field": "settings.smsKeywords"}
     ok = await sms.set_settings("number", {"smsRevocationPolicy": "OPT_OUT",
                                            "smsStopNotice": False,
                                            "smsStopNoticeText": {"en": "Text STOP to quit"}})

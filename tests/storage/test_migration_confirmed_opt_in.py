@@ -108,6 +108,14 @@ async def _old_rows() -> dict[str, Any]:
             "contacts": [str(c) for c in people.values()]}
 
 
+def scope_from_old_row(row: dict[str, Any]) -> Scope:
+    """A scope row from before the channel registry, its policy columns as
+    ``Scope.policies`` holds them since (same meaning)."""
+    cols = {"email_policy": "EMAIL", "sms_policy": "SMS"}
+    return Scope(**{k: v for k, v in row.items() if k not in cols},
+                 policies={c: row[k] for k, c in cols.items() if row.get(k)})
+
+
 async def _decisions_from_old_rows(old: dict[str, Any]) -> dict[tuple[str, str, str], Any]:
     """Every decision, resolved from the rows as the old schema holds them."""
     scopes = {str(r["id"]): r for r in await rows(
@@ -119,7 +127,7 @@ async def _decisions_from_old_rows(old: dict[str, Any]) -> dict[tuple[str, str, 
     owner = system_principal(old["tenant"], old["scopes"]["root"])
     out: dict[tuple[str, str, str], Any] = {}
     for sid, srow in scopes.items():
-        path = [Scope(**scopes[p]) for p in srow["path"].split("/") if p]
+        path = [scope_from_old_row(scopes[p]) for p in srow["path"].split("/") if p]
         for c in contacts:
             cid = str(c["id"])
             for channel in (Channel.EMAIL, Channel.SMS):

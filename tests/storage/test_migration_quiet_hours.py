@@ -1,4 +1,4 @@
-"""Issue #14's migration (0015_quiet_hours) keeps every decision: a database from just
+"""Issue #14's migration (0014_quiet_hours) keeps every decision: a database from just
 before it, with opt-ins, opt-outs, policies on several levels, a mute, a suppressed
 contact and a pending opt-back-in, decides exactly as before once migrated (contacts with
 phones in several zones included: they have no quiet hours until a scope sets some).
@@ -31,7 +31,7 @@ from tests.storage.test_migration_confirmed_opt_in import (
 )
 
 FreshUrl = Callable[[], AbstractAsyncContextManager[str]]
-MIGRATION = "0015_quiet_hours"
+MIGRATION = "0014_quiet_hours"
 
 
 def _previous() -> str:

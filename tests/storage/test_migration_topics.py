@@ -1,4 +1,4 @@
-"""Issue #14's migration (0014_topics) keeps every decision: a database from just before
+"""Issue #14's migration (0013_topics) keeps every decision: a database from just before
 it, with opt-ins and opt-outs (per channel and ALL, an SMS STOP among them), policies on
 several levels, a mute, caps with sends, a suppressed and an email-suppressed contact,
 answers every ``audience`` question exactly as before once migrated.
@@ -38,9 +38,10 @@ from tests.conftest import running
 from tests.helpers import assert_ledger_consistent
 from tests.storage.conftest import settings_for
 from tests.storage.dialect import rows, timestamp, uid
+from tests.storage.test_migration_confirmed_opt_in import scope_from_old_row
 
 FreshUrl = Callable[[], AbstractAsyncContextManager[str]]
-MIGRATION = "0014_topics"
+MIGRATION = "0013_topics"
 
 AUDIENCE = """query($s: ID!, $ch: Channel!, $c: [ID!]!) { audience(scopeId: $s, channel: $ch,
   contactIds: $c) { contactId decision { allowed reason nextAllowedAt decidedBy { id }
@@ -153,7 +154,7 @@ async def _decisions_from_old_rows(old: dict[str, Any]) -> dict[tuple[str, str, 
     owner = system_principal(old["tenant"], old["scopes"]["root"])
     out: dict[tuple[str, str, str], Any] = {}
     for sid, srow in scopes.items():
-        path = [Scope(**scopes[p]) for p in srow["path"].split("/") if p]
+        path = [scope_from_old_row(scopes[p]) for p in srow["path"].split("/") if p]
         for c in contacts:
             cid = str(c["id"])
             contact = ContactFacts(cid, str(c["tenant_id"]), c["home_path"],

@@ -64,7 +64,7 @@ class ConsentChangeInput:
     contact_id: strawberry.ID | None = strawberry.field(
         default=None, description="The contact; omit with a contact token to mean yourself.")
     scope_id: strawberry.ID = strawberry.field(description="Where the decision applies.")
-    channel: Channel = strawberry.field(description="EMAIL, SMS or ALL.")
+    channel: Channel = strawberry.field(description="EMAIL, SMS, WHATSAPP or ALL.")
     source: Source | None = strawberry.field(
         default=None, description="Where it came from; default ADMIN for keys, "
         "PREFERENCE_CENTER for contacts.")
@@ -103,7 +103,7 @@ class FrequencyInput:
 class SendInput:
     contact_id: strawberry.ID = strawberry.field(description="The recipient.")
     scope_id: strawberry.ID = strawberry.field(description="Who it is from / about.")
-    channel: Channel = strawberry.field(description="EMAIL or SMS.")
+    channel: Channel = strawberry.field(description="EMAIL, SMS or WHATSAPP.")
     message_ref: str | None = strawberry.field(
         default=None, description="Your id for the message; repeating it records nothing new.")
     sent_at: datetime | None = strawberry.field(

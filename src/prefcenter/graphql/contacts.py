@@ -20,11 +20,14 @@ from prefcenter.graphql.types import ContactNode
 from prefcenter.services.people import contacts as svc
 
 
-@strawberry.input(description="A new contact: an email address, a phone number, or both.")
+@strawberry.input(description="A new contact: an email address, a phone number, a WhatsApp "
+                  "number, or several.")
 class CreateContactInput:
     email: str | None = strawberry.field(default=None, description="Email address.")
     phone: str | None = strawberry.field(default=None,
                                          description="Phone in international form (+1415...).")
+    whatsapp: str | None = strawberry.field(
+        default=None, description="WhatsApp number in international form (+1415...).")
     external_id: str | None = strawberry.field(default=None, description="Your own id.")
     locale: str | None = strawberry.field(default=None, description="Language, e.g. en or de.")
     name: str | None = strawberry.field(default=None, description="Display name.")
@@ -41,6 +44,8 @@ class UpdateContactInput:
         default=None, description="The contact; omit with a contact token to mean yourself.")
     email: str | None = strawberry.field(default=strawberry.UNSET, description="Email address.")
     phone: str | None = strawberry.field(default=strawberry.UNSET, description="Phone number.")
+    whatsapp: str | None = strawberry.field(default=strawberry.UNSET,
+                                            description="WhatsApp number.")
     external_id: str | None = strawberry.field(default=strawberry.UNSET, description="Your id.")
     locale: str | None = strawberry.field(default=strawberry.UNSET, description="Language.")
     name: str | None = strawberry.field(default=strawberry.UNSET, description="Display name.")
@@ -97,15 +102,15 @@ class Query:
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Create a contact (unique per tenant by email, phone and "
-                         "external id).")
+    @strawberry.mutation(description="Create a contact (unique per tenant by email, phone, "
+                         "WhatsApp number and external id).")
     @mutation_errors
     async def create_contact(self, info: GInfo, input: CreateContactInput) -> ContactResult:
         principal = guard(info)
         contact = await svc.create_contact(
             principal, email=input.email, phone=input.phone, external_id=input.external_id,
             locale=input.locale, name=input.name, home_scope_id=input.home_scope_id,
-            time_zone=input.time_zone)
+            time_zone=input.time_zone, whatsapp=input.whatsapp)
         return ContactPayload(contact=ContactNode.from_model(contact))
 
     @strawberry.mutation(description="Change a contact's details (a contact: its name, "
@@ -114,8 +119,8 @@ class Mutation:
     async def update_contact(self, info: GInfo, input: UpdateContactInput) -> ContactResult:
         principal = guard(info)
         kwargs: dict[str, Any] = {
-            k: getattr(input, k) for k in ("email", "phone", "external_id", "locale", "name",
-                                 "time_zone")
+            k: getattr(input, k)
+            for k in ("email", "phone", "whatsapp", "external_id", "locale", "name", "time_zone")
             if getattr(input, k) is not strawberry.UNSET
         }
         contact = await svc.update_contact(principal, self_or(info, input.contact_id), **kwargs)

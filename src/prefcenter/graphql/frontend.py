@@ -13,7 +13,7 @@ from prefcenter.services.consent import overview
 class Query:
     @strawberry.field(description="Contact tokens only: your decision for every scope of your "
                       "tree (as listed by `scopes`, root first) and each channel asked for "
-                      "(EMAIL and SMS when omitted), in one round trip.")
+                      "(every channel when omitted), in one round trip.")
     @query_errors
     async def my_decisions(self, info: GInfo,
                            channels: list[Channel] | None = None) -> list[Decision]:

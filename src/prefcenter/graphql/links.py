@@ -107,7 +107,7 @@ class RequestOptBackInInput:
         default=None, description="The contact; omit with a contact token to mean yourself.")
     scope_id: strawberry.ID = strawberry.field(
         description="The scope the contact opted out at.")
-    channel: Channel = strawberry.field(description="EMAIL, SMS or ALL, as opted out.")
+    channel: Channel = strawberry.field(description="EMAIL, SMS, WHATSAPP or ALL, as opted out.")
     evidence: EvidenceInput | None = strawberry.field(
         default=None, description="Why it is asked (e.g. the contact phoned in).")
 

@@ -125,7 +125,7 @@ def _step(step: proof.Step, ev: ConsentEvent) -> ConsentProofStep:
 @strawberry.input(description="Set (or clear) the opt-in mode of a scope for a channel.")
 class SetOptInModeInput:
     scope_id: strawberry.ID = strawberry.field(description="The scope; inherited below it.")
-    channel: Channel = strawberry.field(description="EMAIL or SMS.")
+    channel: Channel = strawberry.field(description="EMAIL, SMS or WHATSAPP.")
     mode: OptInMode | None = strawberry.field(
         default=None, description="SINGLE or CONFIRMED; null to inherit from above again.")
 

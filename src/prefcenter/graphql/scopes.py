@@ -8,6 +8,7 @@ import strawberry
 
 from prefcenter.graphql.base import JSON, GInfo, guard, mutation_errors, query_errors, result_union
 from prefcenter.graphql.types import Policy, ScopeNode
+from prefcenter.models.enums import Channel
 from prefcenter.services.tenancy import scopes as svc
 
 
@@ -20,6 +21,8 @@ class CreateScopeInput:
                                                    description="Email default; null inherits.")
     sms_policy: Policy | None = strawberry.field(default=None,
                                                  description="SMS default; null inherits.")
+    whatsapp_policy: Policy | None = strawberry.field(
+        default=None, description="WhatsApp default; null inherits.")
     settings: JSON | None = strawberry.field(
         default=None, description="Per-scope settings, inherited down the tree.")
 
@@ -32,6 +35,8 @@ class UpdateScopeInput:
         default=strawberry.UNSET, description="Email default; null to inherit again.")
     sms_policy: Policy | None = strawberry.field(
         default=strawberry.UNSET, description="SMS default; null to inherit again.")
+    whatsapp_policy: Policy | None = strawberry.field(
+        default=strawberry.UNSET, description="WhatsApp default; null to inherit again.")
     settings: JSON | None = strawberry.field(
         default=strawberry.UNSET, description="Settings to merge; a key set to null is removed.")
 
@@ -46,6 +51,12 @@ ScopeResult = result_union("ScopeResult", ScopePayload)
 
 def _given(value: Any) -> bool:
     return value is not strawberry.UNSET
+
+
+def _policies(input: CreateScopeInput | UpdateScopeInput) -> dict[Channel, Any]:
+    """The input's policy fields by channel (``Scope.policies``)."""
+    return {Channel.EMAIL: input.email_policy, Channel.SMS: input.sms_policy,
+            Channel.WHATSAPP: input.whatsapp_policy}
 
 
 @strawberry.type
@@ -74,9 +85,9 @@ class Mutation:
             from prefcenter.errors import Invalid
 
             raise Invalid("'settings' must be an object.", field="settings")
+        policies = {c: p for c, p in _policies(input).items() if p is not None}
         scope = await svc.create_scope(principal, parent_id=input.parent_id, kind=input.kind,
-                                       name=input.name, email_policy=input.email_policy,
-                                       sms_policy=input.sms_policy, settings=settings)
+                                       name=input.name, policies=policies, settings=settings)
         return ScopePayload(scope=ScopeNode.from_model(scope))
 
     @strawberry.mutation(description="Rename a scope, change its policies or settings.")
@@ -86,10 +97,7 @@ class Mutation:
         kwargs: dict[str, Any] = {}
         if _given(input.name) and input.name is not None:
             kwargs["name"] = input.name
-        if _given(input.email_policy):
-            kwargs["email_policy"] = input.email_policy
-        if _given(input.sms_policy):
-            kwargs["sms_policy"] = input.sms_policy
+        kwargs["policies"] = {c: p for c, p in _policies(input).items() if _given(p)}
         if _given(input.settings) and input.settings is not None:
             if not isinstance(input.settings, dict):
                 from prefcenter.errors import Invalid

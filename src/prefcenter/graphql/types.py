@@ -57,13 +57,22 @@ class ScopeNode:
         description="Email default set here; null inherits from above.")
     sms_policy: Policy | None = strawberry.field(
         description="SMS default set here; null inherits from above.")
+    whatsapp_policy: Policy | None = strawberry.field(
+        description="WhatsApp default set here; null inherits from above (the default at "
+                    "the root: CONSENT_REQUIRED).")
     created_at: datetime = strawberry.field(description="When the scope was created.")
 
     @classmethod
     def from_model(cls, m: Scope) -> ScopeNode:
+        own = m.policies or {}
+
+        def policy(channel: e.Channel) -> e.Policy | None:
+            value = own.get(channel.value)
+            return e.Policy(value) if value is not None else None
+
         return cls(m=m, id=strawberry.ID(str(m.id)), kind=m.kind, name=m.name, depth=m.depth,
-                   email_policy=m.email_policy, sms_policy=m.sms_policy,
-                   created_at=m.created_at)
+                   email_policy=policy(e.Channel.EMAIL), sms_policy=policy(e.Channel.SMS),
+                   whatsapp_policy=policy(e.Channel.WHATSAPP), created_at=m.created_at)
 
     @strawberry.field(description="The parent scope; null at the root or outside your view.")
     async def parent(self, info: GInfo) -> ScopeNode | None:
@@ -85,7 +94,7 @@ class ScopeNode:
     @strawberry.field(description="The channels this scope offers, the ones a preference "
                       "page shows a switch for: the `channels` setting (inherited down the "
                       "tree), else SMS only for a scope that owns a sending number (not the "
-                      "root), else EMAIL and SMS.")
+                      "root), else EMAIL and SMS (WHATSAPP only where the setting names it).")
     async def channels(self, info: GInfo) -> list[Channel]:
         return list(await info.context.loaders.offered_channels.load(self.m))
 
@@ -97,12 +106,14 @@ class ScopeNode:
         return JSON(self.m.settings)
 
 
-@strawberry.type(name="Contact", description="A person: email and/or phone, locale, external id.")
+@strawberry.type(name="Contact", description="A person: email, phone and/or WhatsApp number, "
+                 "locale, external id.")
 class ContactNode:
     m: strawberry.Private[Contact]
     id: strawberry.ID = strawberry.field(description="Contact id.")
     email: str | None = strawberry.field(description="Normalised email address.")
     phone: str | None = strawberry.field(description="Phone number in E.164.")
+    whatsapp: str | None = strawberry.field(description="WhatsApp number in E.164.")
     external_id: str | None = strawberry.field(description="The sender's own id.")
     locale: str = strawberry.field(description="Preferred language, e.g. 'en' or 'de'; empty "
                                    "when not known (pages then follow the browser's "
@@ -119,7 +130,7 @@ class ContactNode:
     @classmethod
     def from_model(cls, m: Contact) -> ContactNode:
         return cls(m=m, id=strawberry.ID(str(m.id)), email=m.email, phone=m.phone,
-                   external_id=m.external_id, locale=m.locale, name=m.name,
+                   whatsapp=m.whatsapp, external_id=m.external_id, locale=m.locale, name=m.name,
                    time_zone=m.time_zone, suppressed=m.suppressed_at is not None,
                    created_at=m.created_at, updated_at=m.updated_at)
 

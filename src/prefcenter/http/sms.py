@@ -1,4 +1,6 @@
-"""``POST /sms/inbound``: the Twilio-compatible inbound SMS webhook.
+"""``POST /sms/inbound``: the Twilio-compatible inbound SMS (and WhatsApp) webhook.
+
+WhatsApp messages come the same way, ``From=whatsapp:+E164`` (see ``texts.receive``).
 
 Form-encoded ``From``, ``To``, ``Body``, ``MessageSid``, ... as Twilio posts them; the
 ``X-Twilio-Signature`` is checked with the receiving number's token over the webhook URL

@@ -12,7 +12,7 @@ from prefcenter.models.tenancy import Scope, Tenant
 
 
 class Contact(Model):
-    """A person. Unique per tenant by email, by phone and by external id.
+    """A person. Unique per tenant by email, by phone, by WhatsApp number and by external id.
 
     ``home_path`` is the path of the scope the contact belongs to: principals bound to
     that scope, an ancestor or a descendant of it may see the contact.
@@ -28,6 +28,8 @@ class Contact(Model):
     home_path = fields.CharField(max_length=2000)
     email = fields.CharField(max_length=320, null=True)
     phone = fields.CharField(max_length=20, null=True)
+    #: The WhatsApp number in E.164 (often the phone number, but not always).
+    whatsapp = fields.CharField(max_length=20, null=True)
     external_id = fields.CharField(max_length=200, null=True)
     #: Empty when not known: the language then comes from the browser or the scope (issue 15).
     locale = fields.CharField(max_length=35, default="")
@@ -57,7 +59,8 @@ class Contact(Model):
 
     class Meta:
         table = "contact"
-        unique_together = (("tenant", "email"), ("tenant", "phone"), ("tenant", "external_id"))
+        unique_together = (("tenant", "email"), ("tenant", "phone"), ("tenant", "whatsapp"),
+                           ("tenant", "external_id"))
         # A tenant's contacts in id order (the streamed export's pages, issue 13).
         indexes = (("tenant", "id"),)
 

@@ -10,6 +10,7 @@ class Channel(StrEnum):
 
     EMAIL = "EMAIL"
     SMS = "SMS"
+    WHATSAPP = "WHATSAPP"
     ALL = "ALL"
 
 
@@ -46,6 +47,7 @@ class Source(StrEnum):
     EMAIL_LINK = "EMAIL_LINK"
     ONE_CLICK = "ONE_CLICK"
     SMS_KEYWORD = "SMS_KEYWORD"
+    WHATSAPP_KEYWORD = "WHATSAPP_KEYWORD"
     ADMIN = "ADMIN"
     API = "API"
     IMPORT = "IMPORT"

@@ -38,6 +38,15 @@ class Scope(Model):
     name = fields.CharField(max_length=200)
     path = fields.CharField(max_length=2000, db_index=True)
     depth = fields.IntField(default=0)
+    # The scope's default per channel, e.g. {"EMAIL": "ALLOWED", "WHATSAPP":
+    # "CONSENT_REQUIRED"}; a channel not named inherits from above
+    # (services.tenancy.scopes.effective_policy).
+    policies: dict[str, str] = fields.JSONField(
+        default=dict, db_default="{}",
+        description="Default policy per channel; a channel not named inherits.")
+    # Before migration 0013 the policies had one column per channel; 0013 moved them into
+    # ``policies`` and emptied these. Nothing reads them; a later migration drops them
+    # (SQLite rebuilds the table to drop a column, see ``prefcenter.migration_ops``).
     email_policy: Policy | None = fields.CharEnumField(  # type: ignore[assignment]
         Policy, max_length=20, null=True)
     sms_policy: Policy | None = fields.CharEnumField(  # type: ignore[assignment]

@@ -70,7 +70,8 @@ async def ensure_demo(link_ttl: timedelta = timedelta(days=60),
         await scopes.create_scope(system, parent_id=str(research.id), kind="Study",
                                   name="Diet study")
         await scopes.create_scope(system, parent_id=str(root.id), kind="Number",
-                                  name="+14155550100", sms_policy=Policy.CONSENT_REQUIRED,
+                                  name="+14155550100",
+                                  policies={Channel.SMS: Policy.CONSENT_REQUIRED},
                                   settings={scopes.CHANNELS_KEY: [Channel.SMS.value]})
         ada = await contacts.create_contact(system, email="ada@example.com",
                                             phone="+14155550123", name="Ada Lovelace",

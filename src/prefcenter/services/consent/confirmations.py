@@ -252,8 +252,8 @@ async def opt_in(
     authz.require(principal, Capability.WRITE)
     if not authz.path_is_within(scope.path, principal.scope_path):
         raise NotFound("No such scope.", field="scopeId")
-    if channel == Channel.SMS:
-        raise DomainError("Text-message consent at this scope needs the contact's own "
+    if channel not in (Channel.EMAIL, Channel.ALL):  # confirmed by mail: email only
+        raise DomainError(f"{channel.value} consent at this scope needs the contact's own "
                           "answer: ask by SMS (askConsent) and the reply opts in.",
                           code=ErrorCode.CONFIRMATION_REQUIRED, field="channel")
     evidence = ledger.clean_evidence(request.evidence)

@@ -3,7 +3,9 @@
 Contacts read these, so they name scopes by name only: a scope's kind is the tenant's own
 vocabulary ("Group", "Number") and means nothing to the person (and "Acme (demo) (Group)"
 read as noise). Dates are written as everywhere else a contact sees one
-(``templates.messages.format_date``, in the contact's locale).
+(``templates.messages.format_date``, in the contact's locale). A channel's words come
+from the one word table per language (the catalog's ``channel.<NAME>``), as on pages
+and in mail.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 from prefcenter.models import ConsentEvent
 from prefcenter.models.enums import Channel
 from prefcenter.services.consent.resolution import Decision, Reason
-from prefcenter.templates.messages import format_date, format_datetime
+from prefcenter.templates.messages import DEFAULT, channel_words, format_date, format_datetime
 
 _SOURCE_WORDS = {
     "PREFERENCE_CENTER": "on the preference page",
     "EMAIL_LINK": "from a link in an email",
     "ONE_CLICK": "with the unsubscribe button of the mail program",
     "SMS_KEYWORD": "by text message",
+    "WHATSAPP_KEYWORD": "by WhatsApp message",
     "ADMIN": "by an administrator",
     "API": "through an integration",
     "IMPORT": "by an import",
@@ -26,7 +29,8 @@ _SOURCE_WORDS = {
 
 
 def _channel_words(channel: Channel) -> str:
-    return {"EMAIL": "email", "SMS": "text messages", "ALL": "all messages"}[channel.value]
+    """English, as the rest of the explanation (every channel has its catalog entry)."""
+    return channel_words(channel.value, DEFAULT)
 
 
 def describe(d: Decision, event: ConsentEvent | None, locale: str | None = None) -> str:

@@ -34,6 +34,7 @@ from prefcenter.models import ConsentState, Contact, Scope
 from prefcenter.models.enums import Channel, ConsentStatus, Source
 from prefcenter.models.mail import RequestKind
 from prefcenter.models.optin import SignupForm
+from prefcenter.services.channels.registry import EMAIL_SUPPRESSED
 from prefcenter.services.common import parse_uuid, utcnow
 from prefcenter.services.consent import changes, confirmations, ledger
 from prefcenter.services.people.contacts import (
@@ -199,7 +200,7 @@ def _locale(value: str | None) -> str | None:
 
 async def _kind(contact: Contact, path: list[Scope], channel: Channel) -> RequestKind | None:
     """Which request a sign-up starts for this contact, or None (nothing to do)."""
-    if contact.suppressed_at is not None or (channel != Channel.SMS and
+    if contact.suppressed_at is not None or (channel in EMAIL_SUPPRESSED and
                                              contact.email_suppressed_at is not None):
         return None
     try:

@@ -28,6 +28,7 @@ from prefcenter.services.senders import suppression
 from prefcenter.services.tenancy import auth, authz
 from prefcenter.services.tenancy.principals import Capability, Principal
 from prefcenter.services.tenancy.scopes import get_scope, inherited_setting, path_of
+from prefcenter.services.tenancy.settings import LEVELS_KEY
 from prefcenter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,9 @@ PREFIX = {
 #: CAN-SPAM: an unsubscribe link must keep working for 30 days after sending.
 MIN_LINK_TTL = timedelta(days=30)
 #: Per-scope setting naming the levels an unsubscribe page offers (seed 002), e.g.
-#: ``["User", "Client", "Group"]`` (scope kinds on the path) or ``"all"``.
-LEVELS_SETTING = "unsubscribeLevels"
+#: ``["User", "Client", "Group"]`` (scope kinds on the path) or ``"all"``; checked when
+#: written (``services.tenancy.settings``).
+LEVELS_SETTING = LEVELS_KEY
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from prefcenter.errors import ErrorCode, Forbidden
 from prefcenter.models import ContactToken, Scope, Tenant
 from prefcenter.models.enums import Channel, TokenPurpose
+from prefcenter.services.channels.registry import ALL_CHANNELS
 from prefcenter.services.common import utcnow
 from prefcenter.services.consent import resolution as res
 from prefcenter.services.people.contacts import get_contact
@@ -22,8 +23,8 @@ from prefcenter.services.tenancy import auth
 from prefcenter.services.tenancy.principals import Principal
 from prefcenter.services.tenancy.scopes import list_scopes
 
-#: What the page shows when it asks for no channel in particular.
-DEFAULT_CHANNELS: tuple[Channel, ...] = (Channel.EMAIL, Channel.SMS)
+#: What the page shows when it asks for no channel in particular: every channel.
+DEFAULT_CHANNELS: tuple[Channel, ...] = ALL_CHANNELS
 
 
 async def my_decisions(

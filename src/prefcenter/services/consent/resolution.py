@@ -24,7 +24,8 @@ from typing import Any, Protocol
 from prefcenter import caches, db
 from prefcenter.errors import DomainError, ErrorCode, Invalid, NotFound
 from prefcenter.models import Contact, Scope
-from prefcenter.models.enums import Channel, ConsentStatus, Period, Policy, Source, TopicKind
+from prefcenter.models.enums import Channel, ConsentStatus, Period, Policy, TopicKind
+from prefcenter.services.channels.registry import EMAIL_SUPPRESSED, spec
 from prefcenter.services.common import parse_uuid, utcnow
 from prefcenter.services.consent import quiet_hours
 from prefcenter.services.tenancy import authz
@@ -184,8 +185,9 @@ def resolve(
         on_path = _topic_decisions(topic, on_path, topic_states, index, channel)
         transactional = topic.kind == TopicKind.TRANSACTIONAL
 
-    # 1. Suppressed in the tenant (a list or bounce suppression: for email only).
-    if contact.suppressed_at is not None or (channel != Channel.SMS and
+    # 1. Suppressed in the tenant (a list or bounce suppression: for the channels whose
+    # spec says so, email).
+    if contact.suppressed_at is not None or (channel in EMAIL_SUPPRESSED and
                                              contact.email_suppressed):
         return Decision(**base, allowed=False, reason=Reason.SUPPRESSED, decided_by=path[0])
 
@@ -263,16 +265,18 @@ def _topic_decisions(topic: TopicFact, general: list[StateFact],
     """Step T: the explicit decisions on the path that bear on a message about ``topic``.
 
     MARKETING: every general decision (an opt-out of everything covers every marketing
-    topic) and the topic's own. TRANSACTIONAL: the topic's own, and for a text an SMS STOP
-    (a general SMS opt-out received as a keyword: CTIA, STOP ends all texts); other
-    general decisions are marketing consent and do not bear on it.
+    topic) and the topic's own. TRANSACTIONAL: the topic's own, and a STOP on a channel
+    with keywords (a general opt-out received as that channel's keyword, SMS or WhatsApp:
+    CTIA, STOP ends all texts); other general decisions are marketing consent and do not
+    bear on it.
     """
     own = [s for s in topic_states if s.topic_id == topic.id and str(s.scope_id) in index
            and s.channel in _channels_for(channel)]
     if topic.kind == TopicKind.MARKETING:
         return [*general, *own]
-    stops = [s for s in general if channel == Channel.SMS
-             and s.status == ConsentStatus.OPTED_OUT and s.source == Source.SMS_KEYWORD]
+    stop = spec(channel).keyword_source
+    stops = [s for s in general if stop is not None
+             and s.status == ConsentStatus.OPTED_OUT and s.source == stop]
     return [*stops, *own]
 
 

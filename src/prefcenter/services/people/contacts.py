@@ -70,8 +70,9 @@ def normalize_email(value: str | None) -> str | None:
     return result.normalized.lower()
 
 
-def normalize_phone(value: str | None) -> str | None:
-    """E.164, e.g. ``+14155550123``; numbers must carry their country code."""
+def normalize_phone(value: str | None, field: str = "phone") -> str | None:
+    """E.164, e.g. ``+14155550123``; numbers must carry their country code. ``field``:
+    the input it came from (``phone``, ``whatsapp``)."""
     if value is None or not value.strip():
         return None
     try:
@@ -82,7 +83,7 @@ def normalize_phone(value: str | None) -> str | None:
         raise DomainError(
             "Not a valid phone number; use international format such as +14155550123.",
             code=ErrorCode.INVALID_PHONE,
-            field="phone",
+            field=field,
         )
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
@@ -143,6 +144,7 @@ async def create_contact(
     name: str | None = None,
     home_scope_id: str | None = None,
     time_zone: str | None = None,
+    whatsapp: str | None = None,
 ) -> Contact:
     authz.require(principal, Capability.WRITE)
     from prefcenter.services.tenancy.scopes import get_scope
@@ -154,14 +156,14 @@ async def create_contact(
         raise NotFound("No such scope.", field="homeScopeId")
     norm_email = normalize_email(email)
     norm_phone = normalize_phone(phone)
-    if norm_email is None and norm_phone is None:
-        raise Invalid("A contact needs an email address or a phone number.", field="email")
+    norm_whatsapp = normalize_phone(whatsapp, "whatsapp")
+    if norm_email is None and norm_phone is None and norm_whatsapp is None:
+        raise Invalid(NEEDS_ADDRESS, field="email")
     ext = _clean_text(external_id, "externalId")
     zone = normalize_time_zone(time_zone)
     async with db.transaction():
-        await _check_unique(
-            principal.tenant_id, None, email=norm_email, phone=norm_phone, external_id=ext
-        )
+        await _check_unique(principal.tenant_id, None, email=norm_email, phone=norm_phone,
+                            whatsapp=norm_whatsapp, external_id=ext)
         try:
             contact = await Contact.create(
                 tenant_id=principal.tenant_id,
@@ -169,6 +171,7 @@ async def create_contact(
                 home_path=home.path,
                 email=norm_email,
                 phone=norm_phone,
+                whatsapp=norm_whatsapp,
                 external_id=ext,
                 locale=normalize_locale(locale),
                 name=_clean_text(name, "name") or "",
@@ -185,6 +188,10 @@ async def create_contact(
 
 
 _UNSET: Any = object()
+#: Every contact can be reached somehow.
+NEEDS_ADDRESS = "A contact needs an email address, a phone number or a WhatsApp number."
+#: The fields that hold an address (``ChannelSpec.address_field``), unique per tenant.
+_ADDRESSES = ("email", "phone", "whatsapp")
 
 
 async def update_contact(
@@ -197,11 +204,12 @@ async def update_contact(
     locale: str | None = _UNSET,
     name: str | None = _UNSET,
     time_zone: str | None = _UNSET,
+    whatsapp: str | None = _UNSET,
 ) -> Contact:
     """Change a contact's details. A contact may change its own locale, name and time
     zone only."""
     if principal.is_contact:
-        if any(v is not _UNSET for v in (email, phone, external_id)):
+        if any(v is not _UNSET for v in (email, phone, whatsapp, external_id)):
             raise Invalid("Contact details other than name, language and time zone are "
                           "managed by the sender.", field="email")
     else:
@@ -216,6 +224,8 @@ async def update_contact(
             changes["email"] = normalize_email(email)
         if phone is not _UNSET:
             changes["phone"] = normalize_phone(phone)
+        if whatsapp is not _UNSET:
+            changes["whatsapp"] = normalize_phone(whatsapp, "whatsapp")
         if external_id is not _UNSET:
             changes["external_id"] = _clean_text(external_id, "externalId")
         if locale is not _UNSET:
@@ -224,14 +234,12 @@ async def update_contact(
             changes["name"] = _clean_text(name, "name") or ""
         if time_zone is not _UNSET:
             changes["time_zone"] = normalize_time_zone(time_zone)
-        new_email = changes.get("email", contact.email)
-        new_phone = changes.get("phone", contact.phone)
-        if new_email is None and new_phone is None:
-            raise Invalid("A contact needs an email address or a phone number.", field="email")
+        if all(changes.get(f, getattr(contact, f)) is None for f in _ADDRESSES):
+            raise Invalid(NEEDS_ADDRESS, field="email")
         await _check_unique(
             principal.tenant_id,
             str(contact.id),
-            **{k: v for k, v in changes.items() if k in ("email", "phone", "external_id")},
+            **{k: v for k, v in changes.items() if k in (*_ADDRESSES, "external_id")},
         )
         for key, value in changes.items():
             setattr(contact, key, value)
@@ -297,9 +305,11 @@ async def search_contacts(
 
 async def find_or_create_by_phone(
     tenant_id: str, home: Scope, phone: str, *, locale: str | None = None,
-    actor: str = "system",
+    actor: str = "system", field: str = "phone",
 ) -> Contact:
-    """For inbound texts from unknown numbers: keep their opt-out (phone only).
+    """For inbound texts from unknown numbers: keep their opt-out (that number only).
+    ``field``: the contact field the number is kept in (``phone``; ``whatsapp`` for a
+    WhatsApp message).
 
     Safe against a concurrent create of the same number, also inside an open transaction:
     the insert runs in a savepoint (a failed statement would otherwise abort the whole
@@ -307,20 +317,21 @@ async def find_or_create_by_phone(
     contact is checked against the suppression list like every other (an erased person's
     phone is kept there as a digest).
     """
-    norm = normalize_phone(phone)
-    contact = await Contact.get_or_none(tenant_id=tenant_id, phone=norm)
+    norm = normalize_phone(phone, field)
+    by_number: dict[str, Any] = {field: norm}
+    contact = await Contact.get_or_none(tenant_id=tenant_id, **by_number)
     if contact is not None:
         return contact
     try:
         async with in_transaction():  # a savepoint when a transaction is already open
             contact = await Contact.create(
-                tenant_id=tenant_id, home_scope=home, home_path=home.path, phone=norm,
+                tenant_id=tenant_id, home_scope=home, home_path=home.path, **by_number,
                 locale=normalize_locale(locale),
             )
             await suppression.apply_to_contact(contact, actor=actor)
             return contact
     except IntegrityError:
-        return await Contact.get(tenant_id=tenant_id, phone=norm)
+        return await Contact.get(tenant_id=tenant_id, **by_number)
 
 
 async def find_or_create_by_email(

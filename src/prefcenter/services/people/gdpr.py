@@ -8,8 +8,8 @@ mails queued and sends recorded, inbound texts kept for review, provider feedbac
 Not Interested marks, and the ledger events that set them, are in the contact's own
 copy only (DOMAIN: nobody else may learn who clicked).
 
-Erasure: the contact's email, phone, name and external id are removed, and so are IP
-addresses, user agents and any evidence beyond the words shown and the form/notice
+Erasure: the contact's email, phone, WhatsApp number, name and external id are removed,
+and so are IP addresses, user agents and any evidence beyond the words shown and the form/notice
 versions in its ledger events. The events themselves stay (redacted), so state still
 follows the ledger. Only salted digests of the address and phone stay, on the
 suppression list: the person is suppressed and a later import or create of the same
@@ -95,7 +95,7 @@ async def access(principal: Principal, contact_id: str) -> dict[str, Any]:
         "requestedBy": principal.actor,
         "contact": {
             "id": str(contact.id), "email": contact.email, "phone": contact.phone,
-            "externalId": contact.external_id, "name": contact.name,
+            "whatsapp": contact.whatsapp, "externalId": contact.external_id, "name": contact.name,
             "locale": contact.locale, "homeScopeId": str(contact.home_scope_id),
             "timeZone": contact.time_zone, "quietHours": contact.quiet_hours,
             "createdAt": _iso(contact.created_at), "updatedAt": _iso(contact.updated_at),
@@ -201,7 +201,7 @@ async def erase(principal: Principal, contact_id: str) -> dict[str, Any]:
         await SmsReview.filter(contact_id=contact.id).update(from_number="[erased]",
                                                             body="[erased]")
         await Contact.filter(id=contact.id).update(
-            email=None, phone=None, external_id=None, name="", time_zone=None,
+            email=None, phone=None, whatsapp=None, external_id=None, name="", time_zone=None,
             suppressed_at=contact.suppressed_at or now, suppression_reason=ERASED_REASON,
             updated_at=now)
     return {"contactId": str(contact.id), "erased": True, "eventId": event.id,

@@ -272,11 +272,13 @@ def parse_row(number: int, values: dict[str, Any], now: datetime) -> ParsedRow:
         except ValueError:
             raise Invalid("'status' must be OPTED_IN or OPTED_OUT.", field="status") from None
         if not channel_raw:
-            raise Invalid("A decision needs a 'channel' (EMAIL, SMS or ALL).", field="channel")
+            raise Invalid("A decision needs a 'channel' (EMAIL, SMS, WHATSAPP or ALL).",
+                          field="channel")
         try:
             channel = Channel(channel_raw.upper())
         except ValueError:
-            raise Invalid("'channel' must be EMAIL, SMS or ALL.", field="channel") from None
+            raise Invalid("'channel' must be EMAIL, SMS, WHATSAPP or ALL.",
+                          field="channel") from None
         when_raw = _text(values, "when", 64)
         if when_raw:
             try:
@@ -660,14 +662,14 @@ class Importer:
             return None
         ancestors = [p for p in scope.path.split("/") if p][:-1]
         for sid in ancestors:
-            for ch in (Channel.EMAIL, Channel.SMS, Channel.ALL):
+            for ch in Channel:  # every channel and ALL
                 st = entry.states.get((sid, ch))
                 if st is not None and st[0] == ConsentStatus.OPTED_OUT and covers(ch, r.channel):
                     blocking = self.scopes.get(sid)
                     name = f"'{blocking.name}'" if blocking else "a level above"
                     return RowError(r.row, f"Opted out at {name}, which covers this scope; an "
                                            "import never lifts an opt-out.", "scope")
-        for ch in (Channel.EMAIL, Channel.SMS, Channel.ALL):
+        for ch in Channel:  # every channel and ALL
             st = entry.states.get((sid, ch))
             if st is not None and st[0] == ConsentStatus.OPTED_OUT and covers(ch, r.channel):
                 return RowError(r.row, "The contact opted out here; an import never lifts an "

@@ -9,7 +9,7 @@ scope decides for it; set ``locale`` on import where it is known.
 Wording: the scope setting ``texts`` replaces any catalog text by its key, per language,
 e.g. ``{"de": {"unsub.title": "Vom Newsletter abmelden"}}``; inherited down the tree, a
 deeper scope's text for the same key and language wins. Saving checks every language,
-key and placeholder (``check_settings``); reading skips anything that would not format,
+key and placeholder (``services.tenancy.settings``); reading skips anything that would not format,
 so a stored text can never break a page.
 """
 
@@ -17,69 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from prefcenter.errors import Invalid
 from prefcenter.models import Scope
 from prefcenter.models.enums import TokenPurpose
-from prefcenter.services.tenancy import auth
+from prefcenter.services.tenancy import auth, settings
 from prefcenter.services.tenancy.scopes import inherited_setting, path_of, settings_chain
 from prefcenter.templates import messages
 
-#: Scope setting: the language when neither the contact nor its browser names one we speak.
-DEFAULT_LANGUAGE_KEY = "defaultLanguage"
-#: Scope setting: ``{language: {message key: text}}``, the tenant's own wording.
-TEXTS_KEY = "texts"
-#: Longest text a tenant may set for one key.
-MAX_TEXT_LENGTH = 2000
-
-
-def check_settings(settings: Mapping[str, Any] | None) -> None:
-    """Refuse an invalid ``defaultLanguage`` or ``texts`` (``None`` removes either)."""
-    if not settings:
-        return
-    supported = ", ".join(messages.SUPPORTED)
-    default = settings.get(DEFAULT_LANGUAGE_KEY)
-    if default is not None and default not in messages.SUPPORTED:
-        raise Invalid(f"'{DEFAULT_LANGUAGE_KEY}' must be one of {supported}.",
-                      field="settings")
-    texts = settings.get(TEXTS_KEY)
-    if texts is None:
-        return
-    if not isinstance(texts, Mapping) or not texts:
-        raise Invalid(f"'{TEXTS_KEY}' must map languages to texts by key, e.g. "
-                      '{"de": {"unsub.title": "..."}}.', field="settings")
-    for lang, by_key in texts.items():
-        if lang not in messages.SUPPORTED:
-            raise Invalid(f"'{TEXTS_KEY}': {lang!r} is not one of {supported}.",
-                          field="settings")
-        if not isinstance(by_key, Mapping) or not by_key:
-            raise Invalid(f"'{TEXTS_KEY}.{lang}' must map message keys to texts.",
-                          field="settings")
-        for key, text in by_key.items():
-            if not isinstance(key, str) or messages.english(key) is None:
-                raise Invalid(f"'{TEXTS_KEY}.{lang}': no message {key!r}.", field="settings")
-            if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT_LENGTH:
-                raise Invalid(f"'{TEXTS_KEY}.{lang}.{key}' must be a text of 1 to "
-                              f"{MAX_TEXT_LENGTH} characters.", field="settings")
-            if not _formats(key, text):
-                allowed = ", ".join(sorted(messages.placeholders(messages.english(key) or "")))
-                raise Invalid(f"'{TEXTS_KEY}.{lang}.{key}' may use only the placeholders "
-                              f"{{{allowed}}}" if allowed else
-                              f"'{TEXTS_KEY}.{lang}.{key}' takes no placeholders.",
-                              field="settings")
-
-
-def _formats(key: str, text: str) -> bool:
-    """The text uses only the placeholders the key's English text has, and parses."""
-    source = messages.english(key)
-    if source is None:
-        return False
-    try:
-        used = messages.placeholders(text)
-    except ValueError:
-        return False
-    return used <= messages.placeholders(source)
+#: The scope settings read here; their validators are ``settings.check_default_language``
+#: and ``settings.check_texts`` (every write is checked there).
+DEFAULT_LANGUAGE_KEY = settings.DEFAULT_LANGUAGE_KEY
+TEXTS_KEY = settings.TEXTS_KEY
+_formats = settings.text_formats
 
 
 @dataclass(frozen=True)

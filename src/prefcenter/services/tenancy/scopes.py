@@ -7,7 +7,13 @@ only for those), the one rule, walking from the scope up to the root, first answ
 2. a scope that owns a registered sending number (``registerSmsNumber``) stands for that
    number: SMS only. Not the tenant's root: it is the whole organisation, which a number
    registered there does not turn into a text-only one;
-3. otherwise every channel (EMAIL, SMS).
+3. otherwise the channels offered by default (``channels.registry.OFFERED_BY_DEFAULT``:
+   EMAIL and SMS; WhatsApp where a ``channels`` setting names it).
+
+Policies: ``Scope.policies`` maps a channel to the scope's default for it (ALLOWED or
+CONSENT_REQUIRED); the most specific scope on the path that sets one decides, else the
+channel's ``ChannelSpec.default_policy``. Settings are checked on every write by
+``services.tenancy.settings`` (one table of keys, owners and validators).
 """
 
 from __future__ import annotations
@@ -21,35 +27,14 @@ from prefcenter.errors import Invalid, NotFound
 from prefcenter.models import Scope, Tenant
 from prefcenter.models.enums import Channel, OptInMode, Policy
 from prefcenter.models.sms import SmsNumber
+from prefcenter.services.channels.registry import ALL_CHANNELS, OFFERED_BY_DEFAULT, spec
 from prefcenter.services.common import parse_uuid
-from prefcenter.services.consent import quiet_hours
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
+from prefcenter.services.tenancy.settings import CHANNELS_KEY, OPT_IN_MODE_KEY, check_settings
 
-#: When no scope on the path sets a policy: email under an opt-out regime, SMS needs
-#: express consent first (US TCPA, seed 003).
-DEFAULT_POLICY: dict[Channel, Policy] = {
-    Channel.EMAIL: Policy.ALLOWED,
-    Channel.SMS: Policy.CONSENT_REQUIRED,
-}
-
-
-#: Scope setting: the channels offered at the scope and below (see the module docstring).
-CHANNELS_KEY = "channels"
-#: The channels a scope can offer, in the order pages show them.
-OFFERABLE: tuple[Channel, ...] = (Channel.EMAIL, Channel.SMS)
-
-
-def check_channels_setting(settings: Mapping[str, Any] | None) -> None:
-    """``channels``: a non-empty list of distinct EMAIL / SMS (null removes it)."""
-    if not settings or settings.get(CHANNELS_KEY) is None:
-        return
-    value = settings[CHANNELS_KEY]
-    names = [c.value for c in OFFERABLE]
-    if (not isinstance(value, list) or not value or len(set(map(str, value))) != len(value)
-            or not all(isinstance(c, str) and c in names for c in value)):
-        raise Invalid(f"'{CHANNELS_KEY}' must be a non-empty list of distinct channels out "
-                      f"of {', '.join(names)}, e.g. [\"SMS\"].", field="settings")
+#: The channels a scope can offer (``channels`` setting), in the order pages show them.
+OFFERABLE: tuple[Channel, ...] = ALL_CHANNELS
 
 
 def offered_channels(path: Sequence[Scope], number_scope_ids: set[str]
@@ -62,7 +47,7 @@ def offered_channels(path: Sequence[Scope], number_scope_ids: set[str]
             return tuple(c for c in OFFERABLE if c.value in value)
         if scope.parent_id is not None and str(scope.id) in number_scope_ids:
             return (Channel.SMS,)
-    return OFFERABLE
+    return OFFERED_BY_DEFAULT
 
 
 async def offered_channels_of(scopes: Sequence[Scope]) -> list[tuple[Channel, ...]]:
@@ -117,28 +102,35 @@ async def get_scope(principal: Principal, scope_id: str, field: str = "scopeId")
     return scope
 
 
+def _policies(changes: Mapping[Channel, Policy | None] | None,
+              current: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``Scope.policies`` after ``changes`` (a channel set to None inherits again)."""
+    out = dict(current or {})
+    for channel, policy in (changes or {}).items():
+        key = spec(channel).policy_key  # ALL is no channel: refused here
+        if policy is None:
+            out.pop(key, None)
+        else:
+            out[key] = Policy(policy).value
+    return out
+
+
 async def create_scope(
     principal: Principal,
     *,
     parent_id: str,
     kind: str,
     name: str,
-    email_policy: Policy | None = None,
-    sms_policy: Policy | None = None,
+    policies: Mapping[Channel, Policy | None] | None = None,
     settings: Mapping[str, Any] | None = None,
 ) -> Scope:
+    """``policies``: the new scope's default per channel (unset ones inherit)."""
     authz.require(principal, Capability.WRITE)
     parent = await get_scope(principal, parent_id, field="parentId")
     if principal.is_contact or not authz.path_is_within(parent.path, principal.scope_path):
         raise NotFound("No such scope.", field="parentId")
-    from prefcenter.services.channels.sms.texts import check_scope_settings
-    from prefcenter.services.tenancy.languages import check_settings as check_language_settings
-
-    check_channels_setting(settings)
-    check_language_settings(settings)
-    check_opt_in_mode(settings)
-    quiet_hours.check_settings(settings)
-    await check_scope_settings(settings, parent=parent)
+    if settings:
+        check_settings(settings, [s.settings or {} for s in await path_of(parent)])
     scope_id = uuid.uuid4()
     return await Scope.create(
         id=scope_id,
@@ -148,13 +140,9 @@ async def create_scope(
         name=_clean_name(name, "name"),
         path=f"{parent.path}{scope_id}/",
         depth=parent.depth + 1,
-        email_policy=email_policy,
-        sms_policy=sms_policy,
-        settings=dict(settings or {}),
+        policies=_policies(policies),
+        settings={k: v for k, v in (settings or {}).items() if v is not None},
     )
-
-
-_UNSET: Any = object()
 
 
 async def update_scope(
@@ -162,29 +150,21 @@ async def update_scope(
     scope_id: str,
     *,
     name: str | None = None,
-    email_policy: Policy | None = _UNSET,
-    sms_policy: Policy | None = _UNSET,
+    policies: Mapping[Channel, Policy | None] | None = None,
     settings: Mapping[str, Any] | None = None,
 ) -> Scope:
+    """``policies``: the channels whose default changes (None: inherit again);
+    ``settings``: keys to merge (None removes one)."""
     authz.require(principal, Capability.WRITE)
     scope = await get_scope(principal, scope_id)
     if principal.is_contact:
         raise NotFound("No such scope.", field="scopeId")
     if name is not None:
         scope.name = _clean_name(name, "name")
-    if email_policy is not _UNSET:
-        scope.email_policy = email_policy
-    if sms_policy is not _UNSET:
-        scope.sms_policy = sms_policy
+    if policies:
+        scope.policies = _policies(policies, scope.policies)
     if settings is not None:
-        from prefcenter.services.channels.sms.texts import check_scope_settings
-        from prefcenter.services.tenancy.languages import check_settings as check_language_settings
-
-        check_channels_setting(settings)
-        check_language_settings(settings)
-        check_opt_in_mode(settings)
-        quiet_hours.check_settings(settings)
-        await check_scope_settings(settings, scope=scope)
+        check_settings(settings, [s.settings or {} for s in (await path_of(scope))[:-1]])
         merged = dict(scope.settings or {})
         for key, value in settings.items():
             if value is None:
@@ -223,43 +203,32 @@ async def path_of(scope: Scope) -> list[Scope]:
 
 
 def effective_policy(path: Sequence[Scope], channel: Channel) -> tuple[Policy, Scope | None]:
-    """The most specific policy set on the path for the channel, and where it was set."""
-    attr = "email_policy" if channel == Channel.EMAIL else "sms_policy"
+    """The most specific policy set on the path for the channel, and where it was set;
+    else the channel's default (``ChannelSpec.default_policy``)."""
+    key = channel.value
     for scope in reversed(path):
-        value = getattr(scope, attr)
+        value = scope.policies.get(key) if scope.policies else None
         if value is not None:
             return Policy(value), scope
-    return DEFAULT_POLICY[channel], None
+    return spec(channel).default_policy, None
 
 
 #: Per-scope setting (issue #21): the opt-in mode per channel, e.g.
 #: ``{"EMAIL": "CONFIRMED"}``; inherited down the tree per channel like the policies.
-OPT_IN_MODE_SETTING = "optInMode"
+OPT_IN_MODE_SETTING = OPT_IN_MODE_KEY
 
 
 def opt_in_mode(path: Sequence[Scope], channel: Channel) -> tuple[OptInMode, Scope | None]:
     """The most specific opt-in mode set on the path for the channel, and where it was
-    set. For ``ALL`` it is CONFIRMED when either channel is."""
+    set. For ``ALL`` it is CONFIRMED when any channel is."""
     if channel == Channel.ALL:
-        both = [opt_in_mode(path, ch) for ch in (Channel.EMAIL, Channel.SMS)]
-        return next((m for m in both if m[0] == OptInMode.CONFIRMED), both[0])
+        every = [opt_in_mode(path, ch) for ch in ALL_CHANNELS]
+        return next((m for m in every if m[0] == OptInMode.CONFIRMED), every[0])
     for scope in reversed(path):
         modes = (scope.settings or {}).get(OPT_IN_MODE_SETTING)
         if isinstance(modes, dict) and modes.get(channel.value) is not None:
             return OptInMode(modes[channel.value]), scope
     return OptInMode.SINGLE, None
-
-
-def check_opt_in_mode(settings: Mapping[str, Any] | None) -> None:
-    """``optInMode`` must map EMAIL and/or SMS to SINGLE or CONFIRMED (or null: inherit)."""
-    if not settings or settings.get(OPT_IN_MODE_SETTING) is None:
-        return
-    value = settings[OPT_IN_MODE_SETTING]
-    if not isinstance(value, dict) or not all(
-            k in ("EMAIL", "SMS") and (v is None or v in OptInMode.__members__)
-            for k, v in value.items()):
-        raise Invalid(f"'{OPT_IN_MODE_SETTING}' maps EMAIL or SMS to SINGLE or CONFIRMED.",
-                      field="settings")
 
 
 def inherited_setting(path: Sequence[Scope], key: str, default: Any = None) -> Any:
@@ -289,7 +258,7 @@ async def set_opt_in_mode(
 ) -> Scope:
     """Set (or with None clear) a scope's opt-in mode for one channel (issue #21)."""
     if channel == Channel.ALL:
-        raise Invalid("Set the mode per channel: EMAIL or SMS.", field="channel")
+        raise Invalid("Set the mode per channel, not for ALL.", field="channel")
     authz.require(principal, Capability.WRITE)
     scope = await get_scope(principal, scope_id)
     if principal.is_contact or not authz.path_is_within(scope.path, principal.scope_path):

@@ -50,6 +50,8 @@ from prefcenter.models.mail import (
     OutboxMail,
     RequestKind,
 )
+from prefcenter.services.channels.email.settings import OPT_OUT_CONFIRMATION_SETTING
+from prefcenter.services.channels.registry import spec
 from prefcenter.services.common import utcnow
 from prefcenter.services.consent import ledger, links
 from prefcenter.services.consent.changes import CONTACT_SOURCES
@@ -62,7 +64,6 @@ from prefcenter.templates import render
 log = logging.getLogger("prefcenter.mail")
 
 #: Per-scope setting (inherited): send a confirmation after a contact's own opt-out.
-OPT_OUT_CONFIRMATION_SETTING = "optOutConfirmationEmail"
 #: How long a worker's claim on a row lasts; longer than any one send can take.
 LEASE = timedelta(minutes=5)
 SMTP_TIMEOUT_SECONDS = 30.0
@@ -132,9 +133,10 @@ async def _wake() -> None:
 
 @events.on_event_in_transaction
 async def _confirm_opt_out(event: ConsentEvent) -> None:
-    """Seed 002: a contact's own email opt-out triggers a confirmation, where configured."""
-    if event.action != Action.OPTED_OUT or event.channel == Channel.SMS \
-            or event.source not in CONTACT_SOURCES:
+    """Seed 002: a contact's own opt-out of email (or of everything) triggers a
+    confirmation mail, where configured; a channel whose spec says so only (never a text)."""
+    if event.action != Action.OPTED_OUT or event.source not in CONTACT_SOURCES or (
+            event.channel != Channel.ALL and not spec(event.channel).opt_out_confirmation_mail):
         return
     scope = await Scope.get(id=event.scope_id)
     if inherited_setting(await path_of(scope), OPT_OUT_CONFIRMATION_SETTING) is not True:

@@ -7,6 +7,9 @@ Inbound texts (``receive``)
     happens (403). Then, with the keyword configuration inherited down to that scope:
 
     - STOP words opt the sender out of SMS at that scope (one confirmation reply);
+      a WhatsApp message (``From=whatsapp:+E164``, ``To=whatsapp:`` + the registered
+      number, signed alike) acts the same on the WhatsApp channel only, and its sender is
+      found or kept by ``Contact.whatsapp`` (``ChannelSpec.inbound_prefix``);
     - START words opt it back in there (the contact's own text is the confirmation;
       one confirmation reply);
     - HELP words get the help text and change nothing;
@@ -31,10 +34,10 @@ Never lost
     token is answered 403: it cannot be told apart from a forgery.
 
 Per-scope settings (``Scope.settings``, inherited down the tree)
-    ``smsKeywords``: keyword configuration (see ``services.channels.sms.keywords``),
-    merged root..leaf;
+    ``smsKeywords``: keyword configuration (``services.channels.sms.keywords``), merged;
     ``smsRevocationPolicy``: ``OPT_OUT`` or ``REVIEW`` (default); ``smsStopNotice``:
     ``true`` (default) or ``false``; ``smsStopNoticeText``: a text or ``{language: text}``.
+    Their validators live in ``services.channels.sms.settings`` (checked on every write).
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ from prefcenter.models.sms import (
     UnroutedSms,
     UnroutedStatus,
 )
+from prefcenter.services.channels.registry import by_inbound_prefix
+from prefcenter.services.channels.registry import spec as channel_spec
 from prefcenter.services.channels.sms import questions
 from prefcenter.services.channels.sms.keywords import (
     FALLBACK_LANGUAGE,
@@ -73,7 +78,13 @@ from prefcenter.services.channels.sms.keywords import (
     looks_like_revocation,
     match_keyword,
     merge_configs,
-    validate_keyword_config,
+)
+from prefcenter.services.channels.sms.settings import (
+    KEYWORDS_KEY,
+    NOTICE_KEY,
+    NOTICE_TEXT_KEY,
+    POLICY_KEY,
+    RevocationPolicy,
 )
 from prefcenter.services.common import (
     KeyKind,
@@ -98,11 +109,6 @@ WEBHOOK_PATH = "/sms/inbound"
 #: a text message and is ignored (the ledger keeps evidence up to 5000 characters).
 MAX_BODY = 5000
 
-KEYWORDS_KEY = "smsKeywords"
-POLICY_KEY = "smsRevocationPolicy"
-NOTICE_KEY = "smsStopNotice"
-NOTICE_TEXT_KEY = "smsStopNoticeText"
-SETTINGS_KEYS = frozenset({KEYWORDS_KEY, POLICY_KEY, NOTICE_KEY, NOTICE_TEXT_KEY})
 #: Unrouted texts are listed newest first, the review queue oldest (most urgent) first:
 #: both by the time the text was received, then id.
 _BY_RECEIPT = (("received_at", KeyKind.TIME), ("id", KeyKind.UUID))
@@ -110,19 +116,11 @@ UNROUTED_NEWEST_FIRST = Keyset(_BY_RECEIPT, descending=True)
 REVIEWS_OLDEST_FIRST = Keyset(_BY_RECEIPT)
 
 
-class RevocationPolicy(StrEnum):
-    """What a likely revocation in other words does at a scope."""
-
-    OPT_OUT = "OPT_OUT"  # opt out at once, with one confirmation reply
-    REVIEW = "REVIEW"  # queue it for an admin; honour within 10 business days
-
-
 DEFAULT_REVOCATION_POLICY = RevocationPolicy.REVIEW
 #: Business days (Monday to Friday; public holidays are not counted) to honour a revocation.
 REVIEW_BUSINESS_DAYS = 10
 #: The line a sender appends to its first text to a contact (seeds 003 and 004).
 DEFAULT_STOP_NOTICE = {"en": "Reply STOP to unsubscribe", "de": "Sende STOP, um abzubestellen"}
-MAX_NOTICE_LENGTH = 160
 
 
 # --------------------------------------------------------------------------- settings
@@ -139,54 +137,6 @@ def revocation_policy(path: Sequence[Scope]) -> RevocationPolicy:
         return RevocationPolicy(value)
     except ValueError:  # an invalid stored value: the safe default
         return DEFAULT_REVOCATION_POLICY
-
-
-def _check_notice_text(value: Any) -> list[str]:
-    texts = value.values() if isinstance(value, Mapping) else [value]
-    if isinstance(value, Mapping) and not value:
-        return [f"'{NOTICE_TEXT_KEY}' needs at least one language."]
-    problems = []
-    if isinstance(value, Mapping) and not all(
-            isinstance(k, str) and re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})*", k.lower())
-            for k in value):
-        problems.append(f"'{NOTICE_TEXT_KEY}' keys must be language codes like 'en' or 'de'.")
-    for text in texts:
-        if not isinstance(text, str) or not text.strip() or len(text) > MAX_NOTICE_LENGTH:
-            problems.append(f"'{NOTICE_TEXT_KEY}' texts must be 1 to {MAX_NOTICE_LENGTH} "
-                            "characters.")
-            break
-    return problems
-
-
-async def check_scope_settings(
-    settings: Mapping[str, Any] | None, *, parent: Scope | None = None,
-    scope: Scope | None = None,
-) -> None:
-    """Refuse invalid SMS settings before a scope is created (``parent``) or changed
-    (``scope``). Keys set to ``None`` are removals and always fine."""
-    if not settings or not SETTINGS_KEYS & settings.keys():
-        return
-    problems: list[str] = []
-    keywords = settings.get(KEYWORDS_KEY)
-    if keywords is not None:
-        if parent is not None:
-            above = await path_of(parent)
-        elif scope is not None:
-            above = (await path_of(scope))[:-1]
-        else:
-            above = []
-        problems += validate_keyword_config(keywords, settings_chain(above, KEYWORDS_KEY))
-    policy = settings.get(POLICY_KEY)
-    if policy is not None and policy not in RevocationPolicy.__members__:
-        problems.append(f"'{POLICY_KEY}' must be OPT_OUT or REVIEW.")
-    notice = settings.get(NOTICE_KEY)
-    if notice is not None and not isinstance(notice, bool):
-        problems.append(f"'{NOTICE_KEY}' must be true or false.")
-    text = settings.get(NOTICE_TEXT_KEY)
-    if text is not None:
-        problems += _check_notice_text(text)
-    if problems:
-        raise Invalid("Invalid SMS settings: " + " ".join(problems), field="settings")
 
 
 # --------------------------------------------------------------------------- business days
@@ -433,6 +383,17 @@ class _Text:
     ip: str | None = None
     user_agent: str | None = None
 
+    @property
+    def channel(self) -> Channel:
+        """The channel it came on: ``From=whatsapp:+1415...`` is WhatsApp, a bare number
+        SMS (``ChannelSpec.inbound_prefix``)."""
+        return by_inbound_prefix(self.from_raw)[0].channel
+
+    @property
+    def sender(self) -> str | None:
+        """The sender's number in E.164 (without the channel's prefix), if it is one."""
+        return _phone_or_none(by_inbound_prefix(self.from_raw)[1])
+
     def evidence(self, note: str) -> dict[str, str]:
         out = {"body": self.body, "from": self.from_raw[:64], "to": self.to,
                "messageSid": (self.message_sid or "")[:64], "receivedAt":
@@ -464,7 +425,8 @@ async def receive(inbound: Inbound, *, now: datetime | None = None) -> InboundRe
     """Handle one inbound text (see the module docstring)."""
     now = now or utcnow()
     to_raw = inbound.get("To").strip()
-    to = _phone_or_none(to_raw) or to_raw[:64]
+    # A WhatsApp message names the same registered number as ``whatsapp:+1415...``.
+    to = _phone_or_none(by_inbound_prefix(to_raw)[1]) or to_raw[:64]
     text = _Text(
         from_raw=inbound.get("From").strip(), to=to, body=inbound.get("Body"),
         message_sid=(inbound.get("MessageSid") or inbound.get("SmsSid")).strip()[:64] or None,
@@ -556,8 +518,8 @@ async def _apply(number: SmsNumber, text: _Text, *, live: bool,
     config = keyword_config(path)
     kind = classify(text.body, config)
     match = match_keyword(text.body, config) if kind in ("STOP", "START", "HELP") else None
-    sender = _phone_or_none(text.from_raw)
-    if live and sender is not None and kind not in STOP_LIKE:
+    sender = text.sender
+    if live and sender is not None and kind not in STOP_LIKE and text.channel == Channel.SMS:
         # Issue #21: a yes/no answer to an open consent question; anything else goes on.
         try:
             answered = await questions.answer(
@@ -585,14 +547,16 @@ async def _apply(number: SmsNumber, text: _Text, *, live: bool,
         return InboundResult(Outcome.IGNORED,
                              detail="START is not applied late; the contact may text it again")
     root_id = scope.ancestor_ids()[0]
-    principal = system_principal(str(number.tenant_id), root_id, label=f"sms:{sender}")
+    spec = channel_spec(text.channel)
+    principal = system_principal(str(number.tenant_id), root_id,
+                                 label=f"{text.channel.value.lower()}:{sender}")
     policy = revocation_policy(path)
     try:
         async with db.transaction():
             contact = await find_or_create_by_phone(
                 str(number.tenant_id), scope, sender,
                 locale=match.language if match is not None else None,
-                actor=principal.actor)
+                actor=principal.actor, field=spec.address_field)
             if kind == "REVOCATION" and policy == RevocationPolicy.REVIEW:
                 review = await _queue_review(scope, contact, text)
                 log.info("sms: possible revocation from %s to %s queued for review %s",
@@ -602,6 +566,11 @@ async def _apply(number: SmsNumber, text: _Text, *, live: bool,
     except DomainError as exc:
         log.info("sms: %s from %s to %s refused: %s", kind, sender, number.number, exc.message)
         return InboundResult(Outcome.REFUSED, detail=exc.message)
+
+
+def _source(channel: Channel) -> Source:
+    """The ledger source of a keyword on this channel (``ChannelSpec.keyword_source``)."""
+    return channel_spec(channel).keyword_source or Source.SMS_KEYWORD
 
 
 def _answered(answered: questions.Answered, config: KeywordConfig) -> InboundResult:
@@ -621,20 +590,22 @@ async def _change(
     principal: Principal, contact: Contact, scope: Scope, text: _Text,
     match: KeywordMatch | None, config: KeywordConfig, *, live: bool,
 ) -> InboundResult:
+    channel = text.channel
     if match is None:
         note = "Revocation in other words (policy OPT_OUT)."
     else:
-        note = f"SMS keyword '{match.keyword}' ({match.kind.value}, {match.language})."
+        note = (f"{channel.value} keyword '{match.keyword}' ({match.kind.value}, "
+                f"{match.language}).")
     if not live:
         note += " Applied late: the text was kept until its number could be verified."
-    request = changes.Request(source=Source.SMS_KEYWORD, evidence=text.evidence(note),
+    request = changes.Request(source=_source(channel), evidence=text.evidence(note),
                               ip=text.ip, user_agent=text.user_agent)
     if match is not None and match.kind == KeywordKind.START:
-        change = await changes.opt_in(principal, str(contact.id), str(scope.id), Channel.SMS,
+        change = await changes.opt_in(principal, str(contact.id), str(scope.id), channel,
                                       request, lift_opt_out=True)
         outcome = Outcome.OPTED_IN
     else:
-        change = await changes.opt_out(principal, str(contact.id), str(scope.id), Channel.SMS,
+        change = await changes.opt_out(principal, str(contact.id), str(scope.id), channel,
                                        request)
         outcome = Outcome.OPTED_OUT
     if not change.changed:
@@ -819,16 +790,16 @@ async def resolve_review(
                               code=ErrorCode.ALREADY_DONE, field="id")
         if action == ReviewAction.OPT_OUT:
             root_id = review.scope_path.strip("/").split("/")[0]
-            system = system_principal(principal.tenant_id, root_id,
-                                      label=f"sms:{review.from_number}")
             text = _Text(from_raw=review.from_number, to=review.to_number, body=review.body,
                          message_sid=review.message_sid, account_sid=None,
                          received_at=review.received_at)
-            request = changes.Request(source=Source.SMS_KEYWORD, evidence=text.evidence(
+            system = system_principal(principal.tenant_id, root_id,
+                                      label=f"{text.channel.value.lower()}:{text.sender}")
+            request = changes.Request(source=_source(text.channel), evidence=text.evidence(
                 f"Revocation in other words, accepted on review by {principal.actor}."
                 + (f" {note}" if note else "")))
             change = await changes.opt_out(system, str(review.contact_id),
-                                           str(review.scope_id), Channel.SMS, request)
+                                           str(review.scope_id), text.channel, request)
             review.status = SmsReviewStatus.OPTED_OUT
             review.event_id = change.events[0].id if change.changed else None
         else:

@@ -8,7 +8,7 @@ from tortoise.indexes import Index
 
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0015_quiet_hours')]
+    dependencies = [('models', '0014_quiet_hours')]
 
     initial = False
 

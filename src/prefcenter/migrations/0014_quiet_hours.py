@@ -8,7 +8,7 @@ from tortoise import fields
 from prefcenter.migration_ops import AlterFieldNotOnSqlite
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0014_topics')]
+    dependencies = [('models', '0013_topics')]
 
     initial = False
 
