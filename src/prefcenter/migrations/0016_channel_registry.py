@@ -92,6 +92,16 @@ class Migration(migrations.Migration):
             field=fields.CharEnumField(default=Channel.ALL, description='EMAIL: EMAIL\nSMS: SMS\nWHATSAPP: WHATSAPP\nALL: ALL', enum_type=Channel, max_length=8),
         ),
         AlterFieldNotOnSqlite(
+            model_name='TopicConsentState',
+            name='channel',
+            field=fields.CharEnumField(description='EMAIL: EMAIL\nSMS: SMS\nWHATSAPP: WHATSAPP\nALL: ALL', enum_type=Channel, max_length=8),
+        ),
+        AlterFieldNotOnSqlite(
+            model_name='TopicFrequency',
+            name='channel',
+            field=fields.CharEnumField(default=Channel.ALL, description='EMAIL: EMAIL\nSMS: SMS\nWHATSAPP: WHATSAPP\nALL: ALL', enum_type=Channel, max_length=8),
+        ),
+        AlterFieldNotOnSqlite(
             model_name='OptBackInRequest',
             name='channel',
             field=fields.CharEnumField(description='EMAIL: EMAIL\nSMS: SMS\nWHATSAPP: WHATSAPP\nALL: ALL', enum_type=Channel, max_length=8),

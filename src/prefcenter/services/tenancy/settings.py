@@ -103,11 +103,12 @@ def check_texts(value: Any, above: Above) -> list[str]:
 
 
 def check_levels(value: Any, above: Above) -> list[str]:
-    if value == "all" or (isinstance(value, list) and value and all(
+    """``"all"`` or a list of scope kinds; an empty list offers only the link's own scope."""
+    if value == "all" or (isinstance(value, list) and all(
             isinstance(k, str) and k.strip() and len(k) <= 64 for k in value)):
         return []
-    return [f"'{LEVELS_KEY}' must be \"all\" or a non-empty list of scope kinds, e.g. "
-            '["Client", "Group"].']
+    return [f"'{LEVELS_KEY}' must be \"all\" or a list of scope kinds, e.g. "
+            '["Client", "Group"] ([] offers only the link\'s own scope).']
 
 
 def raising(key: str, check: Callable[[Mapping[str, Any]], None]) -> SettingCheck:
