@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tortoise import Tortoise, connections
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.transactions import in_transaction
 
 from prefcenter.models import MODEL_MODULES
@@ -55,10 +56,13 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
     if url.startswith("postgres://"):
         if "maxsize=" not in url:
             url += ("&" if "?" in url else "?") + f"maxsize={max(1, settings.postgres_pool_size)}"
-        from tortoise.backends.base.config_generator import expand_db_url
-
         connection = expand_db_url(url)
         connection["credentials"]["connection_class"] = _pg_connection_class()
+    elif url.startswith("sqlite://"):
+        # Tortoise's SQLite client, with a transaction's statements run inline
+        # (prefcenter.sqlite_client: why, and what still goes to aiosqlite's thread).
+        connection = expand_db_url(url)
+        connection["engine"] = "prefcenter.sqlite_client"
     return {
         "connections": {"default": connection},
         "apps": {
@@ -363,7 +367,6 @@ def _one_line(exc: BaseException) -> str:
 
 def check_db_url(url: str) -> str:
     """The normalised URL, or a :class:`DatabaseError` saying what is wrong with it."""
-    from tortoise.backends.base.config_generator import expand_db_url
 
     normalized = normalize_db_url(url.strip())
     scheme = normalized.partition("://")[0] if "://" in normalized else ""
