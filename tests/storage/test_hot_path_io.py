@@ -1,6 +1,8 @@
-"""Where the hot path's reads run (issue #20): small SQLite reads on the event loop's
-thread, large ones on the read connections' threads; PostgreSQL connections go back to
-the pool without a reset round trip, and still without an open transaction."""
+"""Where the hot path's statements run (issue #20): small SQLite reads and the statements
+of an open SQLite transaction on the event loop's thread, large reads on the read
+connections' threads, a statement that would wait for another process's lock on aiosqlite's
+thread; PostgreSQL connections go back to the pool without a reset round trip, and still
+without an open transaction."""
 
 from __future__ import annotations
 
@@ -86,3 +88,54 @@ async def test_a_released_connection_sends_no_reset_and_an_open_transaction_is_r
         async with pool.acquire() as conn:
             assert not conn.is_in_transaction()
             assert await conn.fetchval("SHOW statement_timeout") != "1234ms"
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's write connection")
+async def test_a_transaction_runs_inline_and_waits_for_another_process_off_the_loop(
+        world: World, database_url: str) -> None:
+    import sqlite3
+
+    from prefcenter.models import Contact
+    from prefcenter.services.common import utcnow
+
+    ada = world.cid("ada")
+    client = connections.get("default")
+    seen: list[int] = []
+    original = client._connection._waiting
+
+    def on_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(threading.get_ident())
+        return original(fn, *args, **kwargs)
+
+    client._connection._waiting = on_thread
+    try:
+        async with db.transaction():
+            before = len(seen)  # BEGIN went to the thread
+            await Contact.filter(id=ada).update(name="Ada L.")
+            assert (await Contact.get(id=ada)).name == "Ada L."
+            assert len(seen) == before  # the transaction's statements ran inline
+        assert len(seen) == before + 1  # COMMIT (the fsync) on the thread
+
+        # Another process holds the write lock: the write waits on the thread, the loop runs.
+        other = sqlite3.connect(db.sqlite_file(database_url) or "", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        at = utcnow()
+        writer = asyncio.create_task(_suppress(ada, at))
+        ticks = 0
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not writer.done() and ticks == 20
+        other.execute("ROLLBACK")
+        other.close()
+        await asyncio.wait_for(writer, timeout=10)
+        assert (await Contact.get(id=ada)).suppressed_at is not None
+    finally:
+        client._connection._waiting = original
+
+
+async def _suppress(contact_id: str, at: Any) -> None:
+    from prefcenter.models import Contact
+
+    async with db.transaction():
+        await Contact.filter(id=contact_id).update(suppressed_at=at)
