@@ -9,11 +9,12 @@ every other request, all while holding the process's only write connection. Unde
 clients the writes queued behind each other for 400-600 ms (issue #20), and the hops were
 half of a write's CPU (py-spy).
 
-Here, once a transaction is open (``BEGIN`` ran), its statements (a few index lookups and
-row writes: microseconds each) run where they are awaited, so a transaction holds the
-lock for about its own CPU time. What may take long still goes to the thread:
+Here a transaction's ``BEGIN`` (deferred: it takes no lock) and its statements (a few
+index lookups and row writes: microseconds each) run where they are awaited, so a
+transaction holds the lock for about its own CPU time. What may take long still goes to
+the thread:
 
-- ``BEGIN``, ``COMMIT`` (the ``fsync`` of ``synchronous=FULL``: durability is unchanged)
+- ``COMMIT`` (the ``fsync`` of ``synchronous=FULL``: durability is unchanged)
   and ``ROLLBACK``; bulk ``executemany``/``executescript``; everything outside a
   transaction;
 - a statement that would wait for another process's lock: on this thread the connection
@@ -48,7 +49,11 @@ class InlineConnection(aiosqlite.Connection):
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         conn = self._connection
-        if conn is not None and conn.in_transaction and getattr(fn, "__name__", "") in INLINE:
+        name = getattr(fn, "__name__", "")
+        if conn is not None and not conn.in_transaction and name == "commit":
+            return fn()  # Tortoise commits before each BEGIN: nothing to commit, no fsync
+        if conn is not None and name in INLINE and (
+                conn.in_transaction or args[:1] == ("BEGIN",)):
             try:
                 return fn(*args, **kwargs)
             except sqlite3.OperationalError as exc:
