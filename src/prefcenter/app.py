@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import msgspec
 from litestar import Litestar, Response
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
@@ -19,6 +20,8 @@ from prefcenter.http import graphiql, health, ratelimit
 from prefcenter.http.cors import GraphQLCORS
 from prefcenter.http.graphql_media import SpecMediaMixin
 from prefcenter.settings import Settings, get_settings
+
+_encode = msgspec.json.Encoder().encode
 
 
 def _no_thread_response() -> Response[Any]:
@@ -53,6 +56,16 @@ def graphql_controller(settings: Settings, observers: Sequence[Any] = ()) -> typ
 
         async def render_graphql_ide(self, request: Any) -> Response[str]:
             return graphiql.page_response()  # vendored assets, no CDN
+
+        def encode_json(self, data: object) -> str | bytes:
+            # msgspec (Litestar's own encoder) writes a result several times faster than
+            # ``json.dumps``: 4% of a 10,000-contact audience (issue #20). Anything it
+            # cannot encode goes the stock way.
+            try:
+                return _encode(data)
+            except (TypeError, msgspec.EncodeError):
+                encoded: str | bytes = super().encode_json(data)
+                return encoded
 
     return GraphQLController
 

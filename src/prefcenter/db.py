@@ -19,6 +19,8 @@ import asyncio
 import contextvars
 import json
 import logging
+import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tortoise import Tortoise, connections
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.transactions import in_transaction
 
 from prefcenter.models import MODEL_MODULES
@@ -49,10 +52,19 @@ def normalize_db_url(url: str) -> str:
 
 def tortoise_config(settings: Settings) -> dict[str, Any]:
     url = normalize_db_url(settings.database_url)
-    if url.startswith("postgres://") and "maxsize=" not in url:
-        url += ("&" if "?" in url else "?") + f"maxsize={max(1, settings.postgres_pool_size)}"
+    connection: str | dict[str, Any] = url
+    if url.startswith("postgres://"):
+        if "maxsize=" not in url:
+            url += ("&" if "?" in url else "?") + f"maxsize={max(1, settings.postgres_pool_size)}"
+        connection = expand_db_url(url)
+        connection["credentials"]["connection_class"] = _pg_connection_class()
+    elif url.startswith("sqlite://"):
+        # Tortoise's SQLite client, with a transaction's statements run inline
+        # (prefcenter.sqlite_client: why, and what still goes to aiosqlite's thread).
+        connection = expand_db_url(url)
+        connection["engine"] = "prefcenter.sqlite_client"
     return {
-        "connections": {"default": url},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,
@@ -81,6 +93,26 @@ async def close_db() -> None:
     await Tortoise.close_connections()
 
 
+def _pg_connection_class() -> type[Any]:
+    """asyncpg connections that skip the reset statement when they go back to the pool.
+
+    asyncpg's pool sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET
+    ALL`` after every release: a second round trip for every one-statement read (9% of a
+    ``decision``'s CPU in py-spy, issue #20). prefcenter leaves no session state on a
+    pooled connection: its advisory locks are transaction-scoped
+    (``pg_advisory_xact_lock``), it runs no ``LISTEN``, ``SET`` (session) or cursor outside
+    a transaction. An open transaction is still rolled back on release (asyncpg's
+    ``_reset``, which sends nothing otherwise).
+    """
+    import asyncpg
+
+    class Connection(asyncpg.Connection):
+        def get_reset_query(self) -> str:
+            return ""
+
+    return Connection
+
+
 # --- SQLite: reads beside the writer ------------------------------------------------------
 
 
@@ -104,11 +136,40 @@ class ReadPool:
     writer's business. Reads inside ``transaction()`` stay on the transaction.
     """
 
+    #: Statements over at most this many ids run on the event loop's own thread (below).
+    INLINE_MAX_IDS = 32
+
     def __init__(self, path: str, size: int) -> None:
         self.uri = "file:" + quote(str(Path(path).resolve())) + "?mode=ro"
         self.size = size
         self._free: asyncio.Queue[Any] = asyncio.Queue()
         self._all: list[Any] = []
+        #: Thread id -> a plain sqlite3 connection for ``inline`` (one per event loop thread).
+        self._inline: dict[int, sqlite3.Connection] = {}
+
+    def inline(self, sql: str, values: Sequence[Any]) -> list[Any] | None:
+        """Run a small read right here, on the calling (event loop) thread; None when the
+        database is busy (the caller then uses ``connection``).
+
+        A ``decision`` reads a few index entries: about 0.1 ms of SQLite. Handing that to
+        an aiosqlite thread and back costs more than the read (a queue wake-up, the GIL
+        changing hands, the loop's self-pipe): the SQLite share of a ``decision`` under
+        load was 24% (py-spy, issue #20). The connection never waits on a lock
+        (``busy_timeout`` 0): in WAL a reader is blocked only in rare moments (recovery of
+        the WAL index), and then the read goes to the threads, which may wait."""
+        key = threading.get_ident()
+        conn = self._inline.get(key)
+        if conn is None:
+            conn = sqlite3.connect(self.uri, uri=True, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 0")
+            self._inline[key] = conn
+        try:
+            return conn.execute(sql, values).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                return None
+            raise
 
     async def _open(self) -> Any:
         import aiosqlite
@@ -130,6 +191,10 @@ class ReadPool:
             self._free.put_nowait(conn)
 
     async def close(self) -> None:
+        inline, self._inline = list(self._inline.values()), {}
+        for plain in inline:
+            with suppress(Exception):
+                plain.close()
         conns, self._all = self._all, []
         for conn in conns:
             with suppress(Exception):
@@ -207,6 +272,8 @@ class Statement:
         self.read_pool = read_pool
         self.sqlite = conn.capabilities.dialect == "sqlite"
         self.values: list[Any] = []
+        #: The longest id list bound (``uuid_list``): how big the read is.
+        self.most_ids = 0
 
     def param(self, value: Any) -> str:
         self.values.append(value)
@@ -214,6 +281,7 @@ class Statement:
 
     def uuid_list(self, ids: Sequence[str]) -> str:
         """A placeholder holding ``ids``, for ``uuid_in``."""
+        self.most_ids = max(self.most_ids, len(ids))
         if self.sqlite:
             return self.param(json.dumps(list(ids)))
         return self.param(list(ids))
@@ -228,6 +296,10 @@ class Statement:
         or model (a 10,000-contact audience reads tens of thousands of them)."""
         if self.read_pool is not None:
             _sql_log.debug("%s: %s", sql, self.values)  # as Tortoise logs its statements
+            if self.most_ids <= self.read_pool.INLINE_MAX_IDS:
+                rows = self.read_pool.inline(sql, self.values)
+                if rows is not None:
+                    return rows
             async with self.read_pool.connection() as conn:
                 return list(await conn.execute_fetchall(sql, self.values))
         _, rows = await self.conn.execute_query(sql, self.values)
@@ -295,7 +367,6 @@ def _one_line(exc: BaseException) -> str:
 
 def check_db_url(url: str) -> str:
     """The normalised URL, or a :class:`DatabaseError` saying what is wrong with it."""
-    from tortoise.backends.base.config_generator import expand_db_url
 
     normalized = normalize_db_url(url.strip())
     scheme = normalized.partition("://")[0] if "://" in normalized else ""

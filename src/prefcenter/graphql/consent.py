@@ -191,7 +191,9 @@ class Query:
                                                        topic=topic))
 
     @strawberry.field(description="Every contact's decision for a campaign, in request order, in "
-                      "one round trip.")
+                      "one round trip. At most 10,000 contacts per request (the server's "
+                      "PREFCENTER_MAX_AUDIENCE): send a longer list in pages of that size, each "
+                      "page answered on its own.")
     @query_errors
     async def audience(
         self, info: GInfo, scope_id: strawberry.ID, channel: Channel,

@@ -29,15 +29,18 @@ own ``collect_subfields``, which the plan is built from.
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 from graphql import (
+    GraphQLEnumType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
     is_leaf_type,
+    is_specified_scalar_type,
 )
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -97,16 +100,7 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         nullable = not isinstance(gtype, GraphQLNonNull)
         inner: Any = gtype.of_type if isinstance(gtype, GraphQLNonNull) else gtype
         if is_leaf_type(inner):
-            serialize = inner.serialize
-
-            def leaf(value: Any, _info: GraphQLResolveInfo) -> Any:
-                if value is None:
-                    if nullable:
-                        return None
-                    raise _Unservable
-                return serialize(value)
-
-            return leaf
+            return _leaf(inner, nullable)
         if not isinstance(inner, GraphQLObjectType) or inner.name not in PLAIN_TYPES:
             raise _NoPlan
         collected = self.collect_subfields(inner, field_details_list)
@@ -147,6 +141,41 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
                           else get(value, info)) for key, get, child in steps}
 
         return obj
+
+
+def _leaf(gtype: Any, nullable: bool) -> Builder:
+    """A scalar or enum's serializer, with the common cases answered without a call: a
+    ``str`` for ``String``/``ID`` and a ``bool`` for ``Boolean`` are their own output,
+    and an enum member's name is looked up (Strawberry's enum ``serialize`` searches
+    every value of the enum, each time)."""
+    serialize = gtype.serialize
+    same: type | None = {"String": str, "ID": str, "Boolean": bool}.get(gtype.name) \
+        if is_specified_scalar_type(gtype) else None
+    names: dict[Any, str] = {}
+    wrapped = getattr(gtype, "wrapped_cls", None)
+    if isinstance(gtype, GraphQLEnumType) and isinstance(wrapped, type) and issubclass(
+            wrapped, Enum):
+        # The name Strawberry's ``serialize`` finds for each member (same comparison).
+        for member in wrapped:
+            for name, value in gtype.values.items():
+                if member.value == value.value:
+                    names[member] = name
+                    break
+
+    def leaf(value: Any, _info: GraphQLResolveInfo) -> Any:
+        if value is None:
+            if nullable:
+                return None
+            raise _Unservable
+        if value.__class__ is same:
+            return value
+        if names:
+            name = names.get(value)
+            if name is not None and value.__class__ is wrapped:
+                return name
+        return serialize(value)
+
+    return leaf
 
 
 def _constant(value: str) -> Callable[[Any, GraphQLResolveInfo], Any]:

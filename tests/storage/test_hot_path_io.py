@@ -1,0 +1,140 @@
+"""Where the hot path's statements run (issue #20): small SQLite reads and the statements
+of an open SQLite transaction on the event loop's thread, large reads on the read
+connections' threads, a statement that would wait for another process's lock on aiosqlite's
+thread; PostgreSQL connections go back to the pool without a reset round trip, and still
+without an open transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from typing import Any
+
+import pytest
+from tortoise import connections
+
+from prefcenter import db
+from prefcenter.models.enums import Channel
+from prefcenter.services.consent import resolution
+from tests.conftest import BACKEND
+from tests.factories import World
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's read connections")
+async def test_a_decision_reads_on_the_loop_thread_and_an_audience_on_the_read_threads(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = db._read_pool
+    assert pool is not None
+    inline_threads: list[int] = []
+    threaded: list[int] = []
+    inline, connection = pool.inline, pool.connection
+
+    def spy_inline(sql: str, values: Any) -> Any:
+        inline_threads.append(threading.get_ident())
+        return inline(sql, values)
+
+    def spy_connection() -> Any:
+        threaded.append(1)
+        return connection()
+
+    monkeypatch.setattr(pool, "inline", spy_inline)
+    monkeypatch.setattr(pool, "connection", spy_connection)
+    ada, scope = world.cid("ada"), world.sid("study_sleep")
+    decision = await resolution.decide(world.system, ada, scope, Channel.EMAIL)
+    assert decision.reason == "DEFAULT_ALLOWED"
+    assert inline_threads == [threading.get_ident()] and threaded == []
+
+    ids = [ada] + [str(uuid.uuid4()) for _ in range(pool.INLINE_MAX_IDS)]
+    many = await resolution.decide_many(world.system, scope, Channel.EMAIL, ids)
+    assert many[0].decision is not None and many[0].decision.reason == "DEFAULT_ALLOWED"
+    assert [e.error for e in many[1:]] == ["NOT_FOUND"] * pool.INLINE_MAX_IDS
+    assert len(inline_threads) == 1 and threaded == [1]  # 33 distinct ids: the threads
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's read connections")
+async def test_a_busy_database_sends_the_small_read_to_the_threads(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = db._read_pool
+    assert pool is not None
+    monkeypatch.setattr(pool, "inline", lambda sql, values: None)  # as when SQLITE_BUSY
+    decision = await resolution.decide(world.system, world.cid("ada"),
+                                       world.sid("study_sleep"), Channel.EMAIL)
+    assert decision.reason == "DEFAULT_ALLOWED"
+    assert len(pool._all) == 1  # read on a read connection instead
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="asyncpg's pool")
+async def test_a_released_connection_sends_no_reset_and_an_open_transaction_is_rolled_back(
+        world: World) -> None:
+    pool = connections.get("default")._pool
+    sent: list[str] = []
+    async with pool.acquire() as conn:
+        conn.add_query_logger(lambda record: sent.append(record.query))
+        assert await conn.fetchval("SELECT 1") == 1
+    assert sent == ["SELECT 1"]  # no "RESET ALL" round trip on release
+
+    loop = asyncio.get_running_loop()
+    handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, _context: None)  # asyncpg warns of the leak
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("BEGIN")
+            await conn.execute("SET LOCAL statement_timeout = 1234")
+            assert conn.is_in_transaction()
+    finally:
+        loop.set_exception_handler(handler)
+    for _ in range(pool.get_size()):  # whichever connection comes back next
+        async with pool.acquire() as conn:
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SHOW statement_timeout") != "1234ms"
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's write connection")
+async def test_a_transaction_runs_inline_and_waits_for_another_process_off_the_loop(
+        world: World, database_url: str) -> None:
+    import sqlite3
+
+    from prefcenter.models import Contact
+    from prefcenter.services.common import utcnow
+
+    ada = world.cid("ada")
+    client = connections.get("default")
+    seen: list[int] = []
+    original = client._connection._waiting
+
+    def on_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(threading.get_ident())
+        return original(fn, *args, **kwargs)
+
+    client._connection._waiting = on_thread
+    try:
+        async with db.transaction():
+            await Contact.filter(id=ada).update(name="Ada L.")
+            assert (await Contact.get(id=ada)).name == "Ada L."
+            assert seen == []  # BEGIN and the transaction's statements ran inline
+        assert seen == [seen[0]] and seen[0] != threading.get_ident()  # COMMIT: the thread
+
+        # Another process holds the write lock: the write waits on the thread, the loop runs.
+        other = sqlite3.connect(db.sqlite_file(database_url) or "", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        at = utcnow()
+        writer = asyncio.create_task(_suppress(ada, at))
+        ticks = 0
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not writer.done() and ticks == 20
+        other.execute("ROLLBACK")
+        other.close()
+        await asyncio.wait_for(writer, timeout=10)
+        assert (await Contact.get(id=ada)).suppressed_at is not None
+    finally:
+        client._connection._waiting = original
+
+
+async def _suppress(contact_id: str, at: Any) -> None:
+    from prefcenter.models import Contact
+
+    async with db.transaction():
+        await Contact.filter(id=contact_id).update(suppressed_at=at)
