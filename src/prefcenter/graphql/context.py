@@ -63,6 +63,13 @@ class Loaders:
         return DataLoader(load_fn=offered_channels_of, cache_key_fn=lambda s: str(s.id))
 
     @cached_property
+    def readable_scopes(self) -> dict[int, tuple[Scope, Any]]:
+        """Over HTTP, whether the caller may read a scope and its node, by the scope
+        object's id (``types._readable_scope``): an audience names a handful of scopes
+        10,000 times (issue #20)."""
+        return {}
+
+    @cached_property
     def sms_stop_notices(self) -> DataLoader[texts.NoticeQuery, str | None]:
         """The STOP notice line of an SMS decision (``Decision.smsStopNotice``)."""
         return DataLoader(load_fn=_stop_notices)

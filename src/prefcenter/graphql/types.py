@@ -152,10 +152,7 @@ def _readable_scope(info: GInfo, scope: Scope | None) -> ScopeNode | None:
         return None
     if ctx.websocket is not None:
         return ScopeNode.from_model(scope) if authz.scope_readable(principal, scope) else None
-    if ctx.loaders is None:
-        ctx.loaders = {}
-    memo: dict[int, tuple[Scope, ScopeNode | None]] = ctx.loaders.setdefault(
-        "readable_scope", {})
+    memo = ctx.loaders.readable_scopes
     known = memo.get(id(scope))
     if known is not None and known[0] is scope:
         return known[1]
