@@ -46,6 +46,8 @@ class InlineConnection(aiosqlite.Connection):
 
     #: The busy timeout the thread uses (read from the connection once it is configured).
     wait_ms = 5000
+    #: True from an inline ``BEGIN`` until the transaction's first statement succeeds.
+    _fresh = False
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         conn = self._connection
@@ -54,12 +56,34 @@ class InlineConnection(aiosqlite.Connection):
             return fn()  # Tortoise commits before each BEGIN: nothing to commit, no fsync
         if conn is not None and name in INLINE and (
                 conn.in_transaction or args[:1] == ("BEGIN",)):
+            begin = args[:1] == ("BEGIN",)
             try:
-                return fn(*args, **kwargs)
+                result = fn(*args, **kwargs)
             except sqlite3.OperationalError as exc:
                 if not _busy(exc):
                     raise
+                if self._fresh and conn.in_transaction:
+                    # The transaction's first statement met another process's lock. The
+                    # failed attempt may keep a lock or a snapshot that makes a retry fail
+                    # at once (SQLite's deadlock rule); nothing ran yet, so start again.
+                    return await super()._execute(self._restart, fn, *args, **kwargs)
+            else:
+                self._fresh = begin
+                return result
+        # Anything else run inside the transaction (bulk calls on the thread) makes it
+        # no longer empty: never restart it after that.
+        self._fresh = False
         return await super()._execute(self._waiting, fn, *args, **kwargs)
+
+    def _restart(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """On the thread: roll back the empty transaction, begin it again, then ``fn``
+        with the busy timeout."""
+        conn = self._connection
+        assert conn is not None
+        conn.execute("ROLLBACK")
+        conn.execute("BEGIN")
+        self._fresh = False
+        return self._waiting(fn, *args, **kwargs)
 
     def _waiting(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """On the thread: ``fn`` with the busy timeout, which inline calls go without."""
