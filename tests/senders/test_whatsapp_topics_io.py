@@ -37,10 +37,16 @@ async def test_whatsapp_and_topic_rows_import_and_export_back(
             "q@example.com,not-a-number,,,,,\n"
             f"ada@example.com,{WA},,,,,\n"
             f"z@example.com,,{news},newsletter,,,\n").encode()
+    dry = await client.post("/senders/import?name=crm.csv&dryRun=true", content=body,
+                            headers=bearer(world))
+    assert not await Contact.exists(tenant_id=world.tenant_id, whatsapp=WA)
     r = await client.post("/senders/import?name=crm.csv", content=body,
                           headers=bearer(world))
     assert r.status_code == 200, r.text
     summary = r.json()
+    # The dry run counted and refused what the real run did.
+    assert {k: v for k, v in dry.json().items() if k != "dryRun"} == {
+        k: v for k, v in summary.items() if k != "dryRun"}
     assert (summary["created"], summary["refused"]) == (1, 6), summary
     errors = {e["row"]: (e["field"], e["reason"]) for e in summary["errors"]}
     assert errors[3][0] == "scope" and "Opted out at 'Newsletters'" in errors[3][1]
