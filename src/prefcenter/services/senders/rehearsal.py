@@ -55,7 +55,7 @@ CREATE TABLE contact (cid TEXT PRIMARY KEY, new INTEGER NOT NULL, email TEXT, ph
                       suppressed INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX contact_email ON contact (email);
 CREATE INDEX contact_phone ON contact (phone);
-CREATE INDEX contact_whatsapp ON contact (whatsapp);
+CREATE INDEX contact_whatsapp ON contact (whatsapp) WHERE whatsapp IS NOT NULL;
 CREATE INDEX contact_external_id ON contact (external_id);
 CREATE TABLE state (cid TEXT NOT NULL, scope_id TEXT NOT NULL, channel TEXT NOT NULL,
                     status TEXT NOT NULL, row INTEGER NOT NULL,
