@@ -137,7 +137,7 @@ export type Period =
 
 /** The contact's own stricter quiet hours for one channel. */
 export type QuietHoursInput = {
-  /** EMAIL or SMS. */
+  /** A channel of the registry (EMAIL, SMS, WHATSAPP; not ALL). */
   channel: Channel;
   /** Remove them. */
   clear: boolean;

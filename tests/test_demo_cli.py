@@ -54,6 +54,67 @@ async def test_demo_creates_once_and_prints_a_working_key(tmp_path: Path,
                               headers={"Authorization": f"Bearer {link.group(1)}"})
     assert {"Acme (demo)", "Newsletters", "Research panel", "Sleep study"} <= names
     assert me.json()["data"]["me"]["email"] == "ada@example.com"
+    # It prints the newer features to try, once made (and not twice on a second run).
+    for out in (first, second):
+        assert "topics:             'newsletter' (Monthly newsletter, marketing" in out
+        assert "WhatsApp:           offered at Research panel" in out
+        assert "quiet hours:        at the root, SMS and WHATSAPP: TCPA" in out
+        assert re.search(r'try in GraphiQL: +\{ decision\(contactId: "[0-9a-f-]{36}", '
+                         r'scopeId: "[0-9a-f-]{36}", channel: EMAIL, topic: "newsletter"\)',
+                         out), out
+
+
+TOUR = """query($news: ID!, $research: ID!, $ada: ID!) {
+  topics { key name kind }
+  news: decision(contactId: $ada, scopeId: $news, channel: EMAIL, topic: "newsletter") {
+    allowed reason explanation }
+  reminder: decision(contactId: $ada, scopeId: $research, channel: EMAIL,
+                     topic: "appointment-reminders") { allowed reason }
+  whatsapp: decision(contactId: $ada, scopeId: $research, channel: WHATSAPP) {
+    allowed reason }
+  contact(id: $ada) { whatsapp }
+}"""
+
+
+async def test_the_demo_shows_topics_whatsapp_and_quiet_hours(tmp_path: Path,
+                                                               database_url: str) -> None:
+    url = database_url if BACKEND == "postgres" else f"sqlite://{tmp_path / 'demo.sqlite3'}"
+    out = _demo(url, tmp_path)
+    key = _key(out)
+    app = create_app(Settings(database_url=url, run_workers=False))
+    async with running(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t",
+                                     headers={"Authorization": f"Bearer {key}"}) as c:
+            r = await c.post("/graphql", json={"query": "{ scopes { id name settings } "
+                                               "contacts(email: \"ada@example.com\") "
+                                               "{ edges { node { id } } } }"})
+            data = r.json()["data"]
+            by_name = {s["name"]: s for s in data["scopes"]}
+            ada = data["contacts"]["edges"][0]["node"]["id"]
+            r = await c.post("/graphql", json={"query": TOUR, "variables": {
+                "news": by_name["Newsletters"]["id"], "ada": ada,
+                "research": by_name["Research panel"]["id"]}})
+            tour = r.json()
+            # The query the demo prints works as pasted.
+            pasted = re.search(r"try in GraphiQL:\s+(\{.*\})\s*$", out, re.MULTILINE)
+            assert pasted, out
+            printed = (await c.post("/graphql", json={"query": pasted.group(1)})).json()
+    assert "errors" not in tour, tour
+    tour = tour["data"]
+    assert {(t["key"], t["kind"]) for t in tour["topics"]} == {
+        ("newsletter", "MARKETING"), ("appointment-reminders", "TRANSACTIONAL")}
+    assert (tour["news"]["allowed"], tour["news"]["reason"]) == (False, "OPTED_OUT")
+    assert "'Monthly newsletter'" in tour["news"]["explanation"]
+    assert printed["data"]["decision"] == tour["news"], printed
+    assert tour["reminder"] == {"allowed": True, "reason": "TRANSACTIONAL"}
+    assert tour["contact"]["whatsapp"] == "+14155550123"
+    # Opted in; during quiet hours (TCPA) it waits instead: allowed or QUIET_HOURS.
+    assert tour["whatsapp"]["reason"] in ("OPTED_IN", "QUIET_HOURS")
+    root = by_name["Acme (demo)"]["settings"]
+    assert root["quietHours"] == {"SMS": "TCPA", "WHATSAPP": "TCPA"}
+    assert root["timeZone"] == "America/New_York"
+    assert "WHATSAPP" in by_name["Research panel"]["settings"]["channels"]
 
 
 def _key(out: str) -> str:

@@ -156,7 +156,7 @@ prefcenter demo tenant: {info.tenant.name} ({'created' if info.created else 'alr
   GraphiQL:           {base}/graphql   (header: {{"Authorization": "Bearer {info.owner_key}"}})
   preference page for {info.contact.email}:
                       {base}/p/{info.preference_token}
-""", flush=True)
+""" + "".join(f"  {line}\n" for line in info.tour), flush=True)
     if args.no_serve:
         return 0
     return cmd_serve(args)

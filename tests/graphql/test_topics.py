@@ -155,7 +155,8 @@ async def test_a_topic_opt_out_at_the_group_covers_every_scope_below(world: Worl
                                          w.root.name), scope
         assert (d["event"]["action"], d["event"]["topicId"]) == (
             "OPTED_OUT", out["events"][0]["topicId"])
-        assert "'newsletter'" in d["explanation"]
+        # Named as the tenant wrote the topic's name, not by its key.
+        assert "unsubscribed from 'Newsletter' messages of" in d["explanation"], d["explanation"]
     # Other topics and messages about nothing in particular: as before.
     assert (await decide_about(w, "study-invitations"))["reason"] == "DEFAULT_ALLOWED"
     plain = await decide_about(w, None)
@@ -179,6 +180,7 @@ async def test_unsubscribe_from_everything_covers_marketing_not_transactional(
     reminder = await decide_about(w, "interview-reminders")
     assert (reminder["allowed"], reminder["reason"], reminder["decidedBy"]["name"]) == (
         True, "TRANSACTIONAL", "Newsletters")
+    assert reminder["explanation"].startswith("On: 'Interview-Reminders' messages are about")
     # ... but an opt-out of that very topic stops it.
     await change(w, "optOut", "user_alice", "interview-reminders", "EMAIL")
     reminder = await decide_about(w, "interview-reminders")

@@ -154,7 +154,7 @@ async def test_a_dry_run_across_batches_predicts_the_real_run(world: World, tmp_
 
 @pytest.mark.parametrize(("name", "content", "message"), [
     ("cols.csv", "email,colour\na@example.com,red\n", "Unknown column"),
-    ("noid.csv", "name,locale\nAda,en\n", "needs an email, phone or external_id"),
+    ("noid.csv", "name,locale\nAda,en\n", "needs an email, phone, whatsapp or external_id"),
     ("latin1.csv", "email,name\na@example.com,J\xfcrgen\n".encode("latin-1"), "not UTF-8"),
     ("empty.csv", "", "empty"),
     ("list.txt", "email\na@example.com\n", "format"),

@@ -11,7 +11,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.litestar.controller import BaseContext
 
 from prefcenter.errors import DomainError
-from prefcenter.models import ConsentEvent, Contact, Scope
+from prefcenter.models import ConsentEvent, Contact, Scope, Topic
 from prefcenter.models.enums import Channel
 from prefcenter.services.channels.sms import texts
 from prefcenter.services.common import by_ids
@@ -30,6 +30,15 @@ async def _events(keys: list[int]) -> list[ConsentEvent | None]:
 
 async def _contacts(keys: list[str]) -> list[Contact | None]:
     return await by_ids(Contact, keys, lambda c: str(c.id))
+
+
+async def _topic_names(keys: list[tuple[str, str]]) -> list[str | None]:
+    """(tenant id, topic key) -> the topic's name, one query for the request's batch."""
+    tenants = sorted({t for t, _ in keys})
+    found = {(str(t), k): n for t, k, n in await Topic.filter(
+        tenant_id__in=tenants, key__in=sorted({k for _, k in keys})).values_list(
+        "tenant_id", "key", "name")}
+    return [found.get(key) for key in keys]
 
 
 async def _stop_notices(keys: list[texts.NoticeQuery]) -> list[str | None]:
@@ -68,6 +77,12 @@ class Loaders:
         object's id (``types._readable_scope``): an audience names a handful of scopes
         10,000 times (issue #20)."""
         return {}
+
+    @cached_property
+    def topic_names(self) -> DataLoader[tuple[str, str], str | None]:
+        """A topic's name by (tenant id, key): a decision names its topic by key, its
+        explanation by the name the tenant gave it."""
+        return DataLoader(load_fn=_topic_names)
 
     @cached_property
     def sms_stop_notices(self) -> DataLoader[texts.NoticeQuery, str | None]:

@@ -38,7 +38,8 @@ class QuietWindow:
 
 @strawberry.type(description="The quiet hours of one channel at a scope.")
 class ChannelQuietHours:
-    channel: Channel = strawberry.field(description="EMAIL or SMS.")
+    channel: Channel = strawberry.field(
+        description="A channel of the registry (EMAIL, SMS, WHATSAPP; not ALL).")
     scope_hours: QuietWindow | None = strawberry.field(
         description="The scope's quiet hours (setting quietHours, most specific on the "
         "path); null: none.")
@@ -55,7 +56,8 @@ class ChannelQuietHours:
 class QuietHours:
     time_zone: str = strawberry.field(description="The IANA zone quiet hours are read in.")
     time_zone_source: TimeZoneSource = strawberry.field(description="Where it comes from.")
-    channels: list[ChannelQuietHours] = strawberry.field(description="EMAIL, then SMS.")
+    channels: list[ChannelQuietHours] = strawberry.field(
+        description="Each channel of the registry, in its order (EMAIL, SMS, WHATSAPP).")
 
 
 @strawberry.input(description="The contact's own stricter quiet hours for one channel.")
@@ -65,7 +67,8 @@ class QuietHoursInput:
     scope_id: strawberry.ID | None = strawberry.field(
         default=None, description="The page's scope: the hours must include its quiet "
         "hours; omit with a contact token for the link's scope.")
-    channel: Channel = strawberry.field(description="EMAIL or SMS.")
+    channel: Channel = strawberry.field(
+        description="A channel of the registry (EMAIL, SMS, WHATSAPP; not ALL).")
     start: str | None = strawberry.field(default=None, description="First quiet minute, HH:MM.")
     end: str | None = strawberry.field(default=None,
                                        description="First minute messages may go again, HH:MM.")

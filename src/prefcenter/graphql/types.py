@@ -294,7 +294,11 @@ class Decision:
         if self.d.event_id is not None:
             event = await info.context.loaders.events.load(self.d.event_id)
         contact = await info.context.loaders.contacts.load(self.d.contact_id)
-        return explain.describe(self.d, event, contact.locale if contact else None)
+        name = None
+        if self.d.topic and contact is not None:
+            name = await info.context.loaders.topic_names.load(
+                (str(contact.tenant_id), self.d.topic))
+        return explain.describe(self.d, event, contact.locale if contact else None, name)
 
 
 @strawberry.type(description="An explicit consent decision of a contact at one scope.")

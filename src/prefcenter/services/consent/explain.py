@@ -5,7 +5,9 @@ vocabulary ("Group", "Number") and means nothing to the person (and "Acme (demo)
 read as noise). Dates are written as everywhere else a contact sees one
 (``templates.messages.format_date``, in the contact's locale). A channel's words come
 from the one word table per language (the catalog's ``channel.<NAME>``), as on pages
-and in mail.
+and in mail. A topic is named as the tenant wrote its name ("'Monthly Newsletter'
+emails"); ``Decision.topic`` holds its key, so the caller passes the name (the GraphQL
+layer loads it per request: ``Loaders.topic_names``), and the key stands in without one.
 """
 
 from __future__ import annotations
@@ -33,9 +35,12 @@ def _channel_words(channel: Channel) -> str:
     return channel_words(channel.value, DEFAULT)
 
 
-def describe(d: Decision, event: ConsentEvent | None, locale: str | None = None) -> str:
+def describe(d: Decision, event: ConsentEvent | None, locale: str | None = None,
+             topic_name: str | None = None) -> str:
     """``locale``: the contact's, for the dates (English words, so English unless the
-    locale is an English one such as ``en-GB``)."""
+    locale is an English one such as ``en-GB``). ``topic_name``: the name of the topic
+    ``d.topic`` (its key) names."""
+    topic = topic_name or d.topic
 
     def _date(event: ConsentEvent | None) -> str:
         if event is None:
@@ -45,8 +50,8 @@ def describe(d: Decision, event: ConsentEvent | None, locale: str | None = None)
     where = d.decided_by.name if d.decided_by is not None else ""
     how = f" {_SOURCE_WORDS.get(event.source.value, '')}" if event is not None else ""
     what = _channel_words(event.channel if event is not None else d.channel)
-    if d.by_topic and d.topic:  # issue #14: a decision about this topic decided
-        what = f"'{d.topic}' {what}"
+    if d.by_topic and topic:  # issue #14: a decision about this topic decided
+        what = f"'{topic}' {what}"
     match d.reason:
         case Reason.SUPPRESSED:
             return "Blocked: this contact is suppressed in the whole organisation."
@@ -76,7 +81,7 @@ def describe(d: Decision, event: ConsentEvent | None, locale: str | None = None)
             return f"Waiting: quiet hours {who} ({d.detail}){when}."
 
         case Reason.TRANSACTIONAL:
-            return (f"On: '{d.topic}' messages are about something you arranged; only a "
+            return (f"On: '{topic}' messages are about something you arranged; only a "
                     "block, a STOP text or unsubscribing from them stops them.")
         case Reason.CONFIRMATION_PENDING:
             until = f" (the request expires {d.expires_at:%-d %b %Y %H:%M} UTC)" \

@@ -38,13 +38,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
 from prefcenter.errors import DomainError, ErrorCode, Invalid
+from prefcenter.models.enums import Channel
+from prefcenter.services.channels.registry import ALL_CHANNELS
 
 #: Scope setting: quiet hours per channel (see the module docstring).
 QUIET_HOURS_KEY = "quietHours"
 #: Scope setting: the default IANA time zone of contacts whose own zone is not known.
 TIME_ZONE_KEY = "timeZone"
-#: The channels quiet hours can be set for.
-CHANNELS = ("EMAIL", "SMS")
+#: The channels quiet hours can be set for: every channel of the registry, in its order.
+CHANNELS: tuple[str, ...] = tuple(c.value for c in ALL_CHANNELS)
+#: The same, as words for messages: "EMAIL, SMS or WHATSAPP".
+CHANNEL_WORDS = (", ".join(CHANNELS[:-1]) + " or " + CHANNELS[-1]) if len(CHANNELS) > 1 \
+    else CHANNELS[0]
 #: Scope setting value: no quiet hours for that channel here and below.
 NONE = "NONE"
 
@@ -119,6 +124,13 @@ def _setting_window(value: Any, field: str) -> Window | None:
                   f"{NONE} or a template: {', '.join(TEMPLATES)}.", field=field)
 
 
+def check_channel(channel: Channel | str) -> None:
+    """Quiet hours are per channel of the registry (not ``ALL``): else ``INVALID``."""
+    value = channel.value if isinstance(channel, Channel) else str(channel)
+    if value not in CHANNELS:
+        raise Invalid(f"Set quiet hours per channel: {CHANNEL_WORDS}.", field="channel")
+
+
 def time_zone(name: Any, field: str = "timeZone") -> ZoneInfo:
     """The IANA zone called ``name``, or a typed error (``UNKNOWN_TIME_ZONE``)."""
     if isinstance(name, str) and name in _zone_names():
@@ -146,7 +158,7 @@ def check_settings(settings: Mapping[str, Any] | None) -> None:
     if value is None:
         return
     if not isinstance(value, Mapping) or not set(value) <= set(CHANNELS):
-        raise Invalid(f"'{QUIET_HOURS_KEY}' maps EMAIL or SMS to quiet hours, e.g. "
+        raise Invalid(f"'{QUIET_HOURS_KEY}' maps {CHANNEL_WORDS} to quiet hours, e.g. "
                       '{"SMS": {"start": "21:00", "end": "08:00"}} or {"SMS": "TCPA"}.',
                       field=f"settings.{QUIET_HOURS_KEY}")
     for channel, item in value.items():

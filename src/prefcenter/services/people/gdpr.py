@@ -11,7 +11,7 @@ copy only (DOMAIN: nobody else may learn who clicked).
 Erasure: the contact's email, phone, WhatsApp number, name and external id are removed,
 and so are IP addresses, user agents and any evidence beyond the words shown and the form/notice
 versions in its ledger events. The events themselves stay (redacted), so state still
-follows the ledger. Only salted digests of the address and phone stay, on the
+follows the ledger. Only salted digests of the address, phone and WhatsApp number stay, on the
 suppression list: the person is suppressed and a later import or create of the same
 address is suppressed again. The erasure itself is a ledger event naming who did it.
 """

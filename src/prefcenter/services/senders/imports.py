@@ -1,12 +1,14 @@
 """Bulk import of contacts and their decisions from CSV or JSON Lines (issue 13).
 
-One row = one contact (matched by email, then phone, then external id; created when
-none matches) and optionally one decision for it (scope, channel, status, when,
-evidence). A contact with several decisions takes several rows.
+One row = one contact (matched by email, phone, WhatsApp number or external id; created
+when none matches) and optionally one decision for it (scope, channel, status, when,
+evidence, and a topic's key for a decision about one topic). A contact with several
+decisions takes several rows.
 
 Rules, the same as one change at a time:
-- every row is validated (email and phone as ``services.people.contacts`` does); a bad row is
-  refused with its number and reason and nothing of it is written;
+- every row is validated (email, phone and WhatsApp number as ``services.people.contacts``
+  does); a bad row is refused with its number and reason and nothing of it is written;
+- a topic must exist and be offered at the row's scope (as ``optInToTopic`` asks);
 - an opt-in needs evidence, and an import never lifts an opt-out (at the scope or above
   it): that still needs the contact's own confirmation;
 - a decision the contact already has changes nothing, so running the same file twice
@@ -38,11 +40,12 @@ from typing import Any
 
 from prefcenter import db, events
 from prefcenter.errors import DomainError, ErrorCode, Forbidden, Invalid
-from prefcenter.models import ConsentEvent, ConsentState, Contact, Scope
-from prefcenter.models.enums import Action, Channel, ConsentStatus, Source
+from prefcenter.models import ConsentEvent, ConsentState, Contact, Scope, Topic, TopicConsentState
+from prefcenter.models.enums import Action, Channel, ConsentStatus, Source, TopicKind
 from prefcenter.models.senders import SuppressionEntry, SuppressionOrigin
 from prefcenter.services.common import ordered_uuids, utcnow
 from prefcenter.services.consent.changes import covers
+from prefcenter.services.consent.resolution import topic_not_offered, unknown_topic
 from prefcenter.services.people.contacts import normalize_email, normalize_locale, normalize_phone
 from prefcenter.services.senders import suppression
 from prefcenter.services.senders.rehearsal import PlannedContact, PlannedState, Rehearsal
@@ -55,11 +58,11 @@ BATCH_SIZE = 5000
 #: Refused rows reported in full; beyond this they are only counted.
 MAX_REPORTED_ERRORS = 1000
 
-COLUMNS = ("email", "phone", "external_id", "locale", "name", "scope", "channel", "status",
-           "when", "evidence")
+COLUMNS = ("email", "phone", "whatsapp", "external_id", "locale", "name", "scope", "topic",
+           "channel", "status", "when", "evidence")
 ALIASES = {"externalid": "external_id", "external-id": "external_id", "scopeid": "scope",
            "scope_id": "scope", "occurredat": "when", "occurred_at": "when"}
-IDENTITY = ("email", "phone", "external_id")
+IDENTITY = ("email", "phone", "whatsapp", "external_id")
 #: Columns the contact export adds; an import reads past them (export -> import works).
 IGNORED = ("contact_id", "suppressed", "event_id")
 FORMATS = ("csv", "jsonl")
@@ -175,7 +178,7 @@ def _check_header(header: list[str]) -> list[str]:
     if len(set(names)) != len(names):
         raise ImportFileError("A column appears twice in the header.", field="columns")
     if not set(names) & set(IDENTITY):
-        raise ImportFileError("The file needs an email, phone or external_id column.",
+        raise ImportFileError("The file needs an email, phone, whatsapp or external_id column.",
                               field="columns")
     return names
 
@@ -235,10 +238,13 @@ class ParsedRow:
     row: int
     email: str | None
     phone: str | None
+    whatsapp: str | None
     external_id: str | None
     locale: str | None
     name: str | None
     scope_id: str | None
+    #: A topic's key: the decision is about that topic only.
+    topic: str | None
     channel: Channel | None
     status: ConsentStatus | None
     when: datetime | None
@@ -257,9 +263,10 @@ def parse_row(number: int, values: dict[str, Any], now: datetime) -> ParsedRow:
     """Validate one row's values (raises DomainError with the field at fault)."""
     email = normalize_email(_text(values, "email", 320))
     phone = normalize_phone(_text(values, "phone", 40))
+    whatsapp = normalize_phone(_text(values, "whatsapp", 40), "whatsapp")
     external_id = _text(values, "external_id")
-    if email is None and phone is None and external_id is None:
-        raise Invalid("The row has no email, phone or external_id.", field="email")
+    if email is None and phone is None and whatsapp is None and external_id is None:
+        raise Invalid("The row has no email, phone, whatsapp or external_id.", field="email")
     locale_raw = _text(values, "locale", 35)
     locale = normalize_locale(locale_raw) if locale_raw else None
     status_raw = _text(values, "status")
@@ -292,9 +299,14 @@ def parse_row(number: int, values: dict[str, Any], now: datetime) -> ParsedRow:
                 raise Invalid("'when' is in the future.", field="when")
     elif channel_raw or _text(values, "when", 64):
         raise Invalid("'channel' and 'when' need a 'status'.", field="status")
+    topic = _text(values, "topic", 64)
+    if topic and not status:
+        raise Invalid("'topic' needs a 'status' (a decision about that topic).",
+                      field="status")
     evidence = _text(values, "evidence", 5000)
-    return ParsedRow(number, email, phone, external_id, locale, _text(values, "name"),
-                     _text(values, "scope", 64), channel, status, when, evidence)
+    return ParsedRow(number, email, phone, whatsapp, external_id, locale,
+                     _text(values, "name"), _text(values, "scope", 64), topic, channel,
+                     status, when, evidence)
 
 
 # --- planning and writing a batch -------------------------------------------------------
@@ -310,6 +322,7 @@ class _Person:
     home_path: str
     email: str | None
     phone: str | None
+    whatsapp: str | None
     external_id: str | None
     locale: str
     name: str
@@ -319,15 +332,21 @@ class _Person:
 
     def row(self, now: datetime) -> tuple[Any, ...]:
         return (self.id, self.tenant_id, self.home_scope_id, self.home_path, self.email,
-                self.phone, self.external_id, self.locale, self.name, self.suppressed_at,
-                self.email_suppressed_at, self.suppression_reason, now, now)
+                self.phone, self.whatsapp, self.external_id, self.locale, self.name,
+                self.suppressed_at, self.email_suppressed_at, self.suppression_reason, now,
+                now)
 
 
 PERSON_COLUMNS = ("id", "tenant_id", "home_scope_id", "home_path", "email", "phone",
-                  "external_id", "locale", "name", "suppressed_at", "email_suppressed_at",
-                  "suppression_reason", "created_at", "updated_at")
+                  "whatsapp", "external_id", "locale", "name", "suppressed_at",
+                  "email_suppressed_at", "suppression_reason", "created_at", "updated_at")
 STATE_COLUMNS = ("id", "tenant_id", "contact_id", "scope_id", "scope_path", "channel",
                  "status", "event_id", "updated_at")
+TOPIC_STATE_COLUMNS = ("id", "tenant_id", "contact_id", "scope_id", "topic_id", "scope_path",
+                       "channel", "status", "event_id", "updated_at")
+#: The key of a decision in a contact's plan: (scope id, channel), or (scope id, channel,
+#: topic id) for a decision about one topic.
+StateKey = tuple[str, Channel] | tuple[str, Channel, str]
 
 
 @dataclass
@@ -337,10 +356,10 @@ class _Contact:
     model: Contact | _Person
     new: bool
     changes: dict[str, Any] = field(default_factory=dict)
-    #: (scope id, channel) -> (status, event id or None when planned in this batch).
-    states: dict[tuple[str, Channel], tuple[ConsentStatus, int | None]] = field(
-        default_factory=dict)
-    state_ids: dict[tuple[str, Channel], str] = field(default_factory=dict)
+    #: ``StateKey`` -> (status, event id or None when planned in this batch); topic
+    #: decisions are loaded only for a batch that has topic rows.
+    states: dict[StateKey, tuple[ConsentStatus, int | None]] = field(default_factory=dict)
+    state_ids: dict[StateKey, str] = field(default_factory=dict)
     suppress: bool = False
     #: The list entry is an erased person's: suppressed on every channel, not only email.
     suppress_all: bool = False
@@ -356,6 +375,7 @@ class _Decision:
     row: ParsedRow
     contact: _Contact
     scope: Scope
+    topic: Topic | None = None
 
 
 class Importer:
@@ -369,6 +389,8 @@ class Importer:
         self.config = config
         self.root = root
         self.scopes: dict[str, Scope | None] = {str(default_scope.id): default_scope}
+        #: The tenant's topics by key, as rows name them (None: no such topic).
+        self.topics: dict[str, Topic | None] = {}
         #: ``str(scope.id)`` per scope object of this run (a hot spot in big imports).
         self.scope_ids: dict[int, str] = {}
         #: Ledger ids from here on were written by this run (cross-batch repeats).
@@ -439,18 +461,21 @@ class Importer:
             return
         await self._load_scopes({r.scope_id for r in parsed if r.scope_id})
         tenant = self.principal.tenant_id
+        await self._load_topics({r.topic for r in parsed if r.topic})
         emails = {r.email for r in parsed if r.email}
         phones = {r.phone for r in parsed if r.phone}
+        whatsapps = {r.whatsapp for r in parsed if r.whatsapp}
         exts = {r.external_id for r in parsed if r.external_id}
         ids = await db.ids_matching("contact", tenant, {
-            "email": list(emails), "phone": list(phones), "external_id": list(exts)})
+            "email": list(emails), "phone": list(phones), "whatsapp": list(whatsapps),
+            "external_id": list(exts)})
         planned: dict[str, PlannedContact] = {}
         if self.rehearsal is not None:
             planned = {p.cid: p for p in self.rehearsal.contacts(
-                emails=emails, phones=phones, external_ids=exts)}
+                emails=emails, phones=phones, whatsapps=whatsapps, external_ids=exts)}
             ids = list(set(ids) | {cid for cid, p in planned.items() if not p.new})
         existing = await Contact.filter(id__in=ids) if ids else []
-        by: dict[str, dict[str, _Contact]] = {"email": {}, "phone": {}, "external_id": {}}
+        by: dict[str, dict[str, _Contact]] = {k: {} for k in IDENTITY}
         known: dict[str, _Contact] = {}
         for c in existing:
             known[str(c.id)] = _Contact(c, new=False)
@@ -465,6 +490,12 @@ class Importer:
                 entry = known[str(s.contact_id)]
                 entry.states[(str(s.scope_id), s.channel)] = (s.status, s.event_id)
                 entry.state_ids[(str(s.scope_id), s.channel)] = str(s.id)
+            if any(r.topic for r in parsed):
+                for t in await TopicConsentState.filter(contact_id__in=list(known)):
+                    entry = known[str(t.contact_id)]
+                    tkey = (str(t.scope_id), t.channel, str(t.topic_id))
+                    entry.states[tkey] = (t.status, t.event_id)
+                    entry.state_ids[tkey] = str(t.id)
         if self.rehearsal is not None:
             self.seen = {}
             for st in self.rehearsal.states(known):
@@ -483,9 +514,9 @@ class Importer:
         # The suppression list: addresses new to a contact in this batch (one query).
         candidates = [e for e in touched.values() if e.model.suppressed_at is None and
                       e.model.email_suppressed_at is None and (
-                          e.new or e.changes.keys() & {"email", "phone"})]
+                          e.new or e.changes.keys() & {"email", "phone", "whatsapp"})]
         listing = candidates and await SuppressionEntry.filter(tenant_id=tenant).exists()
-        mine = {id(e): {d for a in (e.model.email, e.model.phone) if a
+        mine = {id(e): {d for a in (e.model.email, e.model.phone, e.model.whatsapp) if a
                         for d in suppression.digests_of(self.config, a)}
                 for e in (candidates if listing else [])}
         digests = set().union(*mine.values()) if mine else set()
@@ -503,6 +534,15 @@ class Importer:
         else:
             await self._write(touched, decisions, now)
 
+    async def _load_topics(self, keys: set[str]) -> None:
+        missing = [k for k in keys if k not in self.topics]
+        if not missing:
+            return
+        found = {t.key: t for t in await Topic.filter(tenant_id=self.principal.tenant_id,
+                                                       key__in=missing)}
+        for key in missing:
+            self.topics[key] = found.get(key)
+
     def _recall(self, known: dict[str, _Contact], planned: dict[str, PlannedContact],
                 now: datetime) -> None:
         """Dry run: the batch sees the contacts as the earlier batches left them (created,
@@ -518,12 +558,12 @@ class Importer:
                     continue  # erased since, or outside the tenant: the database decides
                 entry = known[cid] = _Contact(_Person(
                     id=cid, tenant_id=self.principal.tenant_id, home_scope_id=str(home.id),
-                    home_path=home.path, email=p.email, phone=p.phone,
+                    home_path=home.path, email=p.email, phone=p.phone, whatsapp=p.whatsapp,
                     external_id=p.external_id, locale=p.locale, name=p.name), new=False)
             model = entry.model
             for key, value in (("email", p.email), ("phone", p.phone),
-                               ("external_id", p.external_id), ("locale", p.locale),
-                               ("name", p.name)):
+                               ("whatsapp", p.whatsapp), ("external_id", p.external_id),
+                               ("locale", p.locale), ("name", p.name)):
                 setattr(model, key, value)
             if p.suppressed and model.suppressed_at is None and \
                     model.email_suppressed_at is None:
@@ -534,13 +574,15 @@ class Importer:
         assert self.rehearsal is not None
         self.rehearsal.remember(
             [PlannedContact(e.cid, isinstance(e.model, _Person), e.model.email, e.model.phone,
-                            e.model.external_id, e.model.locale, e.model.name,
+                            e.model.whatsapp, e.model.external_id, e.model.locale,
+                            e.model.name,
                             bool(e.suppress or e.model.suppressed_at or
                                  e.model.email_suppressed_at))
              for e in touched.values()],
             [PlannedState(d.contact.cid, self._sid(d.scope), d.row.channel.value,
                           d.row.status.value, d.row.row)
-             for d in decisions if d.row.channel is not None and d.row.status is not None])
+             for d in decisions if d.row.channel is not None and d.row.status is not None
+             and d.topic is None])
 
     def _plan_row(self, r: ParsedRow, by: dict[str, dict[str, _Contact]],
                   decisions: list[_Decision], touched: dict[str, _Contact],
@@ -548,21 +590,23 @@ class Importer:
         """Plan one row, or say why it is refused (then it has changed nothing)."""
         matches = {id(m): m for m in (by["email"].get(r.email or ""),
                                       by["phone"].get(r.phone or ""),
+                                      by["whatsapp"].get(r.whatsapp or ""),
                                       by["external_id"].get(r.external_id or "")) if m}
         if len(matches) > 1:
-            return RowError(r.row, "Its email, phone and external_id belong to different "
-                                   "contacts.", "email")
+            return RowError(r.row, "Its email, phone, whatsapp and external_id belong to "
+                                   "different contacts.", "email")
         entry = next(iter(matches.values()), None)
         changes: dict[str, Any] = {}
         if entry is None:
-            if r.email is None and r.phone is None:
+            if r.email is None and r.phone is None and r.whatsapp is None:
                 return RowError(r.row, "No contact has this external_id, and a new contact "
-                                       "needs an email or a phone.", "external_id")
+                                       "needs an email, a phone or a whatsapp.", "external_id")
             home = self.default_scope
             entry = _Contact(_Person(
                 id=self._new_id(), tenant_id=self.principal.tenant_id,
                 home_scope_id=str(home.id), home_path=home.path, email=r.email, phone=r.phone,
-                external_id=r.external_id, locale=r.locale or "", name=r.name or ""),
+                whatsapp=r.whatsapp, external_id=r.external_id, locale=r.locale or "",
+                name=r.name or ""),
                 new=True)
             created = True
         else:
@@ -573,6 +617,7 @@ class Importer:
                                        "subtree, already has this email, phone or "
                                        "external_id.", "email")
             changes = {k: v for k, v in (("email", r.email), ("phone", r.phone),
+                                         ("whatsapp", r.whatsapp),
                                          ("external_id", r.external_id), ("locale", r.locale),
                                          ("name", r.name))
                        if v is not None and v != getattr(model, k)}
@@ -593,7 +638,8 @@ class Importer:
         key: tuple[str, str, str] | None = None
         if r.status is None:
             # The same contact-only row twice in a batch is reported too.
-            key = (entry.cid, "", repr((r.email, r.phone, r.external_id, r.locale, r.name)))
+            key = (entry.cid, "", repr((r.email, r.phone, r.whatsapp, r.external_id, r.locale,
+                                        r.name)))
             first = in_batch.get(key)
             if first is not None:
                 return RowError(r.row, f"Repeats row {first}.", "email")
@@ -603,22 +649,33 @@ class Importer:
             if scope is None:
                 return RowError(r.row, "No such scope in your key's subtree.", "scope")
             sid = self._sid(scope)
+            topic: Topic | None = None
+            skey: StateKey = (sid, r.channel)
             key = (entry.cid, sid, r.channel.value)
+            if r.topic is not None:
+                topic = self.topics.get(r.topic)
+                if topic is None:
+                    return RowError(r.row, unknown_topic(r.topic).message, "topic")
+                if topic.archived_at is not None or \
+                        str(topic.scope_id) not in scope.ancestor_ids():
+                    return RowError(r.row, topic_not_offered(r.topic).message, "topic")
+                skey = (sid, r.channel, str(topic.id))
+                key = (entry.cid, sid, f"{r.channel.value}/{topic.id}")
             first = in_batch.get(key) or (self.seen.get(key) if self.seen is not None else None)
             if first is not None:
-                return RowError(r.row, f"Repeats row {first}: the same contact, scope and "
-                                       "channel twice in one file.", "status")
-            error = self._plan_decision(r, entry, scope)
+                return RowError(r.row, f"Repeats row {first}: the same contact, scope, "
+                                       "channel and topic twice in one file.", "status")
+            error = self._plan_decision(r, entry, scope, topic)
             if error is not None:
                 return error
-            current = entry.states.get((sid, r.channel))
+            current = entry.states.get(skey)
             if current is None or current[0] != r.status:
                 if r.status == ConsentStatus.OPTED_IN and not r.evidence:
                     # An opt-in already held needs no new proof (an export imports back).
                     return RowError(r.row, "An imported opt-in needs evidence: the words the "
                                            "contact agreed to, or where its written consent "
                                            "is.", "evidence")
-                decision = _Decision(r, entry, scope)
+                decision = _Decision(r, entry, scope, topic)
         # Accepted: put its contact changes and its decision into the plan.
         cid = entry.cid
         if key is not None:
@@ -638,7 +695,8 @@ class Importer:
                 by[k][v] = entry
         if decision is not None:
             assert r.status is not None and r.channel is not None
-            entry.states[(self._sid(decision.scope), r.channel)] = (r.status, None)
+            entry.states[_state_key(self._sid(decision.scope), r.channel, decision.topic)] = (
+                r.status, None)
             decisions.append(decision)
         if created or changes or decision is not None:
             touched[cid] = entry
@@ -650,16 +708,19 @@ class Importer:
             self.summary.unchanged += 1
         return None
 
-    def _plan_decision(self, r: ParsedRow, entry: _Contact, scope: Scope) -> RowError | None:
+    def _plan_decision(self, r: ParsedRow, entry: _Contact, scope: Scope,
+                       topic: Topic | None) -> RowError | None:
         assert r.status is not None and r.channel is not None
         sid = self._sid(scope)
-        current = entry.states.get((sid, r.channel))
+        current = entry.states.get(_state_key(sid, r.channel, topic))
         if current is not None and self.first_event_id is not None and \
                 current[1] is not None and current[1] >= self.first_event_id:
             return RowError(r.row, "Repeats an earlier row of this file: the same contact, "
-                                   "scope and channel twice in one file.", "status")
+                                   "scope, channel and topic twice in one file.", "status")
         if r.status == ConsentStatus.OPTED_OUT:
             return None
+        if topic is not None:
+            return self._plan_topic_opt_in(r, entry, scope, topic)
         ancestors = [p for p in scope.path.split("/") if p][:-1]
         for sid in ancestors:
             for ch in Channel:  # every channel and ALL
@@ -675,6 +736,35 @@ class Importer:
                 return RowError(r.row, "The contact opted out here; an import never lifts an "
                                        "opt-out (opting back in needs the contact's "
                                        "confirmation).", "status")
+        return None
+
+    def _plan_topic_opt_in(self, r: ParsedRow, entry: _Contact, scope: Scope, topic: Topic
+                           ) -> RowError | None:
+        """An opt-in to a topic is refused where ``topics.opt_in`` refuses it for a key: an
+        opt-out of the topic on the path (here: never lifted by an import), and for a
+        marketing topic a general opt-out anywhere on the path (here included)."""
+        assert r.channel is not None
+        path = scope.ancestor_ids()
+        tid = str(topic.id)
+        marketing = topic.kind == TopicKind.MARKETING
+        for i, sid in enumerate(path):
+            for ch in Channel:  # every channel and ALL
+                if not covers(ch, r.channel):
+                    continue
+                mine = entry.states.get((sid, ch, tid))
+                general = entry.states.get((sid, ch)) if marketing else None
+                mine_out = mine is not None and mine[0] == ConsentStatus.OPTED_OUT
+                if not mine_out and not (general is not None and
+                                         general[0] == ConsentStatus.OPTED_OUT):
+                    continue
+                if i == len(path) - 1 and mine_out:
+                    return RowError(r.row, f"The contact opted out of '{topic.name}' here; an "
+                                           "import never lifts an opt-out (opting back in "
+                                           "needs the contact's confirmation).", "status")
+                blocking = scope if i == len(path) - 1 else self.scopes.get(sid)
+                name = f"'{blocking.name}'" if blocking else "a level above"
+                return RowError(r.row, f"Opted out at {name}, which covers '{topic.name}' "
+                                       "here; an import never lifts an opt-out.", "scope")
         return None
 
     async def _write(self, touched: dict[str, _Contact], decisions: list[_Decision],
@@ -704,7 +794,9 @@ class Importer:
                 e.model.row(now) for e in touched.values() if isinstance(e.model, _Person)])
             written: list[tuple[Any, ...]] = []
             new_states: list[tuple[Any, ...]] = []
+            new_topic_states: list[tuple[Any, ...]] = []
             updates: list[tuple[ConsentStatus, int, datetime, str]] = []
+            topic_updates: list[tuple[ConsentStatus, int, datetime, str]] = []
             it = iter(ids)
             tenant, actor, file = self.principal.tenant_id, self.principal.actor, self.summary.file
             # The rows ``ledger.decided`` and ``ledger.suppressed`` would write (same
@@ -719,18 +811,25 @@ class Importer:
                     evidence["text"] = r.evidence
                 event_id = next(it)
                 sid = self._sid(d.scope)
+                tid = str(d.topic.id) if d.topic is not None else None
                 written.append((event_id, tenant, d.contact.cid, sid, d.scope.path, r.channel,
                                 Action(r.status.value), Source.IMPORT, actor, evidence, None,
-                                None, {}, r.when or now))
-                skey = (sid, r.channel)
+                                None, {}, r.when or now, tid))
+                skey = _state_key(sid, r.channel, d.topic)
                 state_id = d.contact.state_ids.get(skey)
                 if state_id is None:
                     state_id = self._new_id()
-                    new_states.append((state_id, tenant, d.contact.cid, sid, d.scope.path,
-                                       r.channel.value, r.status.value, event_id, now))
+                    if tid is None:
+                        new_states.append((state_id, tenant, d.contact.cid, sid, d.scope.path,
+                                           r.channel.value, r.status.value, event_id, now))
+                    else:
+                        new_topic_states.append((state_id, tenant, d.contact.cid, sid, tid,
+                                                 d.scope.path, r.channel.value,
+                                                 r.status.value, event_id, now))
                     d.contact.state_ids[skey] = state_id
                 else:
-                    updates.append((r.status, event_id, now, state_id))
+                    (updates if tid is None else topic_updates).append(
+                        (r.status, event_id, now, state_id))
                 d.contact.states[skey] = (r.status, event_id)
             for e in suppressed:
                 written.append((
@@ -738,12 +837,16 @@ class Importer:
                     Channel.ALL if e.suppress_all else Channel.EMAIL, Action.SUPPRESSED,
                     Source.IMPORT, actor,
                     {"file": file, "note": "The address is on the tenant's suppression list."},
-                    None, None, {"reason": "suppression list"}, now))
+                    None, None, {"reason": "suppression list"}, now, None))
             await _insert_events(written)
             await db.insert_rows("consent_state", STATE_COLUMNS, new_states)
+            await db.insert_rows("topic_consent_state", TOPIC_STATE_COLUMNS, new_topic_states)
             for status, event_id, at, state_id in updates:
                 await ConsentState.filter(id=state_id).update(status=status, event_id=event_id,
                                                               updated_at=at)
+            for status, event_id, at, state_id in topic_updates:
+                await TopicConsentState.filter(id=state_id).update(
+                    status=status, event_id=event_id, updated_at=at)
             if events.listened():
                 # ORM objects only for the hooks and publishers that receive them, built
                 # as rows read back from the database are (they are stored; the values
@@ -754,6 +857,10 @@ class Importer:
                         **dict(zip(EVENT_COLUMNS, event_values, strict=True))))
 
 
+def _state_key(sid: str, channel: Channel, topic: Topic | None) -> StateKey:
+    return (sid, channel) if topic is None else (sid, channel, str(topic.id))
+
+
 def _flag(entry: _Contact) -> str:
     """The contact column a suppression by the list sets (see ``suppression.suppress``)."""
     return "suppressed_at" if entry.suppress_all else "email_suppressed_at"
@@ -761,7 +868,7 @@ def _flag(entry: _Contact) -> str:
 
 EVENT_COLUMNS = ("id", "tenant_id", "contact_id", "scope_id", "scope_path", "channel",
                  "action", "source", "actor", "evidence", "ip", "user_agent", "data",
-                 "occurred_at")
+                 "occurred_at", "topic_id")
 
 
 async def _insert_events(written: list[tuple[Any, ...]]) -> None:
@@ -775,13 +882,13 @@ async def _insert_events(written: list[tuple[Any, ...]]) -> None:
     times: dict[datetime, Any] = {}
     rows = []
     for (id_, tenant, contact, scope, path, channel, action, source, actor, evidence, ip,
-         agent, data, at) in written:
+         agent, data, at, topic) in written:
         when = times.get(at)
         if when is None:
             when = times[at] = as_time(at, ConsentEvent)
         rows.append((id_, str(tenant), contact, scope, path, channel.value, action.value,
                      source.value, actor, as_json(evidence, ConsentEvent), ip, agent,
-                     as_json(data, ConsentEvent), when))
+                     as_json(data, ConsentEvent), when, topic))
     await db.insert_rows("consent_event", EVENT_COLUMNS, rows)
 
 

@@ -33,6 +33,7 @@ class PlannedContact:
     new: bool
     email: str | None
     phone: str | None
+    whatsapp: str | None
     external_id: str | None
     locale: str
     name: str
@@ -50,10 +51,11 @@ class PlannedState:
 
 _SCHEMA = """
 CREATE TABLE contact (cid TEXT PRIMARY KEY, new INTEGER NOT NULL, email TEXT, phone TEXT,
-                      external_id TEXT, locale TEXT NOT NULL, name TEXT NOT NULL,
+                      whatsapp TEXT, external_id TEXT, locale TEXT NOT NULL, name TEXT NOT NULL,
                       suppressed INTEGER NOT NULL) WITHOUT ROWID;
 CREATE INDEX contact_email ON contact (email);
 CREATE INDEX contact_phone ON contact (phone);
+CREATE INDEX contact_whatsapp ON contact (whatsapp) WHERE whatsapp IS NOT NULL;
 CREATE INDEX contact_external_id ON contact (external_id);
 CREATE TABLE state (cid TEXT NOT NULL, scope_id TEXT NOT NULL, channel TEXT NOT NULL,
                     status TEXT NOT NULL, row INTEGER NOT NULL,
@@ -95,18 +97,19 @@ class Rehearsal:
         return found
 
     def contacts(self, *, ids: Iterable[str] = (), emails: Iterable[str] = (),
-                 phones: Iterable[str] = (), external_ids: Iterable[str] = ()
-                 ) -> list[PlannedContact]:
+                 phones: Iterable[str] = (), whatsapps: Iterable[str] = (),
+                 external_ids: Iterable[str] = ()) -> list[PlannedContact]:
         """The planned contacts with one of these ids or identities."""
-        sql = "SELECT cid, new, email, phone, external_id, locale, name, suppressed FROM contact"
+        sql = ("SELECT cid, new, email, phone, whatsapp, external_id, locale, name, suppressed "
+               "FROM contact")
         rows: dict[str, PlannedContact] = {}
         for column, values in (("cid", ids), ("email", emails), ("phone", phones),
-                               ("external_id", external_ids)):
-            for cid, new, email, phone, ext, locale, name, suppressed in self._select(
-                    sql, column, values):
+                               ("whatsapp", whatsapps), ("external_id", external_ids)):
+            for cid, new, email, phone, whatsapp, ext, locale, name, suppressed in \
+                    self._select(sql, column, values):
                 rows[str(cid)] = PlannedContact(
-                    str(cid), bool(new), _opt(email), _opt(phone), _opt(ext), str(locale),
-                    str(name), bool(suppressed))
+                    str(cid), bool(new), _opt(email), _opt(phone), _opt(whatsapp), _opt(ext),
+                    str(locale), str(name), bool(suppressed))
         return list(rows.values())
 
     def states(self, cids: Iterable[str]) -> list[PlannedState]:
@@ -120,8 +123,8 @@ class Rehearsal:
         """Add (or replace) what a batch planned."""
         self._db.execute("BEGIN")
         self._db.executemany(
-            "INSERT OR REPLACE INTO contact VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(c.cid, int(c.new), c.email, c.phone, c.external_id, c.locale, c.name,
+            "INSERT OR REPLACE INTO contact VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(c.cid, int(c.new), c.email, c.phone, c.whatsapp, c.external_id, c.locale, c.name,
               int(c.suppressed)) for c in contacts])
         self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?, ?)",
                              [(s.cid, s.scope_id, s.channel, s.status, s.row)

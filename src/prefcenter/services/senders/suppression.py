@@ -5,8 +5,9 @@ Resolution already denies email to a contact whose ``email_suppressed_at`` is se
 erasure), in the facts it loads anyway; this module keeps that flag true for everyone
 on the list, so the hot path needs no extra query:
 
-- ``apply_to_contact`` runs whenever a contact gets an address (created, imported, email
-  or phone changed): on the list -> suppressed now, with a ``SUPPRESSED`` ledger event.
+- ``apply_to_contact`` runs whenever a contact gets an address (created, imported, email,
+  phone or WhatsApp number changed): on the list -> suppressed now, with a
+  ``SUPPRESSED`` ledger event.
 - ``add_entries`` puts digests on the list and suppresses the existing contacts they
   match, also with a ledger event each.
 
@@ -72,7 +73,8 @@ def digests_of(config: SenderConfig, value: str) -> tuple[str, str]:
 
 
 def contact_addresses(contact: Contact) -> list[str]:
-    return [v for v in (contact.email, contact.phone) if v]
+    """Every address the list may name: email, phone and WhatsApp number."""
+    return [v for v in (contact.email, contact.phone, contact.whatsapp) if v]
 
 
 async def listed_digests(tenant_id: str, digests: Iterable[str]) -> set[str]:
@@ -166,7 +168,8 @@ async def add_entries(tenant_id: str, digests: Sequence[str], origin: Suppressio
 
 async def contacts_matching(tenant_id: str, config: SenderConfig, digests: set[str],
                             candidates: Sequence[Contact]) -> list[Contact]:
-    """Those of ``candidates`` whose email or phone is listed under one of ``digests``."""
+    """Those of ``candidates`` whose email, phone or WhatsApp number is listed under one of
+    ``digests``."""
     out = []
     for c in candidates:
         if c.email_suppressed_at is not None:
