@@ -13,6 +13,7 @@ from prefcenter.services.consent import quiet_hours
 from prefcenter.services.people import contacts
 from tests.factories import World
 from tests.graphql import ops
+from tests.graphql.test_quiet_hours import QUIET, SET_QUIET
 
 NY = ZoneInfo("America/New_York")
 
@@ -41,3 +42,24 @@ async def test_quiet_hours_cover_every_channel_of_the_registry(world: World) -> 
     with fixed_time(datetime(2026, 6, 11, 12, 0, tzinfo=UTC)):
         d = (await world.gql(ops.DECISION, variables))["decision"]
     assert (d["allowed"], d["reason"]) == (True, "DEFAULT_ALLOWED")
+
+
+async def test_a_contact_sets_its_own_whatsapp_quiet_hours(world: World) -> None:
+    """``setQuietHours`` takes every registry channel (not ALL) and ``quietHours`` lists
+    each of them with the contact's own hours."""
+    contact = await contacts.create_contact(world.system, whatsapp="+12125550124",
+                                            time_zone="America/New_York")
+    variables = {"i": {"contactId": str(contact.id), "scopeId": world.sid("group"),
+                       "channel": "WHATSAPP", "start": "20:00", "end": "09:00"}}
+    done = (await world.gql(SET_QUIET, variables))["setQuietHours"]
+    assert (done["__typename"], done["changed"]) == ("ConsentChangePayload", True), done
+    every = {**variables["i"], "channel": "ALL"}
+    refused = (await world.gql(SET_QUIET, {"i": every}))["setQuietHours"]
+    assert (refused["code"], refused["field"]) == ("INVALID", "channel")
+    assert "EMAIL, SMS or WHATSAPP" in refused["message"]
+    shown = (await world.gql(QUIET, {"s": world.sid("group"), "c": str(contact.id)})
+             )["quietHours"]
+    by_channel = {c["channel"]: c["ownHours"] for c in shown["channels"]}
+    assert set(by_channel) == {"EMAIL", "SMS", "WHATSAPP"}
+    assert by_channel["WHATSAPP"] == {"start": "20:00", "end": "09:00"}
+    assert by_channel["SMS"] is None

@@ -309,8 +309,7 @@ async def set_quiet_hours(
     in effect at that scope, and resolution applies both everywhere (quiet when either is).
     """
     check_source(principal, request.source)
-    if channel not in (Channel.EMAIL, Channel.SMS):
-        raise Invalid("Set quiet hours per channel: EMAIL or SMS.", field="channel")
+    quiet_hours.check_channel(channel)
     own_window = None
     if not clear:
         own_window = quiet_hours.Window(quiet_hours.parse_time(start, "start"),
@@ -373,7 +372,7 @@ async def quiet_hours_of(principal: Principal, contact_id: str, scope_id: str
     zone, source = quiet_hours.contact_zone(contact.time_zone, contact.phone,
                                             quiet_hours.scope_zone(levels))
     out = []
-    for channel in (Channel.EMAIL, Channel.SMS):
+    for channel in map(Channel, quiet_hours.CHANNELS):
         rule = quiet_hours.scope_rule(levels, channel.value)
         mine = quiet_hours.contact_rule(contact.quiet_hours, channel.value)
         out.append(ChannelQuietHours(channel, rule.window if rule else None,
