@@ -166,10 +166,17 @@ async def blocking_opt_out(
     above = [str(s.id) for s in path[:-1]]
     if not above:
         return None
-    index = {sid: i for i, sid in enumerate(above)}
-    outs = [s for s in await ConsentState.filter(contact_id=contact.id, scope_id__in=above,
-                                                 status=ConsentStatus.OPTED_OUT)
-            if covers(s.channel, channel)]
+    return _highest_opt_out_above(
+        await ConsentState.filter(contact_id=contact.id, scope_id__in=above,
+                                  status=ConsentStatus.OPTED_OUT), path, channel)
+
+
+def _highest_opt_out_above(states: Sequence[ConsentState], path: Sequence[Scope],
+                           channel: Channel) -> ConsentState | None:
+    """``blocking_opt_out`` over states already read (any scopes, any status)."""
+    index = {str(s.id): i for i, s in enumerate(path[:-1])}
+    outs = [s for s in states if str(s.scope_id) in index
+            and s.status == ConsentStatus.OPTED_OUT and covers(s.channel, channel)]
     return min(outs, key=lambda s: index[str(s.scope_id)]) if outs else None
 
 
@@ -177,7 +184,11 @@ async def refuse_if_blocked(contact: Contact, path: Sequence[Scope], channel: Ch
                             hint: str = "an opt-in below it cannot override it.") -> None:
     """Raise ``Blocked`` naming the highest opt-out above the target (seed 002: an opt-out
     at a Group filters down and cannot be overridden below it), then ``hint``."""
-    blocker = await blocking_opt_out(contact, path, channel)
+    _refuse(path, await blocking_opt_out(contact, path, channel), hint)
+
+
+def _refuse(path: Sequence[Scope], blocker: ConsentState | None,
+            hint: str = "an opt-in below it cannot override it.") -> None:
     if blocker is not None:
         blocking = next(s for s in path if str(s.id) == str(blocker.scope_id))
         raise Blocked(
@@ -212,8 +223,12 @@ async def opt_in(
     admin = principal.kind in ("api_key", "system") and request.source == Source.ADMIN
     async with db.transaction():
         contact = await locked_contact(principal, cid)
-        await refuse_if_blocked(contact, path, channel)
-        here = await ConsentState.filter(contact_id=contact.id, scope_id=scope.id)
+        # One read for both checks: the opt-outs above (refuse_if_blocked) and the states
+        # here.
+        on_path = await ConsentState.filter(contact_id=contact.id,
+                                            scope_id__in=[str(s.id) for s in path])
+        _refuse(path, _highest_opt_out_above(on_path, path, channel))
+        here = [s for s in on_path if str(s.scope_id) == str(scope.id)]
         same = {s.channel: s for s in here}
         outs_here = [s for s in here if s.status == ConsentStatus.OPTED_OUT
                      and covers(s.channel, channel)]
