@@ -23,10 +23,11 @@ from prefcenter.models import (
     Topic,
 )
 from prefcenter.models.enums import Channel, ConsentStatus, Period, Source
-from prefcenter.services.common import clamp_first, int_keyset, utcnow
+from prefcenter.services.common import clamp_first, int_keyset, parse_uuid, utcnow
 from prefcenter.services.consent import ledger, quiet_hours
 from prefcenter.services.consent.resolution import (
     Decision,
+    cached_path,
     check_channel,
     decide_for,
     unknown_topic,
@@ -93,6 +94,30 @@ async def target(
     return contact, scope
 
 
+async def target_path(principal: Principal, contact_id: str, scope_id: str
+                      ) -> tuple[str, tuple[Scope, ...]]:
+    """``target``'s checks without a round trip before the write: the scope's path from
+    the path cache (``cached_path``: the checks of ``get_scope`` and ``target``) and the
+    contact's id parsed. The contact is read once, locked, inside the write's transaction
+    (``locked_contact``): a write then reads nothing outside it."""
+    sid = parse_uuid(scope_id, "scopeId", "scope")
+    path = await cached_path(sid)
+    if path is None or not authz.scope_readable(principal, path[-1]) or (
+            not principal.is_contact
+            and not authz.path_is_within(path[-1].path, principal.scope_path)):
+        raise NotFound("No such scope.", field="scopeId")
+    return parse_uuid(contact_id, "contactId", "contact"), path
+
+
+async def locked_contact(principal: Principal, contact_id: str) -> Contact:
+    """The contact, row-locked (``lock_contact``), if ``principal`` may see it. Inside a
+    transaction: an unknown or hidden contact rolls it back having written nothing."""
+    contact = await Contact.select_for_update().filter(id=contact_id).first()
+    if contact is None or not authz.contact_visible(principal, contact):
+        raise NotFound("No such contact.", field="contactId")
+    return contact
+
+
 async def _write_state(
     principal: Principal, contact: Contact, scope: Scope, channel: Channel,
     status: ConsentStatus, request: Request, data: Mapping[str, Any] | None = None,
@@ -121,9 +146,10 @@ async def opt_out(
 ) -> Change:
     """Opt out at a scope for one channel or ALL. Repeating it changes nothing."""
     check_source(principal, request.source)
-    contact, scope = await target(principal, contact_id, scope_id)
+    cid, path = await target_path(principal, contact_id, scope_id)
+    scope = path[-1]
     async with db.transaction():
-        contact = await lock_contact(str(contact.id))
+        contact = await locked_contact(principal, cid)
         current = await ConsentState.get_or_none(contact_id=contact.id, scope_id=scope.id,
                                                  channel=channel)
         if current is not None and current.status == ConsentStatus.OPTED_OUT:
@@ -140,10 +166,17 @@ async def blocking_opt_out(
     above = [str(s.id) for s in path[:-1]]
     if not above:
         return None
-    index = {sid: i for i, sid in enumerate(above)}
-    outs = [s for s in await ConsentState.filter(contact_id=contact.id, scope_id__in=above,
-                                                 status=ConsentStatus.OPTED_OUT)
-            if covers(s.channel, channel)]
+    return _highest_opt_out_above(
+        await ConsentState.filter(contact_id=contact.id, scope_id__in=above,
+                                  status=ConsentStatus.OPTED_OUT), path, channel)
+
+
+def _highest_opt_out_above(states: Sequence[ConsentState], path: Sequence[Scope],
+                           channel: Channel) -> ConsentState | None:
+    """``blocking_opt_out`` over states already read (any scopes, any status)."""
+    index = {str(s.id): i for i, s in enumerate(path[:-1])}
+    outs = [s for s in states if str(s.scope_id) in index
+            and s.status == ConsentStatus.OPTED_OUT and covers(s.channel, channel)]
     return min(outs, key=lambda s: index[str(s.scope_id)]) if outs else None
 
 
@@ -151,7 +184,11 @@ async def refuse_if_blocked(contact: Contact, path: Sequence[Scope], channel: Ch
                             hint: str = "an opt-in below it cannot override it.") -> None:
     """Raise ``Blocked`` naming the highest opt-out above the target (seed 002: an opt-out
     at a Group filters down and cannot be overridden below it), then ``hint``."""
-    blocker = await blocking_opt_out(contact, path, channel)
+    _refuse(path, await blocking_opt_out(contact, path, channel), hint)
+
+
+def _refuse(path: Sequence[Scope], blocker: ConsentState | None,
+            hint: str = "an opt-in below it cannot override it.") -> None:
     if blocker is not None:
         blocking = next(s for s in path if str(s.id) == str(blocker.scope_id))
         raise Blocked(
@@ -180,14 +217,18 @@ async def opt_in(
             "written consent received.",
             code=ErrorCode.EVIDENCE_REQUIRED, field="evidence",
         )
-    contact, scope = await target(principal, contact_id, scope_id)
-    path = await path_of(scope)
+    cid, path = await target_path(principal, contact_id, scope_id)
+    scope = path[-1]
     # Only an administrator holding written consent may lift an opt-out directly (seed 002).
     admin = principal.kind in ("api_key", "system") and request.source == Source.ADMIN
     async with db.transaction():
-        contact = await lock_contact(str(contact.id))
-        await refuse_if_blocked(contact, path, channel)
-        here = await ConsentState.filter(contact_id=contact.id, scope_id=scope.id)
+        contact = await locked_contact(principal, cid)
+        # One read for both checks: the opt-outs above (refuse_if_blocked) and the states
+        # here.
+        on_path = await ConsentState.filter(contact_id=contact.id,
+                                            scope_id__in=[str(s.id) for s in path])
+        _refuse(path, _highest_opt_out_above(on_path, path, channel))
+        here = [s for s in on_path if str(s.scope_id) == str(scope.id)]
         same = {s.channel: s for s in here}
         outs_here = [s for s in here if s.status == ConsentStatus.OPTED_OUT
                      and covers(s.channel, channel)]
@@ -270,9 +311,10 @@ async def set_frequency(
     """How often the contact accepts messages under a scope (seed 000)."""
     check_source(principal, request.source)
     check_frequency(max_count, period, paused_until, clear)
-    contact, scope = await target(principal, contact_id, scope_id)
+    cid, path = await target_path(principal, contact_id, scope_id)
+    scope = path[-1]
     async with db.transaction():
-        contact = await lock_contact(str(contact.id))
+        contact = await locked_contact(principal, cid)
         existing = await FrequencyPreference.get_or_none(contact_id=contact.id,
                                                          scope_id=scope.id, channel=channel)
         now = utcnow()

@@ -13,6 +13,7 @@ answer are exactly those of before.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -108,7 +109,7 @@ class Decision:
         return self
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SendFact:
     scope_path: str
     channel: Channel
@@ -129,24 +130,60 @@ class TopicFact:
     archived: bool = False
 
 
-def _channels_for(channel: Channel) -> tuple[Channel, ...]:
-    return (channel, Channel.ALL)
+@dataclass(slots=True)
+class _Route:
+    """What every contact's resolution on one path for one channel shares, worked out once
+    per (path, channel): an audience resolves thousands of contacts on the same ones."""
+
+    #: Scope id -> position on the path.
+    index: dict[Any, int]
+    #: The state and preference channels that bear on ``channel``: itself and ALL.
+    channels: tuple[Channel, ...]
+    target_id: str
+    #: Step 5: the channel's policy inherited down the path, and where it was set.
+    policy: Policy
+    policy_at: Scope | None
+    #: Step 7: the path's quiet-hours rule for the channel and its default zone, parsed
+    #: from the scopes' settings when first needed (``quiet``).
+    _quiet: tuple[quiet_hours.Rule | None, str | None] | None = None
+
+    def quiet(self, path: Sequence[Scope]) -> tuple[quiet_hours.Rule | None, str | None]:
+        if self._quiet is None:
+            levels = [s.settings for s in path]
+            self._quiet = (quiet_hours.scope_rule(levels, self.channels[0].value),
+                           quiet_hours.scope_zone(levels))
+        return self._quiet
 
 
-_last_index: tuple[Sequence[Scope] | None, dict[Any, Any]] = (None, {})
+_last_path: tuple[Sequence[Scope] | None, dict[Any, Any], dict[Channel, _Route]] = (
+    None, {}, {})
 
 
 def _path_index(path: Sequence[Scope]) -> dict[Any, Any]:
     """Scope id -> position on the path (and -1 -> the target's id). An audience resolves
     every contact on one path, so the last (immutable) path's index is kept."""
-    global _last_index
-    if _last_index[0] is path:
-        return _last_index[1]
+    global _last_path
+    if _last_path[0] is path:
+        return _last_path[1]
     index: dict[Any, Any] = {str(s.id): i for i, s in enumerate(path)}
     index[-1] = str(path[-1].id)
     if isinstance(path, tuple):
-        _last_index = (path, index)
+        _last_path = (path, index, {})
     return index
+
+
+def _route(path: Sequence[Scope], channel: Channel) -> _Route:
+    """The path's ``_Route`` for ``channel``, kept with the last (immutable) path's index.
+    The policy is computed from the path as given, so a changed scope (a new cached path)
+    gets a new route."""
+    index = _path_index(path)
+    routes = _last_path[2] if _last_path[0] is path else {}
+    route = routes.get(channel)
+    if route is None:
+        policy, where = effective_policy(path, channel)
+        route = _Route(index, (channel, Channel.ALL), index[-1], policy, where)
+        routes[channel] = route
+    return route
 
 
 def resolve(
@@ -173,55 +210,57 @@ def resolve(
     caps of 6): nothing but a suppression (1), a STOP or its own opt-out (2) denies it;
     its own caps (6T) still apply.
     """
-    index = _path_index(path)
-    base: dict[str, Any] = {"contact_id": str(contact.id), "scope_id": index[-1],
-                            "channel": channel}
-    on_path = [s for s in states if str(s.scope_id) in index and s.channel in
-               _channels_for(channel)]
+    route = _route(path, channel)
+    index, chans = route.index, route.channels
+    cid = str(contact.id)
+    about = None if topic is None else topic.key
+    on_path = [s for s in states if str(s.scope_id) in index and s.channel in chans]
     transactional = False
     if topic is not None:
-        base["topic"] = topic.key
         # T. The decisions that bear on a message about this topic.
-        on_path = _topic_decisions(topic, on_path, topic_states, index, channel)
+        on_path = _topic_decisions(topic, on_path, topic_states, index, chans, channel)
         transactional = topic.kind == TopicKind.TRANSACTIONAL
+
+    def decision(allowed: bool, reason: Reason, decided_by: Scope | None,
+                 event_id: int | None = None, by_topic: bool = False,
+                 expires_at: datetime | None = None) -> Decision:
+        return Decision(cid, route.target_id, channel, allowed, reason, decided_by, event_id,
+                        expires_at=expires_at, topic=about, by_topic=by_topic)
 
     # 1. Suppressed in the tenant (a list or bounce suppression: for the channels whose
     # spec says so, email).
     if contact.suppressed_at is not None or (channel in EMAIL_SUPPRESSED and
                                              contact.email_suppressed):
-        return Decision(**base, allowed=False, reason=Reason.SUPPRESSED, decided_by=path[0])
+        return decision(False, Reason.SUPPRESSED, path[0])
 
     # 2. Any opt-out on the path; the highest scope decides.
     outs = [s for s in on_path if s.status == ConsentStatus.OPTED_OUT]
     if outs:
         top = min(outs, key=lambda s: (index[str(s.scope_id)], s.event_id))
-        return Decision(**base, allowed=False, reason=Reason.OPTED_OUT,
-                        decided_by=path[index[str(top.scope_id)]], event_id=top.event_id,
-                        by_topic=_about_topic(top))
+        return decision(False, Reason.OPTED_OUT, path[index[str(top.scope_id)]], top.event_id,
+                        _about_topic(top))
 
     # 3. Not interested anywhere on the path (masked for everyone but the contact); a
     # marketing mute, so not for a transactional topic.
     muted = [] if transactional else [m for m in mutes if str(m.scope_id) in index]
     if muted:
         top_m = min(muted, key=lambda m: index[str(m.scope_id)])
-        return Decision(**base, allowed=False, reason=Reason.NOT_INTERESTED,
-                        decided_by=path[index[str(top_m.scope_id)]], event_id=top_m.event_id)
+        return decision(False, Reason.NOT_INTERESTED, path[index[str(top_m.scope_id)]],
+                        top_m.event_id)
 
     # 4. Opted in on the path; the most specific scope decides.
     ins = [s for s in on_path if s.status == ConsentStatus.OPTED_IN]
     if ins:
         best = max(ins, key=lambda s: (index[str(s.scope_id)], s.event_id))
-        decision = Decision(**base, allowed=True, reason=Reason.OPTED_IN,
-                            decided_by=path[index[str(best.scope_id)]], event_id=best.event_id,
-                            by_topic=_about_topic(best))
+        decided = decision(True, Reason.OPTED_IN, path[index[str(best.scope_id)]],
+                           best.event_id, _about_topic(best))
     elif topic is not None and transactional:
         # 5T. A transactional topic needs no marketing consent: allowed where it is offered.
-        decision = Decision(**base, allowed=True, reason=Reason.TRANSACTIONAL,
-                            decided_by=path[index[topic.scope_id]], by_topic=True)
+        decided = decision(True, Reason.TRANSACTIONAL, path[index[topic.scope_id]],
+                           by_topic=True)
     else:
         # 5. No decision: the channel's policy inherited down the tree.
-        policy, where = effective_policy(path, channel)
-        if policy == Policy.CONSENT_REQUIRED:
+        if route.policy == Policy.CONSENT_REQUIRED:
             # 5a. Issue #21: an opt-in waiting for the contact's confirmation says so, with
             # the request's expiry (the most specific one decides). It never allows; under
             # an ALLOWED policy it changes nothing, so nobody can mute a contact by
@@ -230,28 +269,26 @@ def resolve(
                        and (s.pending_until is None or s.pending_until > now)]
             if pending:
                 wait = max(pending, key=lambda s: (index[str(s.scope_id)], s.event_id))
-                return Decision(**base, allowed=False, reason=Reason.CONFIRMATION_PENDING,
-                                decided_by=path[index[str(wait.scope_id)]],
-                                event_id=wait.event_id, expires_at=wait.pending_until)
-            return Decision(**base, allowed=False, reason=Reason.CONSENT_REQUIRED,
-                            decided_by=where)
-        decision = Decision(**base, allowed=True, reason=Reason.DEFAULT_ALLOWED,
-                            decided_by=where)
+                return decision(False, Reason.CONFIRMATION_PENDING,
+                                path[index[str(wait.scope_id)]], wait.event_id,
+                                expires_at=wait.pending_until)
+            return decision(False, Reason.CONSENT_REQUIRED, route.policy_at)
+        decided = decision(True, Reason.DEFAULT_ALLOWED, route.policy_at)
 
     # 6. Frequency: the most specific preference on the path caps sends in its window
     # (every send counts, whatever its topic). Marketing only.
     capped = None
-    if not transactional:
-        capped = _cap(decision, frequencies, sends, path, index, channel, now)
+    if not transactional and frequencies:  # most contacts have no preference: no call
+        capped = _cap(decided, frequencies, sends, path, index, chans, channel, now)
     # 6T. A topic's own caps: the most specific one counts the sends about that topic.
     if capped is None and topic is not None:
-        capped = _cap(decision, [f for f in topic_frequencies if f.topic_id == topic.id],
+        capped = _cap(decided, [f for f in topic_frequencies if f.topic_id == topic.id],
                       [s for s in topic_sends if s.topic_id == topic.id], path, index,
-                      channel, now)
+                      chans, channel, now)
         if capped is not None:
             capped = replace(capped, by_topic=True)
     # 7. Quiet hours: they hold back only what is allowed so far, or held by a cap.
-    return _quiet_hours(capped or decision, contact, path, channel, now)
+    return _quiet_hours(capped or decided, contact, path, channel, now)
 
 
 def _about_topic(state: StateFact) -> bool:
@@ -261,7 +298,7 @@ def _about_topic(state: StateFact) -> bool:
 
 def _topic_decisions(topic: TopicFact, general: list[StateFact],
                      topic_states: Iterable[StateFact], index: dict[Any, Any],
-                     channel: Channel) -> list[StateFact]:
+                     chans: tuple[Channel, ...], channel: Channel) -> list[StateFact]:
     """Step T: the explicit decisions on the path that bear on a message about ``topic``.
 
     MARKETING: every general decision (an opt-out of everything covers every marketing
@@ -271,7 +308,7 @@ def _topic_decisions(topic: TopicFact, general: list[StateFact],
     bear on it.
     """
     own = [s for s in topic_states if s.topic_id == topic.id and str(s.scope_id) in index
-           and s.channel in _channels_for(channel)]
+           and s.channel in chans]
     if topic.kind == TopicKind.MARKETING:
         return [*general, *own]
     stop = spec(channel).keyword_source
@@ -281,11 +318,10 @@ def _topic_decisions(topic: TopicFact, general: list[StateFact],
 
 
 def _cap(decision: Decision, frequencies: Iterable[FrequencyFact], sends: Iterable[SendFact],
-         path: Sequence[Scope], index: dict[Any, Any], channel: Channel,
-         now: datetime) -> Decision | None:
+         path: Sequence[Scope], index: dict[Any, Any], chans: tuple[Channel, ...],
+         channel: Channel, now: datetime) -> Decision | None:
     """Step 6 for one set of preferences: the denial the most specific one imposes, or None."""
-    prefs = [f for f in frequencies if str(f.scope_id) in index and f.channel in
-             _channels_for(channel)]
+    prefs = [f for f in frequencies if str(f.scope_id) in index and f.channel in chans]
     if not prefs:
         return None
     pref = max(prefs, key=lambda f: (index[str(f.scope_id)], f.channel == channel))
@@ -312,24 +348,6 @@ def _cap(decision: Decision, frequencies: Iterable[FrequencyFact], sends: Iterab
     return None
 
 
-_last_quiet: tuple[Sequence[Scope] | None, dict[Channel, tuple[Any, str | None]]] = (None, {})
-
-
-def _scope_quiet_rules(path: Sequence[Scope], channel: Channel
-                       ) -> tuple[quiet_hours.Rule | None, str | None]:
-    """The path's quiet-hours rule for the channel and its default zone. Kept for the last
-    (immutable, cached) path like ``_path_index``: settings are parsed once per path."""
-    global _last_quiet
-    if _last_quiet[0] is path and channel in _last_quiet[1]:
-        return _last_quiet[1][channel]
-    levels = [s.settings for s in path]
-    found = (quiet_hours.scope_rule(levels, channel.value), quiet_hours.scope_zone(levels))
-    if isinstance(path, tuple):
-        known = _last_quiet[1] if _last_quiet[0] is path else {}
-        _last_quiet = (path, {**known, channel: found})
-    return found
-
-
 def _quiet_hours(decision: Decision, contact: ContactLike, path: Sequence[Scope],
                  channel: Channel, now: datetime) -> Decision:
     """Step 7: the scope's quiet hours for the channel (most specific on the path) and the
@@ -341,7 +359,7 @@ def _quiet_hours(decision: Decision, contact: ContactLike, path: Sequence[Scope]
     capped = decision.reason == Reason.FREQUENCY_CAP
     if not decision.allowed and not capped:
         return decision
-    rule, default_zone = _scope_quiet_rules(path, channel)
+    rule, default_zone = _route(path, channel).quiet(path)
     own = contact.quiet_hours
     rules = [rule] if rule is not None else []
     if own:
@@ -376,10 +394,13 @@ def check_channel(channel: Channel) -> Channel:
 # ``resolve`` reads a handful of columns per fact. They are read by one hand-written
 # statement (``_FACTS_SQL``: a UNION ALL over the fact tables, the contacts optionally
 # included) into small slotted records, not ORM models: building a model per row cost
-# more than the SQL (a 10,000-contact audience reads tens of thousands of rows).
+# more than the SQL (a 10,000-contact audience reads tens of thousands of rows). These
+# per-row records (contacts, states, mutes, preferences, sends) are plain slotted
+# dataclasses, not frozen ones: a frozen one sets each field through
+# ``object.__setattr__`` and cost four times as much to build. Nothing changes them.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ContactFacts:
     """What resolution and visibility read of a contact (``authz.contact_visible``)."""
 
@@ -394,7 +415,7 @@ class ContactFacts:
     quiet_hours: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StateFact:
     scope_id: str
     channel: str
@@ -409,13 +430,13 @@ class StateFact:
     topic_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MuteFact:
     scope_id: str
     event_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FrequencyFact:
     scope_id: str
     scope_path: str
@@ -562,18 +583,20 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
     rows = await st.rows(sql.format(**slots))
     facts = Facts()
     as_dt = db.as_datetime
+    states, mutes, freqs, sends = facts.states, facts.mutes, facts.freqs, facts.sends
     for kind, cid, sid, tid, t1, t2, t3, i1, i2, d1 in rows:
         cid = str(cid)
         if kind == "s":
-            facts.states[cid].append(StateFact(str(sid), t1, t2, i1, as_dt(d1), t3))
+            states[cid].append(StateFact(str(sid), t1, t2, i1,
+                                         None if d1 is None else as_dt(d1), t3))
         elif kind == "m":
-            facts.mutes[cid].append(MuteFact(str(sid), i1))
+            mutes[cid].append(MuteFact(str(sid), i1))
         elif kind == "f":
-            facts.freqs[cid].append(FrequencyFact(str(sid), t3, t1, i2, t2, as_dt(d1), i1))
+            freqs[cid].append(FrequencyFact(str(sid), t3, t1, i2, t2, as_dt(d1), i1))
         elif kind == "r":
             sent_at = as_dt(d1)
             assert sent_at is not None
-            facts.sends[cid].append(SendFact(t3, Channel(t1), sent_at))
+            sends[cid].append(SendFact(t3, Channel(t1), sent_at))
         elif kind == "c":
             # t2: the contact's own zone, else its phone (E.164: "+...") to derive one from.
             zone, phone = (None, t2) if t2 and t2.startswith("+") else (t2, None)
@@ -686,6 +709,10 @@ async def decide(
                    **facts.topic_args(cid, topic, path)).for_principal(principal)
 
 
+#: An id exactly as ``str(uuid.UUID(...))`` writes it: such ids need no parsing.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 @dataclass(frozen=True)
 class AudienceEntry:
     contact_id: str
@@ -708,7 +735,11 @@ async def decide_many(
     if path is None or not authz.scope_readable(principal, path[-1]):
         raise NotFound("No such scope.", field="scopeId")
     wanted: list[str] = []
+    canonical = _CANONICAL_UUID.fullmatch
     for raw in contact_ids:
+        if raw.__class__ is str and canonical(raw):  # already as str(UUID(raw)) spells it
+            wanted.append(raw)
+            continue
         try:
             wanted.append(str(uuid.UUID(str(raw))))
         except ValueError:
@@ -722,7 +753,8 @@ async def decide_many(
                              tenant_id=principal.tenant_id) if unique or topic else Facts()
     if topic is not None:
         facts.offered(topic, path)  # an unknown topic is the request's error, not each entry's
-    contacts = facts.contacts
+    contacts, states, mutes = facts.contacts, facts.states, facts.mutes
+    freqs, sends = facts.freqs, facts.sends
     empty: tuple[()] = ()
     out: list[AudienceEntry] = []
     for raw, cid in zip(contact_ids, wanted, strict=True):
@@ -731,8 +763,8 @@ async def decide_many(
             out.append(AudienceEntry(contact_id=str(raw), decision=None, error="NOT_FOUND"))
             continue
         d = resolve(contact=contact, path=path, channel=channel,
-                    states=facts.states.get(cid, empty), mutes=facts.mutes.get(cid, empty),
-                    frequencies=facts.freqs.get(cid, empty), sends=facts.sends.get(cid, empty),
-                    now=now, **facts.topic_args(cid, topic, path))
+                    states=states.get(cid, empty), mutes=mutes.get(cid, empty),
+                    frequencies=freqs.get(cid, empty), sends=sends.get(cid, empty),
+                    now=now, **(facts.topic_args(cid, topic, path) if topic is not None else {}))
         out.append(AudienceEntry(contact_id=cid, decision=d.for_principal(principal)))
     return out
