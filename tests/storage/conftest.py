@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import subprocess
@@ -107,3 +108,10 @@ def serving(url: str, folder: Path, *, env: dict[str, str] | None = None) -> Ite
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def migration_before(name: str) -> str:
+    """The migration ``name`` follows (its dependency): a migration test builds the old
+    database there, then migrates it."""
+    module = importlib.import_module(f"{db.MIGRATIONS_MODULE}.{name}")
+    return str(module.Migration.dependencies[0][1])

@@ -11,7 +11,6 @@ specific opt-in); "after" is asked of the migrated database through the public
 
 from __future__ import annotations
 
-import importlib
 import json
 import uuid
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from prefcenter.models.enums import Role
 from prefcenter.services.tenancy import auth
 from tests.conftest import running
 from tests.helpers import assert_ledger_consistent
-from tests.storage.conftest import settings_for
+from tests.storage.conftest import migration_before, settings_for
 from tests.storage.dialect import rows, timestamp, uid
 
 FreshUrl = Callable[[], AbstractAsyncContextManager[str]]
@@ -44,11 +43,6 @@ SCOPES = (("root", None, None, None), ("client", "root", "CONSENT_REQUIRED", Non
 #: contact, scope, channel, status
 STATES = (("c2", "leaf", "EMAIL", "OPTED_IN"), ("c3", "root", "ALL", "OPTED_OUT"),
           ("c4", "client", "SMS", "OPTED_IN"), ("c4", "study", "EMAIL", "OPTED_OUT"))
-
-
-def _previous() -> str:
-    module = importlib.import_module(f"{db.MIGRATIONS_MODULE}.{MIGRATION}")
-    return str(module.Migration.dependencies[0][1])
 
 
 async def _old_rows() -> dict[str, Any]:
@@ -128,7 +122,7 @@ async def test_every_decision_and_policy_is_the_same_after_the_migration(
         settings = settings_for(url)
         await db.open_database(settings)
         try:
-            await db.apply_migrations(target=_previous())
+            await db.apply_migrations(target=migration_before(MIGRATION))
             old = await _old_rows()
         finally:
             await db.close_db()

@@ -9,7 +9,6 @@ public ``audience`` query, which loads the facts with the new columns.
 
 from __future__ import annotations
 
-import importlib
 import json
 import uuid
 from collections.abc import Callable
@@ -28,16 +27,11 @@ from prefcenter.services.tenancy import auth
 from prefcenter.services.tenancy.principals import system_principal
 from tests.conftest import running
 from tests.helpers import assert_ledger_consistent
-from tests.storage.conftest import settings_for
+from tests.storage.conftest import migration_before, settings_for
 from tests.storage.dialect import rows, timestamp, uid
 
 FreshUrl = Callable[[], AbstractAsyncContextManager[str]]
 MIGRATION = "0007_confirmed_opt_in"
-
-
-def _previous() -> str:
-    module = importlib.import_module(f"{db.MIGRATIONS_MODULE}.{MIGRATION}")
-    return str(module.Migration.dependencies[0][1])
 
 
 async def _old_rows() -> dict[str, Any]:
@@ -147,12 +141,30 @@ AUDIENCE = """query($s: ID!, $ch: Channel!, $c: [ID!]!) { audience(scopeId: $s, 
   contactIds: $c) { contactId decision { allowed reason decidedBy { id } event { id } } } }"""
 
 
+async def audience_decisions(c: httpx.AsyncClient, key: str, old: dict[str, Any]
+                             ) -> dict[tuple[str, str, str], Any]:
+    """Every decision of ``old``'s contacts at each of its scopes, by email and by text,
+    as ``audience`` answers them over GraphQL (compared with ``_decisions_from_old_rows``)."""
+    out: dict[tuple[str, str, str], Any] = {}
+    for sid in old["scopes"].values():
+        for channel in ("EMAIL", "SMS"):
+            response = await c.post("/graphql", headers={"Authorization": f"Bearer {key}"},
+                                    json={"query": AUDIENCE, "variables": {
+                                        "s": sid, "ch": channel, "c": old["contacts"]}})
+            for entry in response.json()["data"]["audience"]:
+                d = entry["decision"]
+                out[(entry["contactId"], sid, channel)] = (
+                    d["allowed"], d["reason"], (d["decidedBy"] or {}).get("id"),
+                    (d["event"] or {}).get("id"))
+    return out
+
+
 async def test_every_decision_is_the_same_after_the_migration(fresh_url: FreshUrl) -> None:
     async with fresh_url() as url:
         settings = settings_for(url)
         await db.open_database(settings)
         try:
-            await db.apply_migrations(target=_previous())
+            await db.apply_migrations(target=migration_before(MIGRATION))
             old = await _old_rows()
             before = await _decisions_from_old_rows(old)
         finally:
@@ -168,22 +180,10 @@ async def test_every_decision_is_the_same_after_the_migration(fresh_url: FreshUr
             await assert_ledger_consistent()
             root = await Scope.get(id=old["scopes"]["root"])
             key = (await auth.create_api_key(root, Role.OWNER, "after")).secret
-            after: dict[tuple[str, str, str], Any] = {}
             async with running(create_app(settings, init_database=False)) as app:
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-                    for sid in old["scopes"].values():
-                        for channel in ("EMAIL", "SMS"):
-                            response = await c.post("/graphql", headers={
-                                "Authorization": f"Bearer {key}"}, json={
-                                "query": AUDIENCE, "variables": {
-                                    "s": sid, "ch": channel, "c": old["contacts"]}})
-                            for entry in response.json()["data"]["audience"]:
-                                d = entry["decision"]
-                                after[(entry["contactId"], sid, channel)] = (
-                                    d["allowed"], d["reason"],
-                                    (d["decidedBy"] or {}).get("id"),
-                                    (d["event"] or {}).get("id"))
+                    after = await audience_decisions(c, key, old)
                     requests = await c.post("/graphql", headers={
                         "Authorization": f"Bearer {key}"}, json={
                         "query": "query($c: ID) { optBackInRequests(contactId: $c) { kind "

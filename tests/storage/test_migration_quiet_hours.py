@@ -9,10 +9,8 @@ database through the public ``audience`` query."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 import httpx
 
@@ -23,20 +21,15 @@ from prefcenter.models.enums import Role
 from prefcenter.services.tenancy import auth
 from tests.conftest import running
 from tests.helpers import assert_ledger_consistent
-from tests.storage.conftest import settings_for
+from tests.storage.conftest import migration_before, settings_for
 from tests.storage.test_migration_confirmed_opt_in import (
-    AUDIENCE,
     _decisions_from_old_rows,
     _old_rows,
+    audience_decisions,
 )
 
 FreshUrl = Callable[[], AbstractAsyncContextManager[str]]
 MIGRATION = "0014_quiet_hours"
-
-
-def _previous() -> str:
-    module = importlib.import_module(f"{db.MIGRATIONS_MODULE}.{MIGRATION}")
-    return str(module.Migration.dependencies[0][1])
 
 
 async def test_every_decision_is_the_same_after_the_migration(fresh_url: FreshUrl) -> None:
@@ -44,7 +37,7 @@ async def test_every_decision_is_the_same_after_the_migration(fresh_url: FreshUr
         settings = settings_for(url)
         await db.open_database(settings)
         try:
-            await db.apply_migrations(target=_previous())
+            await db.apply_migrations(target=migration_before(MIGRATION))
             old = await _old_rows()
             before = await _decisions_from_old_rows(old)
         finally:
@@ -62,22 +55,10 @@ async def test_every_decision_is_the_same_after_the_migration(fresh_url: FreshUr
             assert await Contact.filter(quiet_hours__isnull=False).count() == 0
             root = await Scope.get(id=old["scopes"]["root"])
             key = (await auth.create_api_key(root, Role.OWNER, "after")).secret
-            after: dict[tuple[str, str, str], Any] = {}
             async with running(create_app(settings, init_database=False)) as app:
                 transport = httpx.ASGITransport(app=app)
                 async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-                    for sid in old["scopes"].values():
-                        for channel in ("EMAIL", "SMS"):
-                            response = await c.post("/graphql", headers={
-                                "Authorization": f"Bearer {key}"}, json={
-                                "query": AUDIENCE, "variables": {
-                                    "s": sid, "ch": channel, "c": old["contacts"]}})
-                            for entry in response.json()["data"]["audience"]:
-                                d = entry["decision"]
-                                after[(entry["contactId"], sid, channel)] = (
-                                    d["allowed"], d["reason"],
-                                    (d["decidedBy"] or {}).get("id"),
-                                    (d["event"] or {}).get("id"))
+                    after = await audience_decisions(c, key, old)
             assert after == before
         finally:
             await db.close_db()

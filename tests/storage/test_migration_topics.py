@@ -10,7 +10,6 @@ the migrated database through the public ``audience`` query.
 
 from __future__ import annotations
 
-import importlib
 import json
 import uuid
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from prefcenter.services.tenancy import auth
 from prefcenter.services.tenancy.principals import system_principal
 from tests.conftest import running
 from tests.helpers import assert_ledger_consistent
-from tests.storage.conftest import settings_for
+from tests.storage.conftest import migration_before, settings_for
 from tests.storage.dialect import rows, timestamp, uid
 from tests.storage.test_migration_confirmed_opt_in import scope_from_old_row
 
@@ -46,11 +45,6 @@ MIGRATION = "0013_topics"
 AUDIENCE = """query($s: ID!, $ch: Channel!, $c: [ID!]!) { audience(scopeId: $s, channel: $ch,
   contactIds: $c) { contactId decision { allowed reason nextAllowedAt decidedBy { id }
   event { id } } } }"""
-
-
-def _previous() -> str:
-    module = importlib.import_module(f"{db.MIGRATIONS_MODULE}.{MIGRATION}")
-    return str(module.Migration.dependencies[0][1])
 
 
 async def _old_rows() -> dict[str, Any]:
@@ -213,7 +207,7 @@ async def test_every_decision_is_the_same_after_the_migration(fresh_url: FreshUr
         settings = settings_for(url)
         await db.open_database(settings)
         try:
-            await db.apply_migrations(target=_previous())
+            await db.apply_migrations(target=migration_before(MIGRATION))
             old = await _old_rows()
             before = await _decisions_from_old_rows(old)
         finally:
