@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from tortoise import connections
 
-from prefcenter import db
+from prefcenter import db, sqlite_client
 from prefcenter.models.enums import Channel
 from prefcenter.services.consent import resolution
 from tests.conftest import BACKEND
@@ -38,9 +38,10 @@ async def test_a_decision_reads_on_the_loop_thread_and_an_audience_on_the_read_t
         threaded.append(1)
         return connection()
 
+    ada, scope = world.cid("ada"), world.sid("study_sleep")
+    await resolution.cached_path(scope)  # the scope path, read once per max_age (threads)
     monkeypatch.setattr(pool, "inline", spy_inline)
     monkeypatch.setattr(pool, "connection", spy_connection)
-    ada, scope = world.cid("ada"), world.sid("study_sleep")
     decision = await resolution.decide(world.system, ada, scope, Channel.EMAIL)
     assert decision.reason == "DEFAULT_ALLOWED"
     assert inline_threads == [threading.get_ident()] and threaded == []
@@ -113,7 +114,16 @@ async def test_a_transaction_runs_inline_and_waits_for_another_process_off_the_l
             await Contact.filter(id=ada).update(name="Ada L.")
             assert (await Contact.get(id=ada)).name == "Ada L."
             assert seen == []  # BEGIN and the transaction's statements ran inline
-        assert seen == [seen[0]] and seen[0] != threading.get_ident()  # COMMIT: the thread
+        assert seen == []  # and so did COMMIT, the disk being fast
+        assert 0 < client._connection.commit_ms < sqlite_client.SLOW_COMMIT_MS
+
+        # Slow commits (a network disk) go to the thread, so the loop does not wait on it.
+        client._connection.commit_ms = sqlite_client.SLOW_COMMIT_MS * 10
+        async with db.transaction():
+            await Contact.filter(id=ada).update(name="Ada Lovelace")
+        assert seen == [seen[0]] and seen[0] != threading.get_ident()
+        assert (await Contact.get(id=ada)).name == "Ada Lovelace"
+        client._connection.commit_ms = 0.0
 
         # Another process holds the write lock: the write waits on the thread, the loop runs.
         other = sqlite3.connect(db.sqlite_file(database_url) or "", isolation_level=None)
@@ -138,3 +148,73 @@ async def _suppress(contact_id: str, at: Any) -> None:
 
     async with db.transaction():
         await Contact.filter(id=contact_id).update(suppressed_at=at)
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's write connection and read pool")
+async def test_reads_outside_a_transaction_do_not_wait_for_an_open_write(world: World) -> None:
+    """Tortoise's one SQLite connection sits behind one lock; an ORM read used to queue
+    behind any open transaction. It now runs on a read connection and sees what has
+    committed, not the open transaction's write."""
+    from prefcenter.models import Contact
+
+    ada = world.cid("ada")
+    inside, finish = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        async with db.transaction():
+            await Contact.filter(id=ada).update(name="Ada, uncommitted")
+            inside.set()
+            await finish.wait()  # holds the write lock across awaits
+
+    task = asyncio.create_task(writer())
+    await asyncio.wait_for(inside.wait(), timeout=5)
+    try:
+        contact = await asyncio.wait_for(Contact.get(id=ada), timeout=5)
+        assert contact.name != "Ada, uncommitted"
+        assert await asyncio.wait_for(Contact.filter(id=ada).count(), timeout=5) == 1
+        raw = await asyncio.wait_for(connections.get("default").execute_query_dict(
+            'WITH c AS (SELECT name FROM contact WHERE id = ?) SELECT name FROM c', [ada]),
+            timeout=5)
+        assert raw == [{"name": contact.name}]
+    finally:
+        finish.set()
+        await asyncio.wait_for(task, timeout=5)
+    assert (await Contact.get(id=ada)).name == "Ada, uncommitted"  # committed: seen now
+
+
+async def test_the_barging_lock_goes_to_whoever_finds_it_free() -> None:
+    lock = sqlite_client.BargingLock()
+    order: list[str] = []
+
+    async def waiter() -> None:
+        async with lock:
+            order.append("waiter")
+
+    await lock.acquire()
+    task = asyncio.create_task(waiter())
+    await asyncio.sleep(0)  # the waiter waits
+    lock.release()
+    # Released, the waiter woken but not yet run: a newcomer takes the free lock at once,
+    # instead of queueing for a turn of the event loop behind the waiter (asyncio.Lock).
+    assert await lock.acquire() is True
+    order.append("newcomer")
+    await asyncio.sleep(0)  # the waiter runs, finds the lock taken, waits again
+    assert order == ["newcomer"] and not task.done()
+    lock.release()
+    await asyncio.wait_for(task, timeout=5)
+    assert order == ["newcomer", "waiter"] and not lock.locked()
+
+
+async def test_a_cancelled_waiter_passes_its_turn_on() -> None:
+    lock = sqlite_client.BargingLock()
+    await lock.acquire()
+    cancelled = asyncio.create_task(lock.acquire())
+    second = asyncio.create_task(lock.acquire())
+    await asyncio.sleep(0)
+    lock.release()  # wakes ``cancelled``...
+    cancelled.cancel()  # ...which is cancelled before it runs
+    assert await asyncio.wait_for(second, timeout=5) is True
+    assert lock.locked()
+    lock.release()
+    with pytest.raises(RuntimeError):
+        lock.release()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prefcenter.observability import metrics
+from prefcenter.sqlite_client import InlineSqliteClient
 
 _METHODS = ("execute_query", "execute_query_dict", "execute_insert", "execute_many",
             "execute_script")
@@ -58,7 +59,8 @@ def _wrap(method: Callable[..., Any]) -> Callable[..., Any]:
 def _client_classes() -> list[type]:
     from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionWrapper
 
-    classes: list[type] = [SqliteClient, SqliteTransactionWrapper]
+    # prefcenter's own SQLite client sends reads to the read pool in its own methods.
+    classes: list[type] = [SqliteClient, SqliteTransactionWrapper, InlineSqliteClient]
     try:
         from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
     except ImportError:  # pragma: no cover - asyncpg is a dependency
