@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -70,6 +71,30 @@ def graphql_controller(settings: Settings, observers: Sequence[Any] = ()) -> typ
     return GraphQLController
 
 
+#: The collector's thresholds while serving (``gc_tuning``): Python's are (700, 10, 10).
+SERVING_GC_THRESHOLD = (10_000, 50, 20)
+
+
+@asynccontextmanager
+async def gc_tuning(app: Litestar) -> AsyncIterator[None]:
+    """While the app serves: ``gc.freeze()`` what start-up built (the schema, the ORM's
+    models, the routes: a few hundred thousand objects that live as long as the process),
+    so the collector's full passes no longer walk them, and collect the young generation
+    every 10,000 allocations instead of 700. Requests allocate many short-lived objects
+    (a 10,000-contact audience builds tens of thousands): with Python's defaults the
+    collector ran 1,732 times over 8 such requests, about a third of their time (issue
+    #20). Undone at shutdown, so a process that starts several apps (the tests) gets
+    everything back to collect."""
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(*SERVING_GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
 def create_app(settings: Settings | None = None, *, generate_schemas: bool = False,
                init_database: bool = True, tracer_provider: Any = None) -> Litestar:
     settings = settings or get_settings()
@@ -96,6 +121,8 @@ def create_app(settings: Settings | None = None, *, generate_schemas: bool = Fal
     limiter = ratelimit.limiter_for(settings)
     lifespans: list[Any] = [database, ratelimit.lifespan(limiter), *obs.lifespans,
                             health.shutdown_lifespan(settings.shutdown_drain_seconds)]
+    if settings.gc_tuning:
+        lifespans.append(gc_tuning)
     plugins: list[Any] = [*obs.plugins]
     state: dict[str, Any] = {}
     for feature in load_features():

@@ -179,6 +179,10 @@ class Settings:
     #: PostgreSQL: connections in the pool (asyncpg ``maxsize``; a ``maxsize`` in the
     #: database URL wins). More than the process can keep busy only costs the server.
     postgres_pool_size: int = 10
+    #: While serving: freeze what start-up built out of the garbage collector's reach and
+    #: collect the young generation less often (``app.gc_tuning``). A 10,000-contact
+    #: audience spent about a third of its time in the collector without it.
+    gc_tuning: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
