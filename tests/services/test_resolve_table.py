@@ -18,6 +18,7 @@ import pytest
 from prefcenter.models import Scope
 from prefcenter.models.enums import Channel, Policy, Role
 from prefcenter.services.consent.resolution import (
+    EMAIL_ADDRESS,
     ContactFacts,
     FrequencyFact,
     MuteFact,
@@ -98,16 +99,24 @@ class Row:
     detail: str | None = None
 
 
+#: The event that suppressed the contact (``Facts.suppressions``), given to every row:
+#: only a suppression decides by it.
+SUPPRESSING_EVENT = 99
+
 ROWS = [
-    # 1. Suppressed.
+    # 1. Suppressed: the whole contact, or (``detail``) its email address only.
     Row("suppression beats an opt-in", Reason.SUPPRESSED, False, ROOT,
-        states=[opt_in(LEAF)], suppressed=True),
+        states=[opt_in(LEAF)], suppressed=True, event_id=SUPPRESSING_EVENT),
     Row("suppression beats a default that allows", Reason.SUPPRESSED, False, ROOT,
-        suppressed=True, policies={LEAF: Policy.ALLOWED}),
+        suppressed=True, policies={LEAF: Policy.ALLOWED}, event_id=SUPPRESSING_EVENT),
+    Row("a whole-contact suppression beats an email one", Reason.SUPPRESSED, False, ROOT,
+        suppressed=True, email_suppressed=True, event_id=SUPPRESSING_EVENT),
     Row("a listed or bounced address denies email", Reason.SUPPRESSED, False, ROOT,
-        states=[opt_in(LEAF)], email_suppressed=True, channels=(EMAIL,)),
+        states=[opt_in(LEAF)], email_suppressed=True, channels=(EMAIL,),
+        event_id=SUPPRESSING_EVENT, detail=EMAIL_ADDRESS),
     Row("a listed or bounced address denies email by default too", Reason.SUPPRESSED,
-        False, ROOT, email_suppressed=True, channels=(EMAIL,)),
+        False, ROOT, email_suppressed=True, channels=(EMAIL,), event_id=SUPPRESSING_EVENT,
+        detail=EMAIL_ADDRESS),
     Row("a bounced address says nothing about texts", Reason.OPTED_IN, True, LEAF,
         states=[opt_in(LEAF)], channels=(SMS,), email_suppressed=True),
     Row("texts of an email-suppressed contact follow its consent", Reason.OPTED_OUT, False,
@@ -263,7 +272,7 @@ def test_resolution_order(row: Row, channel: Channel) -> None:
                 frequencies=[replace(f, channel=_on(channel, f.channel)) for f in row.freqs],
                 sends=[replace(s, channel=Channel(_on(channel, s.channel)))
                        for s in row.sends],
-                now=NOW)
+                now=NOW, suppression_event_id=SUPPRESSING_EVENT)
     decided_by = str(d.decided_by.id) if d.decided_by is not None else None
     assert (d.reason, d.allowed, decided_by) == (row.reason, row.allowed, row.decided_by)
     assert (d.contact_id, d.scope_id, d.channel) == (CONTACT, LEAF, channel)
@@ -271,6 +280,8 @@ def test_resolution_order(row: Row, channel: Channel) -> None:
         row.next_allowed_at, row.expires_at, row.detail)
     if row.event_id is not None:
         assert d.event_id == row.event_id
+    else:
+        assert d.event_id != SUPPRESSING_EVENT
 
 
 #: Steps with a table of their own, over the facts only they read (time zones, topics).

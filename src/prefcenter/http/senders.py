@@ -163,7 +163,8 @@ def _export(request: AnyRequest, kind: str, principal: Principal) -> Stream:
         if not after.isdigit():
             raise DomainError("'after' must be a ledger id.", field="after")
         chunks = exports.export_ledger(principal, fmt, after_id=int(after))
-    return Stream(_stream(chunks), media_type=exports.media_type(fmt),
+    # ``_stream`` encodes as UTF-8; Litestar writes that encoding into a text/* type.
+    return Stream(_stream(chunks), media_type=exports.media_type(fmt), encoding="utf-8",
                   headers={**NO_STORE, "Content-Disposition":
                            f'attachment; filename="{kind}.{fmt}"'})
 

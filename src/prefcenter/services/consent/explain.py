@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from prefcenter.models import ConsentEvent
 from prefcenter.models.enums import Channel
-from prefcenter.services.consent.resolution import Decision, Reason
+from prefcenter.services.consent.resolution import EMAIL_ADDRESS, Decision, Reason
 from prefcenter.templates.messages import DEFAULT, channel_words, format_date, format_datetime
 
 _SOURCE_WORDS = {
@@ -28,6 +28,27 @@ _SOURCE_WORDS = {
     "IMPORT": "by an import",
     "PARTICIPATION_FORM": "on a participation form",
 }
+
+
+#: Why an email address is suppressed, by the suppressing event's ``data.reason`` (what
+#: a bounce and the suppression list record: ``suppression.suppress``, the imports);
+#: without the event, both causes. (A complaint opts out instead: OPTED_OUT says so.)
+_EMAIL_CAUSES = {
+    "hard bounce": "mail to it bounced",
+    "suppression list": "it is on the suppression list",
+}
+_ANY_EMAIL_CAUSE = "mail to it bounced or it is on the suppression list"
+
+
+def _suppressed(d: Decision, event: ConsentEvent | None, date: str) -> str:
+    """Step 1 in words: the email address only (a bounce, the suppression list), or the
+    whole contact (a blocklist, an erasure), with the suppressing event's date."""
+    if d.detail != EMAIL_ADDRESS:
+        return f"Blocked: this contact is suppressed in the whole organisation{date}."
+    reason = (event.data or {}).get("reason") if event is not None else None
+    cause = _EMAIL_CAUSES.get(str(reason), _ANY_EMAIL_CAUSE)
+    return (f"Blocked: this email address is suppressed in the whole organisation{date}: "
+            f"{cause}.")
 
 
 def _channel_words(channel: Channel) -> str:
@@ -54,7 +75,7 @@ def describe(d: Decision, event: ConsentEvent | None, locale: str | None = None,
         what = f"'{topic}' {what}"
     match d.reason:
         case Reason.SUPPRESSED:
-            return "Blocked: this contact is suppressed in the whole organisation."
+            return _suppressed(d, event, _date(event))
         case Reason.OPTED_OUT:
             return f"Off: unsubscribed from {what} of {where}{_date(event)}{how}."
         case Reason.UNAVAILABLE:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from prefcenter import caches, db
 from prefcenter.errors import DomainError, ErrorCode, Invalid, NotFound
 from prefcenter.models import Contact, Scope
-from prefcenter.models.enums import Channel, ConsentStatus, Period, Policy, TopicKind
+from prefcenter.models.enums import Action, Channel, ConsentStatus, Period, Policy, TopicKind
 from prefcenter.services.channels.registry import EMAIL_SUPPRESSED, spec
 from prefcenter.services.common import parse_uuid, utcnow
 from prefcenter.services.consent import quiet_hours
@@ -73,6 +73,10 @@ class Reason(StrEnum):
     TRANSACTIONAL = "TRANSACTIONAL"
 
 
+#: ``Decision.detail`` of a SUPPRESSED decision caused by the email address only (a hard
+#: bounce, the suppression list), not by a suppression of the whole contact.
+EMAIL_ADDRESS = "email address"
+
 PERIODS: dict[Period, timedelta] = {
     Period.DAY: timedelta(days=1),
     Period.WEEK: timedelta(days=7),
@@ -91,7 +95,8 @@ class Decision:
     event_id: int | None = None
     next_allowed_at: datetime | None = None
     #: For FREQUENCY_CAP: the cap that applied (``3 per WEEK``, ``paused``); for
-    #: QUIET_HOURS: the window and zone (``21:00-08:00 America/New_York``).
+    #: QUIET_HOURS: the window and zone (``21:00-08:00 America/New_York``); for SUPPRESSED:
+    #: ``EMAIL_ADDRESS`` when only the email address is (else the whole contact is).
     detail: str | None = None
     #: For CONFIRMATION_PENDING: when the unconfirmed request expires.
     expires_at: datetime | None = None
@@ -200,8 +205,12 @@ def resolve(
     topic_states: Iterable[StateFact] = (),
     topic_frequencies: Iterable[FrequencyFact] = (),
     topic_sends: Iterable[SendFact] = (),
+    suppression_event_id: int | None = None,
 ) -> Decision:
     """Apply DOMAIN.md's resolution order to one contact's facts on one path.
+
+    ``suppression_event_id``: the ledger event that suppressed the contact, where it is
+    suppressed (``Facts.suppressions``): the deciding event of step 1.
 
     With a ``topic`` (issue #14; README "Topics"), step T picks the explicit decisions
     that bear on it before steps 2-5 run on them: for a MARKETING topic every general
@@ -223,15 +232,18 @@ def resolve(
 
     def decision(allowed: bool, reason: Reason, decided_by: Scope | None,
                  event_id: int | None = None, by_topic: bool = False,
-                 expires_at: datetime | None = None) -> Decision:
+                 expires_at: datetime | None = None, detail: str | None = None) -> Decision:
         return Decision(cid, route.target_id, channel, allowed, reason, decided_by, event_id,
-                        expires_at=expires_at, topic=about, by_topic=by_topic)
+                        detail=detail, expires_at=expires_at, topic=about, by_topic=by_topic)
 
-    # 1. Suppressed in the tenant (a list or bounce suppression: for the channels whose
-    # spec says so, email).
-    if contact.suppressed_at is not None or (channel in EMAIL_SUPPRESSED and
-                                             contact.email_suppressed):
-        return decision(False, Reason.SUPPRESSED, path[0])
+    # 1. Suppressed in the tenant: the whole contact (a blocklist, an erasure), or its
+    # email address (the suppression list, a bounce: for the channels whose spec says so,
+    # email), which ``detail`` names.
+    if contact.suppressed_at is not None:
+        return decision(False, Reason.SUPPRESSED, path[0], suppression_event_id)
+    if channel in EMAIL_SUPPRESSED and contact.email_suppressed:
+        return decision(False, Reason.SUPPRESSED, path[0], suppression_event_id,
+                        detail=EMAIL_ADDRESS)
 
     # 2. Any opt-out on the path; the highest scope decides.
     outs = [s for s in on_path if s.status == ConsentStatus.OPTED_OUT]
@@ -466,6 +478,10 @@ class Facts:
     topic_freqs: dict[str, list[FrequencyFact]] = field(
         default_factory=lambda: defaultdict(list))
     topic_sends: dict[str, list[SendFact]] = field(default_factory=lambda: defaultdict(list))
+    #: The ledger event that suppressed each suppressed contact (its latest SUPPRESSED
+    #: event of the kind its flags say: ALL for the whole contact, else EMAIL). Read only
+    #: for suppressed contacts, by the contact's row of the same statement.
+    suppressions: dict[str, int] = field(default_factory=dict)
 
     def offered(self, key: str, path: Sequence[Scope]) -> TopicFact:
         """The topic asked for, if it is offered at the path's target; else a typed error."""
@@ -518,8 +534,23 @@ _CONTACTS_SQL = """
 UNION ALL
 SELECT 'c', id, NULL, tenant_id, home_path, COALESCE(time_zone, phone),
        CAST(quiet_hours AS TEXT),
-       CASE WHEN email_suppressed_at IS NULL THEN 0 ELSE 1 END, NULL, suppressed_at
+       CASE WHEN email_suppressed_at IS NULL THEN 0 ELSE 1 END,
+       CASE WHEN suppressed_at IS NULL AND email_suppressed_at IS NULL THEN NULL
+            ELSE {suppression_event} END, suppressed_at
   FROM contact WHERE {contact_id_in}"""
+#: ``decide_for`` (a writer, with the contact already read): the suppressing event alone,
+#: added only when that contact is suppressed.
+_SUPPRESSION_SQL = """
+UNION ALL
+SELECT 'x', id, NULL, NULL, NULL, NULL, NULL, NULL, {suppression_event}, NULL
+  FROM contact WHERE {contact_id_in}"""
+#: The event that suppressed a contact row (``contact``): its latest SUPPRESSED event at
+#: the tenant's root (where every suppression is recorded: ``ledger.suppressed``), on
+#: ALL when the whole contact is suppressed, else on EMAIL. An index lookup by
+#: (contact_id, scope_id); run only for a suppressed contact (the CASE around it).
+_SUPPRESSION_EVENT = """(SELECT MAX(e.id) FROM consent_event e
+   WHERE e.contact_id = contact.id AND e.scope_id = {root} AND e.action = {suppressed}
+     AND e.channel = CASE WHEN contact.suppressed_at IS NULL THEN {email} ELSE {all} END)"""
 #: Issue #14, only when a topic is asked for: the topic by key, then the contacts'
 #: decisions, caps and (for a count cap) sends about it.
 _TOPIC_SQL = """
@@ -553,13 +584,17 @@ _EVENT_SOURCE = "(SELECT e.source FROM consent_event e WHERE e.id = consent_stat
 async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channel: Channel,
                      now: datetime, *, with_contacts: bool = False,
                      read_only: bool = False, topic: str | None = None,
-                     tenant_id: str | None = None) -> Facts:
+                     tenant_id: str | None = None, suppression: bool = False) -> Facts:
     """One statement, whatever the number of contacts and scopes.
 
     Sends are read only for contacts with a count cap on these scopes (the ``EXISTS``),
     and only those of the longest window. Every branch is an index lookup by contact.
     With a ``topic`` key (and the ``tenant_id`` it belongs to), the topic's branches are
     added to the same statement; without one the statement is that of before topics.
+    ``with_contacts`` reads each contact's row, and for a suppressed one the event that
+    suppressed it (``Facts.suppressions``); ``suppression`` reads only that event (for a
+    caller that has the contact and knows it is suppressed). The first of ``path_ids``
+    is the tenant's root.
     """
     st = db.statement(read=read_only)
     cids, sids = st.uuid_list(contact_ids), st.uuid_list(path_ids)
@@ -573,7 +608,12 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
         "since": st.param(now - max(PERIODS.values())),
         "state_source": _NO_SOURCE,
     }
-    sql = _FACTS_SQL + (_CONTACTS_SQL if with_contacts else "")
+    sql = _FACTS_SQL + (_CONTACTS_SQL if with_contacts else
+                        _SUPPRESSION_SQL if suppression else "")
+    if with_contacts or suppression:
+        slots["suppression_event"] = _SUPPRESSION_EVENT.format(
+            root=st.param(path_ids[0]), suppressed=st.param(Action.SUPPRESSED.value),
+            email=st.param(Channel.EMAIL.value), all=st.param(Channel.ALL.value))
     if topic is not None:
         assert tenant_id is not None, "a topic key means something only within a tenant"
         slots["state_source"] = _EVENT_SOURCE
@@ -602,6 +642,11 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
             zone, phone = (None, t2) if t2 and t2.startswith("+") else (t2, None)
             facts.contacts[cid] = ContactFacts(cid, str(tid), t1, as_dt(d1), bool(i1), phone,
                                                zone, json.loads(t3) if t3 else None)
+            if i2 is not None:
+                facts.suppressions[cid] = i2
+        elif kind == "x":
+            if i2 is not None:
+                facts.suppressions[cid] = i2
         elif kind == "t":
             facts.topic = TopicFact(str(tid), t2, TopicKind(t1), str(sid), bool(i1))
         elif kind == "u":
@@ -676,10 +721,13 @@ async def decide_for(
     path = path or await path_of(scope)
     cid = str(contact.id)
     facts = await load_facts([cid], [str(s.id) for s in path], channel, now, topic=topic,
-                             tenant_id=str(contact.tenant_id))
+                             tenant_id=str(contact.tenant_id),
+                             suppression=contact.suppressed_at is not None
+                             or contact.email_suppressed)
     return resolve(contact=contact, path=path, channel=channel, states=facts.states[cid],
                    mutes=facts.mutes[cid], frequencies=facts.freqs[cid],
-                   sends=facts.sends[cid], now=now, **facts.topic_args(cid, topic, path))
+                   sends=facts.sends[cid], now=now, **facts.topic_args(cid, topic, path),
+                   suppression_event_id=facts.suppressions.get(cid))
 
 
 async def decide(
@@ -705,8 +753,9 @@ async def decide(
         raise NotFound("No such contact.", field="contactId")
     return resolve(contact=contact, path=path, channel=channel, states=facts.states[cid],
                    mutes=facts.mutes[cid], frequencies=facts.freqs[cid],
-                   sends=facts.sends[cid], now=now,
-                   **facts.topic_args(cid, topic, path)).for_principal(principal)
+                   sends=facts.sends[cid], now=now, **facts.topic_args(cid, topic, path),
+                   suppression_event_id=facts.suppressions.get(cid)
+                   ).for_principal(principal)
 
 
 #: An id exactly as ``str(uuid.UUID(...))`` writes it: such ids need no parsing.
@@ -754,7 +803,7 @@ async def decide_many(
     if topic is not None:
         facts.offered(topic, path)  # an unknown topic is the request's error, not each entry's
     contacts, states, mutes = facts.contacts, facts.states, facts.mutes
-    freqs, sends = facts.freqs, facts.sends
+    freqs, sends, suppressions = facts.freqs, facts.sends, facts.suppressions
     empty: tuple[()] = ()
     out: list[AudienceEntry] = []
     for raw, cid in zip(contact_ids, wanted, strict=True):
@@ -765,6 +814,7 @@ async def decide_many(
         d = resolve(contact=contact, path=path, channel=channel,
                     states=states.get(cid, empty), mutes=mutes.get(cid, empty),
                     frequencies=freqs.get(cid, empty), sends=sends.get(cid, empty),
-                    now=now, **(facts.topic_args(cid, topic, path) if topic is not None else {}))
+                    now=now, **(facts.topic_args(cid, topic, path) if topic is not None else {}),
+                    suppression_event_id=suppressions.get(cid) if suppressions else None)
         out.append(AudienceEntry(contact_id=cid, decision=d.for_principal(principal)))
     return out

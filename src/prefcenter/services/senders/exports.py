@@ -43,7 +43,10 @@ def check_format(fmt: str) -> str:
 
 
 def media_type(fmt: str) -> str:
-    return "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
+    """The export's media type, without a charset: the exports are UTF-8 text, and the
+    HTTP layer (Litestar) appends ``; charset=<encoding>`` to every ``text/*`` type itself,
+    so naming it here too wrote it twice (issue #13)."""
+    return "text/csv" if fmt == "csv" else "application/x-ndjson"
 
 
 class _Writer:
