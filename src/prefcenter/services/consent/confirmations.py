@@ -35,6 +35,7 @@ opt-out event instead of a request, and confirming it opts back in at that scope
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -243,15 +244,16 @@ async def opt_in(
     if principal.is_contact or request.source not in CONFIRMED_SOURCES:
         return OptInOutcome(change=await changes.opt_in(principal, contact_id, scope_id,
                                                         channel, request))
-    scope = await get_scope(principal, scope_id)
-    path = await path_of(scope)
+    # The scope's path from the path cache, checked as every write checks it (the scope
+    # readable and within the caller's subtree); a write reads nothing before its
+    # transaction (issue #20).
+    _, path = await changes.target_path(principal, contact_id, scope_id)
+    scope = path[-1]
     mode, _ = opt_in_mode(path, channel)
     if mode != OptInMode.CONFIRMED:
         return OptInOutcome(change=await changes.opt_in(principal, contact_id, scope_id,
                                                         channel, request))
     authz.require(principal, Capability.WRITE)
-    if not authz.path_is_within(scope.path, principal.scope_path):
-        raise NotFound("No such scope.", field="scopeId")
     if channel not in (Channel.EMAIL, Channel.ALL):  # confirmed by mail: email only
         raise DomainError(f"{channel.value} consent at this scope needs the contact's own "
                           "answer: ask by SMS (askConsent) and the reply opts in.",
@@ -280,7 +282,7 @@ async def opt_in(
                                        message=outcome.message), outcome)
 
 
-async def check_can_opt_in(contact: Contact, scope: Scope, path: list[Scope],
+async def check_can_opt_in(contact: Contact, scope: Scope, path: Sequence[Scope],
                             channel: Channel) -> ConsentState | None:
     """Refuse what ``changes.opt_in`` refuses; the OPTED_IN state when already in."""
     await changes.refuse_if_blocked(contact, path, channel)
