@@ -43,10 +43,10 @@ async def test_graphiql_files_are_served_from_memory_like_files(
     response = await client.get("/static/graphiql/init.js")
     assert response.status_code == 200
     assert response.content == (ASSETS_DIR / "init.js").read_bytes()
-    assert response.headers["content-type"].startswith("text/javascript")
+    assert response.headers.get_list("content-type") == ["text/javascript; charset=utf-8"]
     assert response.headers["cache-control"] == "max-age=86400"
     css = await client.get("/static/graphiql/graphiql.min.css")
-    assert css.headers["content-type"].startswith("text/css")
+    assert css.headers.get_list("content-type") == ["text/css; charset=utf-8"]
     again = await client.get("/static/graphiql/init.js",
                              headers={"If-None-Match": response.headers["etag"]})
     assert again.status_code == 304 and again.content == b""

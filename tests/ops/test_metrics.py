@@ -23,7 +23,8 @@ from tests.sms.conftest import Sms, register
 async def scrape(client: httpx.AsyncClient, **headers: str) -> str:
     response = await client.get("/metrics", headers=headers)
     assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers.get_list("content-type") == [
+        "text/plain; version=1.0.0; charset=utf-8"]  # Prometheus' text format, charset once
     return response.text
 
 

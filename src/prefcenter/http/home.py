@@ -79,7 +79,7 @@ def routes(settings: Settings) -> list[object]:
     @route("/docs", http_method=[HttpMethod.GET, HttpMethod.HEAD], opt={"anonymous": True},
            include_in_schema=False)
     async def docs() -> Response[str]:
-        return Response(readme(), media_type="text/plain; charset=utf-8", headers=HEADERS)
+        return Response(readme(), media_type="text/plain", headers=HEADERS)  # + charset
 
     return [home, docs]
 

@@ -152,7 +152,9 @@ async def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[Any]:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # several worker processes: add them up
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    # Litestar appends "; charset=utf-8" to text/* types itself: give it the type without.
+    return Response(generate_latest(registry),
+                    media_type=CONTENT_TYPE_LATEST.replace("; charset=utf-8", ""))
 
 
 def http_middleware() -> Any:
