@@ -1,7 +1,10 @@
 """Change events: hooks inside the writing transaction, publication after commit.
 
-- ``on_event_in_transaction(hook)``: runs for every ledger event inside the transaction
-  that writes it (for outboxes that must commit together with the change).
+- ``on_event_in_transaction(hook, interested=...)``: runs for every ledger event inside
+  the transaction that writes it (for outboxes that must commit together with the
+  change). ``interested(tenant_id, source)``, when given, says whether the hook can do
+  anything with a tenant's events from that source: a bulk writer (the import) asks
+  ``listened`` once per batch and skips building a million event objects nobody needs.
 - ``set_publisher(fn)``: receives the committed events of one transaction, in ledger
   order, after commit (the app wires it to Litestar channels). A rollback publishes
   nothing.
@@ -14,26 +17,38 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from prefcenter import db
 from prefcenter.models import ConsentEvent
+from prefcenter.models.enums import Source
 
 log = logging.getLogger(__name__)
 
 InTransactionHook = Callable[[ConsentEvent], Awaitable[None]]
+Interest = Callable[[str, Source], Awaitable[bool]]
 Publisher = Callable[[Sequence[ConsentEvent]], Awaitable[None]]
 
-_in_transaction_hooks: list[InTransactionHook] = []
+_in_transaction_hooks: list[tuple[InTransactionHook, Interest | None]] = []
 _publishers: dict[str, Publisher] = {}
 
 
-def on_event_in_transaction(hook: InTransactionHook) -> InTransactionHook:
-    if hook not in _in_transaction_hooks:
-        _in_transaction_hooks.append(hook)
+def on_event_in_transaction(hook: InTransactionHook, interested: Interest | None = None
+                            ) -> InTransactionHook:
+    if all(h is not hook for h, _ in _in_transaction_hooks):
+        _in_transaction_hooks.append((hook, interested))
     return hook
 
 
-def listened() -> bool:
-    """Whether any hook or publisher would receive events (bulk writers skip building
-    ORM objects for events nobody receives)."""
-    return bool(_in_transaction_hooks or _publishers)
+def off_event_in_transaction(hook: InTransactionHook) -> None:
+    _in_transaction_hooks[:] = [(h, i) for h, i in _in_transaction_hooks if h is not hook]
+
+
+async def listened(tenant_id: str, source: Source) -> bool:
+    """Whether a publisher, or a hook interested in them, would receive a tenant's events
+    from ``source`` (inside the writing transaction: hooks may look at the database)."""
+    if _publishers:
+        return True
+    for _, interested in _in_transaction_hooks:
+        if interested is None or await interested(tenant_id, source):
+            return True
+    return False
 
 
 def set_publisher(name: str, publisher: Publisher | None) -> None:
@@ -46,7 +61,7 @@ def set_publisher(name: str, publisher: Publisher | None) -> None:
 
 async def recorded(event: ConsentEvent) -> None:
     """Called by the ledger for each new event, inside its transaction."""
-    for hook in _in_transaction_hooks:
+    for hook, _ in _in_transaction_hooks:
         await hook(event)
     uow = db.current_unit_of_work()
     pending: list[ConsentEvent] | None = uow.items.get("events")

@@ -168,7 +168,7 @@ async def test_a_failed_change_rolls_back_state_and_event_together(world: World)
         assert body["errors"][0]["message"] == "Unexpected error; it has been logged."
         assert "outbox" not in str(body)
     finally:
-        events._in_transaction_hooks.remove(boom)
+        events.off_event_in_transaction(boom)
     assert await ConsentEvent.all().count() == 0
     assert await ConsentState.all().count() == 0
     assert published == []

@@ -60,7 +60,7 @@ from tortoise.expressions import F, Q
 from prefcenter import db, events
 from prefcenter.errors import DomainError, ErrorCode, Invalid, NotFound
 from prefcenter.models import ConsentEvent
-from prefcenter.models.enums import PRIVATE_ACTIONS, Action
+from prefcenter.models.enums import PRIVATE_ACTIONS, Action, Source
 from prefcenter.models.webhooks import (
     DeliveryStatus,
     WebhookAttempt,
@@ -371,17 +371,28 @@ def _matches(endpoint_path: str, types: list[str], event: ConsentEvent) -> bool:
         not types or event.action.value in types)
 
 
+async def _enabled_endpoints(tenant_id: Any) -> list[tuple[Any, str, list[str]]]:
+    """The tenant's enabled endpoints (id, scope path, event types), read once per
+    transaction."""
+    uow = db.current_unit_of_work()
+    key = f"webhook_endpoints:{tenant_id}"
+    endpoints: list[tuple[Any, str, list[str]]] | None = uow.items.get(key)
+    if endpoints is None:
+        endpoints = uow.items[key] = list(await WebhookEndpoint.filter(
+            tenant_id=tenant_id, enabled=True).values_list("id", "scope_path", "event_types"))
+    return endpoints
+
+
+async def _outbox_interested(tenant_id: str, source: Source) -> bool:
+    return bool(await _enabled_endpoints(tenant_id))
+
+
 async def _write_outbox(event: ConsentEvent) -> None:
     """In the event's transaction: one delivery per enabled endpoint that wants it."""
     if event.action in PRIVATE_ACTIONS:
         return
     uow = db.current_unit_of_work()
-    key = f"webhook_endpoints:{event.tenant_id}"
-    endpoints: list[tuple[Any, str, list[str]]] | None = uow.items.get(key)
-    if endpoints is None:
-        endpoints = uow.items[key] = list(await WebhookEndpoint.filter(
-            tenant_id=event.tenant_id, enabled=True).values_list("id", "scope_path",
-                                                                  "event_types"))
+    endpoints = await _enabled_endpoints(event.tenant_id)
     now = utcnow()
     rows = [WebhookDelivery(id=uuid.uuid4(), tenant_id=event.tenant_id, endpoint_id=eid,
                             event_id=event.id, next_attempt_at=now, created_at=now)
@@ -394,7 +405,7 @@ async def _write_outbox(event: ConsentEvent) -> None:
         uow.after_commit(_wake_async)
 
 
-events.on_event_in_transaction(_write_outbox)
+events.on_event_in_transaction(_write_outbox, _outbox_interested)
 
 
 @dataclass(frozen=True)

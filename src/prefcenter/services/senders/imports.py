@@ -847,7 +847,7 @@ class Importer:
             for status, event_id, at, state_id in topic_updates:
                 await TopicConsentState.filter(id=state_id).update(
                     status=status, event_id=event_id, updated_at=at)
-            if events.listened():
+            if await events.listened(tenant, Source.IMPORT):
                 # ORM objects only for the hooks and publishers that receive them, built
                 # as rows read back from the database are (they are stored; the values
                 # are the columns' own: ``EVENT_COLUMNS`` are the column names), which

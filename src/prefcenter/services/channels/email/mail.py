@@ -41,7 +41,7 @@ from tortoise.expressions import Q
 
 from prefcenter import db, events
 from prefcenter.models import ConsentEvent, Contact, ContactToken, Scope, Tenant
-from prefcenter.models.enums import Action, Channel, TokenPurpose
+from prefcenter.models.enums import Action, Channel, Source, TokenPurpose
 from prefcenter.models.mail import (
     MailKind,
     MailStatus,
@@ -131,7 +131,6 @@ async def _wake() -> None:
         event.set()
 
 
-@events.on_event_in_transaction
 async def _confirm_opt_out(event: ConsentEvent) -> None:
     """Seed 002: a contact's own opt-out of email (or of everything) triggers a
     confirmation mail, where configured; a channel whose spec says so only (never a text)."""
@@ -146,6 +145,13 @@ async def _confirm_opt_out(event: ConsentEvent) -> None:
         return
     await enqueue(contact, scope, Channel(event.channel), MailKind.OPT_OUT_CONFIRMATION,
                   {"eventId": event.id})
+
+
+async def _from_a_contact(tenant_id: str, source: Source) -> bool:
+    return source in CONTACT_SOURCES
+
+
+events.on_event_in_transaction(_confirm_opt_out, _from_a_contact)
 
 
 # --- rendering --------------------------------------------------------------------------
