@@ -76,10 +76,17 @@ class InlineConnection(aiosqlite.Connection):
     _fresh = False
     #: Moving average of inline commits, in milliseconds.
     commit_ms = 0.0
+    #: Set when ``close`` is asked for: nothing runs inline after that.
+    _closing = False
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        conn = self._connection
         name = getattr(fn, "__name__", "")
+        if name == "close" and getattr(fn, "__self__", None) is self._connection:
+            # (The connection's close, not a cursor's.) The thread closes the connection from now on: nothing may use it inline
+            # meanwhile (a background task committing while the app shuts down would use
+            # freed memory); later calls queue behind the close and fail cleanly.
+            self._closing = True
+        conn = None if self._closing else self._connection
         if conn is not None and name == "commit":
             if not conn.in_transaction:
                 return fn()  # Tortoise commits before each BEGIN: nothing to commit, no fsync

@@ -218,3 +218,26 @@ async def test_a_cancelled_waiter_passes_its_turn_on() -> None:
     lock.release()
     with pytest.raises(RuntimeError):
         lock.release()
+
+
+async def test_nothing_runs_inline_once_the_connection_is_closing(tmp_path: Any) -> None:
+    """A background task that commits while the app shuts down must not use the
+    connection on the loop's thread while aiosqlite's thread closes it (that crashed the
+    process once: freed memory); it queues behind the close and fails cleanly."""
+    import sqlite3
+
+    path = str(tmp_path / "closing.sqlite3")
+    conn = sqlite_client.InlineConnection(
+        lambda: sqlite3.connect(path, isolation_level=None, check_same_thread=False), 64)
+    await conn
+    await conn.execute("CREATE TABLE t (x)")
+    await conn.execute("BEGIN")
+    await conn.execute("INSERT INTO t VALUES (1)")
+    closing = asyncio.create_task(conn.close())
+    await asyncio.sleep(0)  # the close is asked for and queued to the thread
+    with pytest.raises((sqlite3.ProgrammingError, ValueError)):
+        await conn.commit()
+    await asyncio.wait_for(closing, timeout=5)
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT count(*) FROM t").fetchone() == (0,)  # never committed
+    check.close()
