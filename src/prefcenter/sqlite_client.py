@@ -82,9 +82,10 @@ class InlineConnection(aiosqlite.Connection):
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         name = getattr(fn, "__name__", "")
         if name == "close" and getattr(fn, "__self__", None) is self._connection:
-            # (The connection's close, not a cursor's.) The thread closes the connection from now on: nothing may use it inline
-            # meanwhile (a background task committing while the app shuts down would use
-            # freed memory); later calls queue behind the close and fail cleanly.
+            # The connection's close (not a cursor's): the thread closes it from now on,
+            # and nothing may use it inline meanwhile (a background task committing while
+            # the app shuts down would use freed memory); later calls queue behind the
+            # close and fail cleanly.
             self._closing = True
         conn = None if self._closing else self._connection
         if conn is not None and name == "commit":
