@@ -59,7 +59,7 @@ async def test_an_unexpected_fault_is_still_an_error_with_its_traceback(
                                                    "scopeId": world.sid("group"),
                                                    "channel": "EMAIL"}}, expect_errors=True)
     finally:
-        events._in_transaction_hooks.remove(boom)
+        events.off_event_in_transaction(boom)
     assert body["errors"][0]["message"] == "Unexpected error; it has been logged."
     errors = _records(caplog, logging.ERROR)
     assert len(errors) == 1, [r.getMessage() for r in errors]
