@@ -86,8 +86,6 @@ async def init_db(settings: Settings, *, generate_schemas: bool = False) -> None
     path = sqlite_file(settings.database_url)
     if path is not None and settings.sqlite_read_connections > 0:
         _read_pool = ReadPool(path, settings.sqlite_read_connections)
-        # The ORM's reads outside a transaction go there too (sqlite_client).
-        connections.get("default").read_pool = _read_pool
 
 
 async def close_db() -> None:
@@ -210,8 +208,6 @@ async def _close_read_pool() -> None:
     global _read_pool
     pool, _read_pool = _read_pool, None
     if pool is not None:
-        with suppress(Exception):  # Tortoise's connections may be closed already
-            connections.get("default").read_pool = None
         await pool.close()
 
 

@@ -34,11 +34,6 @@ clients a turn is several milliseconds, so writes queued for 300 ms although eac
 the lock for about 2 ms (issue #20: writes p50 300 ms, the lock free most of the time).
 ``BargingLock`` lets a newcomer take a free lock at once; a woken waiter that finds it
 taken waits again. With transactions that do not yield while holding it, nobody waits.
-
-Reads outside a transaction (the ORM's ``SELECT``, ``WITH ... SELECT``) go to the read
-pool beside this connection (``db.ReadPool``, set on the client as ``read_pool``), so a
-read never holds the write lock across a thread hop, and reads never queue behind a
-write. A statement there that tries to write fails (``mode=ro``) and runs here instead.
 """
 
 from __future__ import annotations
@@ -47,7 +42,7 @@ import asyncio
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Literal
 
 import aiosqlite
@@ -187,54 +182,13 @@ class BargingLock(asyncio.Lock):
                 return
 
 
-def _is_read(query: str) -> bool:
-    head = query.lstrip()[:6].upper()
-    return head == "SELECT" or head.startswith("WITH")
-
-
 class InlineSqliteClient(SqliteClient):
-    """Tortoise's ``SqliteClient`` on an ``InlineConnection``, with a ``BargingLock`` and
-    reads outside a transaction on the read pool (module doc)."""
-
-    #: ``db.ReadPool`` of this file, set by ``db.init_db`` (None: every read here).
-    read_pool: Any = None
+    """Tortoise's ``SqliteClient`` on an ``InlineConnection``, with a ``BargingLock``
+    (module doc)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lock = BargingLock()
-
-    async def _read(self, query: str, values: Sequence[Any] | None) -> list[Any] | None:
-        """The rows of a read on the read pool, or None when it must run here."""
-        if self.read_pool is None or not _is_read(query):
-            return None
-        query = query.replace("\x00", "'||CHAR(0)||'")  # as Tortoise does
-        self.log.debug("%s: %s", query, values)
-        async with self.read_pool.connection() as conn:
-            try:
-                cursor = await conn.execute(query, values or ())
-            except sqlite3.OperationalError as exc:
-                if "readonly" in str(exc):
-                    return None  # a CTE that writes: the writer's job
-                raise
-            cursor._cursor.row_factory = sqlite3.Row  # what Tortoise reads rows as
-            try:
-                return list(await cursor.fetchall())
-            finally:
-                await cursor.close()
-
-    async def execute_query(self, query: str, values: list[Any] | None = None
-                            ) -> tuple[int, Sequence[Any]]:
-        rows = await self._read(query, values)
-        if rows is None:
-            return await super().execute_query(query, values)
-        return len(rows), rows
-
-    async def execute_query_dict(self, query: str, values: list[Any] | None = None
-                                 ) -> list[dict[str, Any]]:
-        rows = await self._read(query, values)
-        if rows is None:
-            return await super().execute_query_dict(query, values)
-        return [dict(row) for row in rows]
 
     async def create_connection(self, with_db: bool) -> None:
         if self._connection:

@@ -45,6 +45,14 @@ async def rows(sql: str, values: list[Any] | None = None) -> list[dict[str, Any]
     return result
 
 
+async def suppression_events() -> dict[str, int]:
+    """Contact id -> its newest SUPPRESSED ledger event: what a SUPPRESSED decision names
+    as its deciding event (step 1), for references resolved from old rows."""
+    found = await rows("SELECT id, contact_id FROM consent_event WHERE action = ? "
+                       "ORDER BY id", ["SUPPRESSED"])
+    return {str(r["contact_id"]): int(r["id"]) for r in found}
+
+
 async def read_schema() -> Schema:
     if dialect() == "sqlite":
         return await _sqlite_schema()

@@ -150,38 +150,6 @@ async def _suppress(contact_id: str, at: Any) -> None:
         await Contact.filter(id=contact_id).update(suppressed_at=at)
 
 
-@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's write connection and read pool")
-async def test_reads_outside_a_transaction_do_not_wait_for_an_open_write(world: World) -> None:
-    """Tortoise's one SQLite connection sits behind one lock; an ORM read used to queue
-    behind any open transaction. It now runs on a read connection and sees what has
-    committed, not the open transaction's write."""
-    from prefcenter.models import Contact
-
-    ada = world.cid("ada")
-    inside, finish = asyncio.Event(), asyncio.Event()
-
-    async def writer() -> None:
-        async with db.transaction():
-            await Contact.filter(id=ada).update(name="Ada, uncommitted")
-            inside.set()
-            await finish.wait()  # holds the write lock across awaits
-
-    task = asyncio.create_task(writer())
-    await asyncio.wait_for(inside.wait(), timeout=5)
-    try:
-        contact = await asyncio.wait_for(Contact.get(id=ada), timeout=5)
-        assert contact.name != "Ada, uncommitted"
-        assert await asyncio.wait_for(Contact.filter(id=ada).count(), timeout=5) == 1
-        raw = await asyncio.wait_for(connections.get("default").execute_query_dict(
-            'WITH c AS (SELECT name FROM contact WHERE id = ?) SELECT name FROM c', [ada]),
-            timeout=5)
-        assert raw == [{"name": contact.name}]
-    finally:
-        finish.set()
-        await asyncio.wait_for(task, timeout=5)
-    assert (await Contact.get(id=ada)).name == "Ada, uncommitted"  # committed: seen now
-
-
 async def test_the_barging_lock_goes_to_whoever_finds_it_free() -> None:
     lock = sqlite_client.BargingLock()
     order: list[str] = []

@@ -28,7 +28,7 @@ from prefcenter.services.tenancy.principals import system_principal
 from tests.conftest import running
 from tests.helpers import assert_ledger_consistent
 from tests.storage.conftest import migration_before, settings_for
-from tests.storage.dialect import rows, timestamp, uid
+from tests.storage.dialect import rows, suppression_events, timestamp, uid
 
 FreshUrl = Callable[[], AbstractAsyncContextManager[str]]
 MIGRATION = "0007_confirmed_opt_in"
@@ -118,6 +118,7 @@ async def _decisions_from_old_rows(old: dict[str, Any]) -> dict[tuple[str, str, 
     states = await rows("SELECT id, contact_id, scope_id, channel, status, event_id "
                         "FROM consent_state")
     mutes = await rows("SELECT id, contact_id, scope_id, event_id FROM not_interested")
+    suppressed = await suppression_events()
     owner = system_principal(old["tenant"], old["scopes"]["root"])
     out: dict[tuple[str, str, str], Any] = {}
     for sid, srow in scopes.items():
@@ -129,7 +130,8 @@ async def _decisions_from_old_rows(old: dict[str, Any]) -> dict[tuple[str, str, 
                     contact=Contact(**c), path=path, channel=channel,
                     states=[ConsentState(**s) for s in states if str(s["contact_id"]) == cid],
                     mutes=[NotInterested(**m) for m in mutes if str(m["contact_id"]) == cid],
-                    frequencies=[], sends=[], now=datetime.now(UTC)).for_principal(owner)
+                    frequencies=[], sends=[], now=datetime.now(UTC),
+                    suppression_event_id=suppressed.get(cid)).for_principal(owner)
                 out[(cid, str(sid), channel.value)] = (
                     d.allowed, d.reason.value,
                     str(d.decided_by.id) if d.decided_by else None,

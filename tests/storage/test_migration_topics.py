@@ -36,7 +36,7 @@ from prefcenter.services.tenancy.principals import system_principal
 from tests.conftest import running
 from tests.helpers import assert_ledger_consistent
 from tests.storage.conftest import migration_before, settings_for
-from tests.storage.dialect import rows, timestamp, uid
+from tests.storage.dialect import rows, suppression_events, timestamp, uid
 from tests.storage.test_migration_confirmed_opt_in import scope_from_old_row
 
 FreshUrl = Callable[[], AbstractAsyncContextManager[str]]
@@ -145,6 +145,7 @@ async def _decisions_from_old_rows(old: dict[str, Any]) -> dict[tuple[str, str, 
     freqs = await rows("SELECT contact_id, scope_id, scope_path, channel, max_count, period, "
                        "paused_until, event_id FROM frequency_preference")
     sends = await rows("SELECT contact_id, scope_path, channel, sent_at FROM send_record")
+    suppressed = await suppression_events()
     owner = system_principal(old["tenant"], old["scopes"]["root"])
     out: dict[tuple[str, str, str], Any] = {}
     for sid, srow in scopes.items():
@@ -169,7 +170,7 @@ async def _decisions_from_old_rows(old: dict[str, Any]) -> dict[tuple[str, str, 
                     sends=[SendFact(r["scope_path"], Channel(r["channel"]),
                                     db.as_datetime(r["sent_at"]) or now)
                            for r in sends if str(r["contact_id"]) == cid],
-                    now=now).for_principal(owner)
+                    now=now, suppression_event_id=suppressed.get(cid)).for_principal(owner)
                 out[(cid, sid, channel.value)] = (
                     d.allowed, d.reason.value, d.next_allowed_at,
                     str(d.decided_by.id) if d.decided_by else None,

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 from prefcenter.observability import metrics
-from prefcenter.sqlite_client import InlineSqliteClient
 
 _METHODS = ("execute_query", "execute_query_dict", "execute_insert", "execute_many",
             "execute_script")
@@ -59,8 +58,7 @@ def _wrap(method: Callable[..., Any]) -> Callable[..., Any]:
 def _client_classes() -> list[type]:
     from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionWrapper
 
-    # prefcenter's own SQLite client sends reads to the read pool in its own methods.
-    classes: list[type] = [SqliteClient, SqliteTransactionWrapper, InlineSqliteClient]
+    classes: list[type] = [SqliteClient, SqliteTransactionWrapper]
     try:
         from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
     except ImportError:  # pragma: no cover - asyncpg is a dependency
