@@ -240,6 +240,66 @@ async def test_planned_audience_equals_graphql_cores_answer(
     assert planned["audience"][-1]["decision"]["by"] is None  # a default policy
 
 
+DECISION_RICH = """query($c: ID!, $s: ID!) {
+  decision(contactId: $c, scopeId: $s, channel: EMAIL) {
+    __typename allowed reason channel contactId scopeId nextAllowedAt topic decidedByTopic
+    by: decidedBy { __typename id name kind depth emailPolicy }
+    ...F
+  }
+}
+fragment F on Decision { reason again: allowed decidedBy { id } }"""
+#: The same with a directive that depends on the variables: planned per request only.
+DECISION_SKIP = DECISION_RICH.replace("...F", "...F decidedBy @include(if: $on) { name }").replace(
+    "$s: ID!)", "$s: ID!, $on: Boolean!)")
+
+
+def _vars(world: World, name: str, on: bool, query: str) -> dict[str, Any]:
+    extra = {"on": on} if "$on" in query else {}
+    return {"c": world.cid(name), "s": world.sid("study_sleep"), **extra}
+
+
+async def test_a_planned_decision_equals_graphql_cores_answer_and_the_plan_is_kept(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefcenter.graphql import fastlists
+    from prefcenter.services.consent import changes
+
+    account = world.scopes["account"]
+    request = changes.Request(source=Source.ADMIN)
+    await changes.opt_out(world.system, world.cid("ada"), str(account.id), Channel.EMAIL,
+                          request)
+    await changes.set_frequency(world.system, world.cid("bob"), str(world.root.id), request,
+                                max_count=0, period=Period.DAY)
+    asked = [("ada", "OPTED_OUT"), ("bob", "FREQUENCY_CAP")]
+    fastlists._kept.clear()
+    planned = {}
+    kept = {}
+    for query in (DECISION_RICH, DECISION_SKIP):
+        for on in (True, False):
+            for name, _ in asked:
+                planned[query, on, name] = await world.gql(query, _vars(world, name, on, query))
+        kept[query] = [build for _, build in fastlists._kept.values()]
+    # The static document's Decision plan is built once and kept across its four
+    # requests; the other's selection depends on $on: planned per request, never kept.
+    assert len(kept[DECISION_RICH]) == 1 and kept[DECISION_RICH][0] is not None
+    assert kept[DECISION_SKIP] == kept[DECISION_RICH]
+
+    def no_plans(self: Any, *args: Any) -> None:
+        return None
+
+    monkeypatch.setattr(fastlists.ExecutionContext, "_plan", no_plans)
+    for (query, on, name), body in planned.items():
+        reference = await world.gql(query, _vars(world, name, on, query))
+        assert body == reference, (name, on)
+    reasons = {name: planned[DECISION_RICH, True, name]["decision"]["reason"]
+               for name, _ in asked}
+    assert reasons == dict(asked)
+    assert planned[DECISION_RICH, True, "ada"]["decision"]["by"]["id"] == world.sid("account")
+    account_id = world.sid("account")
+    assert planned[DECISION_SKIP, False, "ada"]["decision"]["decidedBy"] == {"id": account_id}
+    assert planned[DECISION_SKIP, True, "ada"]["decision"]["decidedBy"] == {
+        "id": account_id, "name": account.name}
+
+
 # --- SQLite: reads beside the writer -----------------------------------------------------
 
 async def test_a_decision_does_not_wait_for_a_write_in_progress(world: World) -> None:

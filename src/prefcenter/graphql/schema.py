@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import strawberry
-from graphql import ExecutionResult, GraphQLError
-from graphql.language import FieldNode
+from graphql import ExecutionResult, GraphQLError, GraphQLSchema
+from graphql.language import DocumentNode, FieldNode
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -17,8 +18,8 @@ from strawberry.extensions import (
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
+from strawberry.schema.schema import validate_document
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -117,6 +118,42 @@ class AuthExtension(SchemaExtension):
         yield
 
 
+#: (schema, document, rules) by identity -> (the schema and document, to keep their ids
+#: taken, and the validation errors); least recently used dropped past the size.
+_validated: OrderedDict[tuple[int, int, tuple[Any, ...]],
+                        tuple[GraphQLSchema, DocumentNode, list[GraphQLError]]] = OrderedDict()
+
+
+class ValidationMemo(SchemaExtension):
+    """Validation once per document, like Strawberry's ``ValidationCache``, keyed by the
+    document's identity instead of its value.
+
+    ``ValidationCache`` looks documents up in an ``lru_cache``, and a graphql-core document
+    (frozen dataclasses) computes its hash from every node, recursively, at every lookup:
+    about 90 node hashes for a ``decision`` query, a cost that grows with the document
+    (cProfile, issue #20). ``ParserCache`` answers a repeated query text with the same
+    document object, so its identity is a key; the entry holds the document, so its id
+    is not reused while cached. A document parsed anew (evicted from the parser cache) is
+    validated again: correct, only slower."""
+
+    def on_validate(self) -> Iterator[None]:
+        ctx = self.execution_context
+        schema, document = ctx.schema._schema, ctx.graphql_document
+        assert document is not None  # validation runs after a successful parse
+        key = (id(schema), id(document), tuple(ctx.validation_rules))
+        hit = _validated.get(key)
+        if hit is not None:
+            _validated.move_to_end(key)
+            errors = hit[2]
+        else:
+            errors = validate_document(schema, document, tuple(ctx.validation_rules))
+            _validated[key] = (schema, document, errors)
+            if len(_validated) > VALIDATION_CACHE_SIZE:
+                _validated.popitem(last=False)
+        ctx.pre_execution_errors = errors
+        yield
+
+
 def _expected(error: GraphQLError) -> bool:
     """A refusal or a bad request (typed ``DomainError``, GraphQL's own parse, validation
     and variable errors) rather than a fault of this server."""
@@ -168,7 +205,7 @@ def build_schema(settings: Settings | None = None, subscription: Any = None,
         extensions=[
             AuthExtension,
             lambda: ParserCache(maxsize=PARSE_CACHE_SIZE),
-            lambda: ValidationCache(maxsize=VALIDATION_CACHE_SIZE),
+            ValidationMemo,
             lambda: AddValidationRules(limits),
             lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
             lambda: MaskErrors(should_mask_error=_should_mask,
