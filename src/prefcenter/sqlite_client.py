@@ -33,10 +33,16 @@ the event loop (the woken task runs only after everything already scheduled). Un
 clients a turn is several milliseconds, so writes queued for 300 ms although each held
 the lock for about 2 ms (issue #20: writes p50 300 ms, the lock free most of the time).
 ``BargingLock`` lets a newcomer take a free lock at once; a woken waiter that finds it
-taken waits again. A holder that does not yield makes nobody wait. ORM reads outside a
-transaction still go to the thread while holding the lock (they stay on this connection
-so that a read sees the writes before it), and under the 50-client mix those hops keep
-the write queue at about 300 ms p50: moving them off this lock is what remains.
+taken waits again. A holder that does not yield makes nobody wait.
+
+Point reads outside a transaction run inline too. The ORM's reads stay on this connection
+(a read sees every write committed before it), and a read that went to the thread held
+the lock for a whole turn of the busy loop: under the 50-client mix each ``contact(id)``
+kept writes waiting for milliseconds, and writes queued for 200 ms p50 although each held
+the lock for about 2 ms (issue #20). A read with ``LIMIT`` of at most ``POINT_ROWS``
+(``.first()``, ``.get()``, ``.exists()``; Tortoise binds the limit as the last
+parameter) is an index lookup in practice, cheaper than the hop; any other read, which may
+scan (a count, a listing, the ledger's verification), still goes to the thread.
 """
 
 from __future__ import annotations
@@ -58,6 +64,18 @@ INLINE = frozenset({"execute", "_execute_fetchall", "_execute_insert", "fetchall
 
 #: Commits slower than this (moving average, milliseconds) go to the thread (module doc).
 SLOW_COMMIT_MS = 4.0
+#: Reads outside a transaction limited to this many rows run inline (module doc).
+POINT_ROWS = 2
+
+
+def _point_read(args: tuple[Any, ...]) -> bool:
+    """``SELECT ... LIMIT ?`` with the limit (the last parameter) at most ``POINT_ROWS``."""
+    if len(args) < 2 or not args[1]:
+        return False
+    sql, values = args[0], args[1]
+    limit = values[-1]
+    return (isinstance(sql, str) and sql.startswith("SELECT ") and sql.endswith(" LIMIT ?")
+            and limit.__class__ is int and 0 <= limit <= POINT_ROWS)
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
@@ -92,7 +110,8 @@ class InlineConnection(aiosqlite.Connection):
             if self.commit_ms < SLOW_COMMIT_MS:
                 return self._commit_inline(fn)
         if conn is not None and name in INLINE and (
-                conn.in_transaction or args[:1] == ("BEGIN",)):
+                conn.in_transaction or args[:1] == ("BEGIN",) or (
+                    name == "_execute_fetchall" and _point_read(args))):
             begin = args[:1] == ("BEGIN",)
             try:
                 result = fn(*args, **kwargs)

@@ -209,3 +209,42 @@ async def test_nothing_runs_inline_once_the_connection_is_closing(tmp_path: Any)
     check = sqlite3.connect(path)
     assert check.execute("SELECT count(*) FROM t").fetchone() == (0,)  # never committed
     check.close()
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="Tortoise's SQLite connection")
+async def test_a_point_read_outside_a_transaction_runs_inline_and_sees_the_last_commit(
+        world: World) -> None:
+    """A ``.get()``/``.first()`` outside a transaction never holds the write lock across a
+    thread hop (issue #20: it made writes queue); a read that may scan still goes there."""
+    from prefcenter.models import Contact
+
+    ada = world.cid("ada")
+    client = connections.get("default")
+    seen: list[str] = []
+    original = client._connection._waiting
+
+    def on_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(str(args[0])[:30] if args else getattr(fn, "__name__", "?"))
+        return original(fn, *args, **kwargs)
+
+    client._connection._waiting = on_thread
+    try:
+        for name in ("Ada One", "Ada Two"):
+            async with db.transaction():
+                await Contact.filter(id=ada).update(name=name)
+            # Right after the commit, on the writer connection: the new name, inline.
+            assert (await Contact.get(id=ada)).name == name
+            assert (await Contact.filter(id=ada).first()) is not None
+            assert await Contact.filter(id=ada, name=name).exists()
+        assert seen == []
+        # A count (no LIMIT) may scan: the thread, as before.
+        assert await Contact.filter(tenant_id=world.tenant_id).count() >= 1
+        assert len(seen) == 1 and seen[0].startswith("SELECT COUNT")
+        # A larger LIMIT is not a point read either.
+        await Contact.filter(tenant_id=world.tenant_id).limit(50)
+        assert len(seen) == 2
+    finally:
+        client._connection._waiting = original
+    assert sqlite_client._point_read(('SELECT 1 FROM "contact" WHERE "id"=? LIMIT ?', ["x", 1]))
+    assert not sqlite_client._point_read(('SELECT 1 FROM "contact" LIMIT ?', ["x", 3]))
+    assert not sqlite_client._point_read(('DELETE FROM "contact" WHERE 0 LIMIT ?', [1]))

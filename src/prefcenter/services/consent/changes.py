@@ -32,7 +32,7 @@ from prefcenter.services.consent.resolution import (
     decide_for,
     unknown_topic,
 )
-from prefcenter.services.people.contacts import get_contact, lock_contact
+from prefcenter.services.people.contacts import contact_for_update, get_contact, lock_contact
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
 from prefcenter.services.tenancy.scopes import get_scope, path_of
@@ -112,7 +112,7 @@ async def target_path(principal: Principal, contact_id: str, scope_id: str
 async def locked_contact(principal: Principal, contact_id: str) -> Contact:
     """The contact, row-locked (``lock_contact``), if ``principal`` may see it. Inside a
     transaction: an unknown or hidden contact rolls it back having written nothing."""
-    contact = await Contact.select_for_update().filter(id=contact_id).first()
+    contact = await contact_for_update(contact_id)
     if contact is None or not authz.contact_visible(principal, contact):
         raise NotFound("No such contact.", field="contactId")
     return contact

@@ -8,7 +8,7 @@ from typing import Any
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import DOT_ATOM_TEXT, EMAIL_MAX_LENGTH, LOCAL_PART_MAX_LENGTH
-from tortoise.exceptions import IntegrityError
+from tortoise.exceptions import DoesNotExist, IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
@@ -254,18 +254,32 @@ async def get_contact(
     principal: Principal, contact_id: str, *, lock: bool = False, field: str = "contactId"
 ) -> Contact:
     cid = parse_uuid(contact_id, field, "contact")
-    query = Contact.filter(id=cid)
-    if lock:
-        query = query.select_for_update()
-    contact = await query.first()
+    contact = await (contact_for_update(cid) if lock else Contact.filter(id=cid).first())
     if contact is None or not authz.contact_visible(principal, contact):
         raise NotFound("No such contact.", field=field)
     return contact
 
 
-async def lock_contact(contact_id: str) -> Contact:
+async def lock_contact(contact_id: Any) -> Contact:
     """Serialise changes to one contact (row lock on PostgreSQL; SQLite serialises anyway)."""
-    return await Contact.select_for_update().get(id=contact_id)
+    contact = await contact_for_update(contact_id)
+    if contact is None:
+        raise DoesNotExist(Contact)
+    return contact
+
+
+async def contact_for_update(contact_id: Any) -> Contact | None:
+    """The contact by id, row-locked for the rest of the transaction (``FOR UPDATE`` on
+    PostgreSQL; on SQLite the transaction holds the write lock already); None if absent.
+
+    Every consent change starts here. One hand-written statement instead of the ORM's
+    ``select_for_update().filter().first()``: Tortoise resolved the filter and built the
+    query anew each time, about a tenth of a write's CPU under the 50-client mix (issue
+    #20); the row becomes a model exactly as the ORM's own reads make it."""
+    st = db.statement()
+    sql = f'SELECT * FROM "contact" WHERE "id" = {st.param(str(contact_id))}'  # noqa: S608
+    rows = await st.rows(sql if st.sqlite else sql + " FOR UPDATE")
+    return Contact._init_from_db(**dict(rows[0])) if rows else None
 
 
 async def search_contacts(

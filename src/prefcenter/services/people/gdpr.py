@@ -39,7 +39,7 @@ from prefcenter.models.senders import FeedbackEvent, SuppressionOrigin
 from prefcenter.models.sms import SmsReview
 from prefcenter.services.common import utcnow
 from prefcenter.services.consent import ledger
-from prefcenter.services.people.contacts import get_contact
+from prefcenter.services.people.contacts import get_contact, lock_contact
 from prefcenter.services.senders import suppression
 from prefcenter.services.senders.exports import event_row
 from prefcenter.services.tenancy import authz
@@ -172,7 +172,7 @@ async def erase(principal: Principal, contact_id: str) -> dict[str, Any]:
     config = await suppression.config_for(str(contact.tenant_id))
     root = await suppression.root_of(str(contact.tenant_id))
     async with db.transaction():
-        contact = await Contact.select_for_update().get(id=contact.id)
+        contact = await lock_contact(contact.id)
         addresses = suppression.contact_addresses(contact)
         if contact.suppression_reason == ERASED_REASON and not addresses \
                 and contact.external_id is None:

@@ -56,6 +56,7 @@ from prefcenter.models.senders import (
 )
 from prefcenter.services.common import parse_uuid, utcnow
 from prefcenter.services.consent import changes
+from prefcenter.services.people.contacts import lock_contact
 from prefcenter.services.senders import suppression
 from prefcenter.services.tenancy.principals import system_principal
 from prefcenter.settings import Settings
@@ -292,7 +293,7 @@ async def _handle(provider: str, config: SenderConfig, item: ProviderEvent) -> s
                     SuppressionOrigin.BOUNCE)
                 outcome = "listed"
                 if contact is not None:
-                    locked = await Contact.select_for_update().get(id=contact.id)
+                    locked = await lock_contact(contact.id)
                     event = await suppression.suppress(
                         locked, root, actor=actor, source=Source.API,
                         reason="hard bounce",
