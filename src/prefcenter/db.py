@@ -137,7 +137,7 @@ class ReadPool:
     """
 
     #: Statements over at most this many ids run on the event loop's own thread (below).
-    INLINE_MAX_IDS = 32
+    INLINE_MAX_IDS = 128
 
     def __init__(self, path: str, size: int) -> None:
         self.uri = "file:" + quote(str(Path(path).resolve())) + "?mode=ro"
@@ -156,7 +156,15 @@ class ReadPool:
         changing hands, the loop's self-pipe): the SQLite share of a ``decision`` under
         load was 24% (py-spy, issue #20). The connection never waits on a lock
         (``busy_timeout`` 0): in WAL a reader is blocked only in rare moments (recovery of
-        the WAL index), and then the read goes to the threads, which may wait."""
+        the WAL index), and then the read goes to the threads, which may wait.
+
+        Up to ``INLINE_MAX_IDS`` contacts (an audience of 100 in the 50-client mix: about
+        1 ms of SQLite) run here too. On a read thread such a statement cost more than
+        itself: Python's sqlite3 releases and retakes the GIL around every row step, and
+        each retake waits for the busy loop thread to let go (a convoy). A/B under the
+        mix: audience of 100 +32% req/s inline, the whole mix +11% (issue #20). Longer
+        lists (a 10,000-contact audience: 100 ms of SQL) stay on the threads, so the loop
+        keeps serving meanwhile."""
         key = threading.get_ident()
         conn = self._inline.get(key)
         if conn is None:
