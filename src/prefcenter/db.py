@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tortoise import Tortoise, connections
+from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.transactions import in_transaction
 
@@ -341,8 +342,6 @@ def statement(*, read: bool = False) -> Statement:
 
 def _in_tortoise_transaction(conn: Any) -> bool:
     """Inside ``in_transaction``, ``connections.get`` answers the transaction's client."""
-    from tortoise.backends.base.client import TransactionalDBClient
-
     return isinstance(conn, TransactionalDBClient)
 
 

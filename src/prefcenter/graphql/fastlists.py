@@ -64,7 +64,9 @@ SYNC_RESOLVERS = frozenset({"Decision.decidedBy"})
 PLANS_KEPT = 512
 
 Builder = Callable[[Any, GraphQLResolveInfo], Any]
-_kept: OrderedDict[tuple[int, ...], tuple[Any, Builder | None]] = OrderedDict()
+#: Node ids -> (what the ids name, held so they are not reused; whether the selection is
+#: static; its plan when it is).
+_kept: OrderedDict[tuple[int, ...], tuple[Any, bool, Builder | None]] = OrderedDict()
 
 
 class _Unservable(Exception):
@@ -117,19 +119,21 @@ class ExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if cached is not None:
             return cached[1]
         nodes = [details.node for details in field_details_list]
-        static = self._static(nodes)
-        lasting = (id(item_type), *map(id, nodes)) if static else None
-        kept = _kept.get(lasting) if lasting is not None else None
-        if kept is not None:
-            _kept.move_to_end(lasting)  # type: ignore[arg-type]
-            build = kept[1]
+        lasting = (id(item_type), *map(id, nodes))
+        kept = _kept.get(lasting)
+        if kept is not None and kept[1]:
+            _kept.move_to_end(lasting)
+            build = kept[2]
         else:
             try:
                 build = self._builder(item_type, field_details_list)
             except _NoPlan:
                 build = None
-            if lasting is not None:
-                _kept[lasting] = ((item_type, nodes), build)  # holds what the key's ids name
+            if kept is None:
+                # Kept (and reused) only when static; a selection that is not is kept as
+                # such, so later requests do not walk it again to find out.
+                static = self._static(nodes)
+                _kept[lasting] = ((item_type, nodes), static, build if static else None)
                 if len(_kept) > PLANS_KEPT:
                     _kept.popitem(last=False)
         # Keep the list alive with the plan, so that its id is not reused meanwhile.

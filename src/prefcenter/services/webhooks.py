@@ -378,8 +378,16 @@ async def _enabled_endpoints(tenant_id: Any) -> list[tuple[Any, str, list[str]]]
     key = f"webhook_endpoints:{tenant_id}"
     endpoints: list[tuple[Any, str, list[str]]] | None = uow.items.get(key)
     if endpoints is None:
-        endpoints = uow.items[key] = list(await WebhookEndpoint.filter(
-            tenant_id=tenant_id, enabled=True).values_list("id", "scope_path", "event_types"))
+        # One hand-written statement: through the ORM this read was a fifth of every
+        # consent change's CPU (issue #20), most tenants having no endpoint at all.
+        st = db.statement()
+        rows = await st.rows(
+            'SELECT "id", "scope_path", "event_types" FROM "webhook_endpoint" '  # noqa: S608
+            f'WHERE "tenant_id" = {st.param(str(tenant_id))} AND "enabled" = '
+            f'{st.param(True)}')
+        endpoints = uow.items[key] = [
+            (eid, path, types if isinstance(types, list) else json.loads(types))
+            for eid, path, types in rows]
     return endpoints
 
 
