@@ -327,6 +327,11 @@ class Statement:
         _, rows = await self.conn.execute_query(sql, self.values)
         return rows
 
+    async def changed(self, sql: str) -> int:
+        """Run a write on the statement's connection; the number of rows it changed."""
+        count, _ = await self.conn.execute_query(sql, self.values)
+        return int(count)
+
 
 _sql_log = logging.getLogger("tortoise.db_client")
 

@@ -125,15 +125,31 @@ async def _write_state(
     now = utcnow()
     event = await ledger.decided(contact, scope, channel, status, request.by(principal.actor),
                                  at=now, data=data)
-    updated = await ConsentState.filter(contact_id=contact.id, scope_id=scope.id,
-                                        channel=channel).update(status=status, event_id=event.id,
-                                                                updated_at=now,
-                                                                pending_until=None)
-    if not updated:
+    if not await _update_state(contact.id, scope.id, channel, status, event.id, now):
         await ConsentState.create(tenant_id=contact.tenant_id, contact=contact, scope=scope,
                                   scope_path=scope.path, channel=channel, status=status,
                                   event=event, updated_at=now)
     return event
+
+
+async def _update_state(contact_id: Any, scope_id: Any, channel: Channel,
+                        status: ConsentStatus, event_id: int, now: datetime) -> bool:
+    """The existing state row set to ``status`` by ``event_id``; False when there is none.
+
+    One hand-written statement: the ORM's ``filter().update()`` built its query anew on
+    every consent change, about a tenth of a change's CPU (cProfile, issue #20). Values are
+    converted by the model's own fields, as the ORM would store them."""
+    st = db.statement()
+    updated_at = _STATE_UPDATED_AT.to_db_value(now, ConsentState)
+    return bool(await st.changed(
+        f'UPDATE "consent_state" SET "status" = {st.param(status.value)}, '  # noqa: S608
+        f'"event_id" = {st.param(event_id)}, "updated_at" = {st.param(updated_at)}, '
+        f'"pending_until" = NULL WHERE "contact_id" = {st.param(str(contact_id))} '
+        f'AND "scope_id" = {st.param(str(scope_id))} AND "channel" = '
+        f'{st.param(channel.value)}'))
+
+
+_STATE_UPDATED_AT = ConsentState._meta.fields_map["updated_at"]
 
 
 def covers(state_channel: Channel, channel: Channel) -> bool:
