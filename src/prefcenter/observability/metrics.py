@@ -94,10 +94,18 @@ def operation_label(name: str | None) -> str:
     return "other"
 
 
+#: ``DECISIONS``' child per (reason, allowed): ``labels()`` validates and looks up under a
+#: lock each time, 1 us of a 10,000-contact audience's 25 us per contact (issue #20).
+_decision_counters: dict[tuple[Any, bool], Any] = {}
+
+
 def count_decision(reason: Any, allowed: bool) -> None:
     if enabled:
-        DECISIONS.labels(getattr(reason, "value", str(reason)), "true" if allowed else "false"
-                         ).inc()
+        counter = _decision_counters.get((reason, allowed))
+        if counter is None:
+            counter = _decision_counters[reason, allowed] = DECISIONS.labels(
+                getattr(reason, "value", str(reason)), "true" if allowed else "false")
+        counter.inc()
 
 
 def count_sms(outcome: Any) -> None:
