@@ -140,13 +140,14 @@ class ValidationMemo(SchemaExtension):
         ctx = self.execution_context
         schema, document = ctx.schema._schema, ctx.graphql_document
         assert document is not None  # validation runs after a successful parse
-        key = (id(schema), id(document), tuple(ctx.validation_rules))
+        rules = tuple(ctx.validation_rules)
+        key = (id(schema), id(document), rules)
         hit = _validated.get(key)
         if hit is not None:
             _validated.move_to_end(key)
             errors = hit[2]
         else:
-            errors = validate_document(schema, document, tuple(ctx.validation_rules))
+            errors = validate_document(schema, document, rules)
             _validated[key] = (schema, document, errors)
             if len(_validated) > VALIDATION_CACHE_SIZE:
                 _validated.popitem(last=False)

@@ -32,7 +32,7 @@ from prefcenter.services.consent.resolution import (
     decide_for,
     unknown_topic,
 )
-from prefcenter.services.people.contacts import contact_for_update, get_contact, lock_contact
+from prefcenter.services.people.contacts import get_contact, lock_contact
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
 from prefcenter.services.tenancy.scopes import get_scope, path_of
@@ -99,7 +99,7 @@ async def target_path(principal: Principal, contact_id: str, scope_id: str
     """``target``'s checks without a round trip before the write: the scope's path from
     the path cache (``cached_path``: the checks of ``get_scope`` and ``target``) and the
     contact's id parsed. The contact is read once, locked, inside the write's transaction
-    (``locked_contact``): a write then reads nothing outside it."""
+    (``get_contact(lock=True)``): a write then reads nothing outside it."""
     sid = parse_uuid(scope_id, "scopeId", "scope")
     path = await cached_path(sid)
     if path is None or not authz.scope_readable(principal, path[-1]) or (
@@ -109,15 +109,6 @@ async def target_path(principal: Principal, contact_id: str, scope_id: str
     return parse_uuid(contact_id, "contactId", "contact"), path
 
 
-async def locked_contact(principal: Principal, contact_id: str) -> Contact:
-    """The contact, row-locked (``lock_contact``), if ``principal`` may see it. Inside a
-    transaction: an unknown or hidden contact rolls it back having written nothing."""
-    contact = await contact_for_update(contact_id)
-    if contact is None or not authz.contact_visible(principal, contact):
-        raise NotFound("No such contact.", field="contactId")
-    return contact
-
-
 async def _write_state(
     principal: Principal, contact: Contact, scope: Scope, channel: Channel,
     status: ConsentStatus, request: Request, data: Mapping[str, Any] | None = None,
@@ -125,31 +116,36 @@ async def _write_state(
     now = utcnow()
     event = await ledger.decided(contact, scope, channel, status, request.by(principal.actor),
                                  at=now, data=data)
-    if not await _update_state(contact.id, scope.id, channel, status, event.id, now):
-        await ConsentState.create(tenant_id=contact.tenant_id, contact=contact, scope=scope,
-                                  scope_path=scope.path, channel=channel, status=status,
-                                  event=event, updated_at=now)
+    await save_state(contact, scope, channel, status, event, now)
     return event
 
 
-async def _update_state(contact_id: Any, scope_id: Any, channel: Channel,
-                        status: ConsentStatus, event_id: int, now: datetime) -> bool:
-    """The existing state row set to ``status`` by ``event_id``; False when there is none.
+async def save_state(contact: Contact, scope: Scope, channel: Channel, status: ConsentStatus,
+                     event: ConsentEvent, now: datetime, *,
+                     pending_until: datetime | None = None) -> None:
+    """The contact's state at ``scope`` for ``channel`` set to ``status`` by ``event``
+    (``pending_until``: when a PENDING confirmation expires): the row updated, or created
+    when there is none. Inside the event's transaction.
 
-    One hand-written statement: the ORM's ``filter().update()`` built its query anew on
-    every consent change, about a tenth of a change's CPU (cProfile, issue #20). Values are
-    converted by the model's own fields, as the ORM would store them."""
+    The update is one hand-written statement: the ORM's ``filter().update()`` built its
+    query anew on every consent change, about a tenth of a change's CPU (cProfile, issue
+    #20). Values are converted by the model's own fields, as the ORM would store them."""
     st = db.statement()
-    updated_at = _STATE_UPDATED_AT.to_db_value(now, ConsentState)
-    return bool(await st.changed(
+    updated_at = _STATE_FIELDS["updated_at"].to_db_value(now, ConsentState)
+    until = _STATE_FIELDS["pending_until"].to_db_value(pending_until, ConsentState)
+    updated = await st.changed(
         f'UPDATE "consent_state" SET "status" = {st.param(status.value)}, '  # noqa: S608
-        f'"event_id" = {st.param(event_id)}, "updated_at" = {st.param(updated_at)}, '
-        f'"pending_until" = NULL WHERE "contact_id" = {st.param(str(contact_id))} '
-        f'AND "scope_id" = {st.param(str(scope_id))} AND "channel" = '
-        f'{st.param(channel.value)}'))
+        f'"event_id" = {st.param(event.id)}, "updated_at" = {st.param(updated_at)}, '
+        f'"pending_until" = {st.param(until)} WHERE "contact_id" = '
+        f'{st.param(str(contact.id))} AND "scope_id" = {st.param(str(scope.id))} '
+        f'AND "channel" = {st.param(channel.value)}')
+    if not updated:
+        await ConsentState.create(tenant_id=contact.tenant_id, contact=contact, scope=scope,
+                                  scope_path=scope.path, channel=channel, status=status,
+                                  event=event, updated_at=now, pending_until=pending_until)
 
 
-_STATE_UPDATED_AT = ConsentState._meta.fields_map["updated_at"]
+_STATE_FIELDS = ConsentState._meta.fields_map
 
 
 def covers(state_channel: Channel, channel: Channel) -> bool:
@@ -165,7 +161,7 @@ async def opt_out(
     cid, path = await target_path(principal, contact_id, scope_id)
     scope = path[-1]
     async with db.transaction():
-        contact = await locked_contact(principal, cid)
+        contact = await get_contact(principal, cid, lock=True)
         current = await ConsentState.get_or_none(contact_id=contact.id, scope_id=scope.id,
                                                  channel=channel)
         if current is not None and current.status == ConsentStatus.OPTED_OUT:
@@ -238,7 +234,7 @@ async def opt_in(
     # Only an administrator holding written consent may lift an opt-out directly (seed 002).
     admin = principal.kind in ("api_key", "system") and request.source == Source.ADMIN
     async with db.transaction():
-        contact = await locked_contact(principal, cid)
+        contact = await get_contact(principal, cid, lock=True)
         # One read for both checks: the opt-outs above (refuse_if_blocked) and the states
         # here.
         on_path = await ConsentState.filter(contact_id=contact.id,
@@ -330,7 +326,7 @@ async def set_frequency(
     cid, path = await target_path(principal, contact_id, scope_id)
     scope = path[-1]
     async with db.transaction():
-        contact = await locked_contact(principal, cid)
+        contact = await get_contact(principal, cid, lock=True)
         existing = await FrequencyPreference.get_or_none(contact_id=contact.id,
                                                          scope_id=scope.id, channel=channel)
         now = utcnow()

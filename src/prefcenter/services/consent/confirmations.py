@@ -204,16 +204,8 @@ async def start_request(
         expires_at=expires_at, last_mail_at=now, kind=kind, form=form)
     if kind == RequestKind.OPT_IN:
         # The state the ledger's CONFIRMATION_REQUESTED stands for (see ledger.py).
-        updated = await ConsentState.filter(
-            contact_id=contact.id, scope_id=scope.id, channel=channel).update(
-            status=ConsentStatus.PENDING, event_id=event.id, updated_at=now,
-            pending_until=expires_at)
-        if not updated:
-            await ConsentState.create(
-                tenant_id=contact.tenant_id, contact=contact, scope=scope,
-                scope_path=scope.path, channel=channel,
-                status=ConsentStatus.PENDING, event=event, updated_at=now,
-                pending_until=expires_at)
+        await changes.save_state(contact, scope, channel, ConsentStatus.PENDING, event, now,
+                                 pending_until=expires_at)
     await _mail(contact, scope, channel, str(request_id), request.ip, settings, now)
     return RequestOutcome(created, created=True, mailed=True, email=email,
                           message="A confirmation email is on its way; nothing changes until "
