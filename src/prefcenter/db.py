@@ -306,7 +306,18 @@ class Statement:
             return self.param(json.dumps(list(ids)))
         return self.param(list(ids))
 
-    def uuid_in(self, column: str, placeholder: str) -> str:
+    def column(self, name: str, *, seek: bool = True) -> str:
+        """``name`` in a predicate; ``seek=False`` on SQLite keeps the planner from using
+        the column's place in an index (unary ``+``): the rows are found by an earlier
+        column (a contact's few rows) and this one filters them. A decision's statement
+        descended one index per (scope, channel) pair otherwise: 22 us against 13 us
+        (issue #20). PostgreSQL plans by statistics and needs no hint."""
+        return name if seek or not self.sqlite else f"+{name}"
+
+    def uuid_in(self, column: str, placeholder: str, *, seek: bool = True) -> str:
+        """``column`` in the ids behind ``placeholder`` (``uuid_list``); ``seek``: as in
+        ``column``."""
+        column = self.column(column, seek=seek)
         if self.sqlite and placeholder.startswith("("):
             return f"{column} IN {placeholder}"
         if self.sqlite:

@@ -517,19 +517,19 @@ def topic_not_offered(key: str) -> DomainError:
 _FACTS_SQL = """\
 SELECT 's', contact_id, scope_id, CAST(NULL AS UUID), channel, status, {state_source},
        event_id, CAST(NULL AS INTEGER), pending_until
-  FROM consent_state WHERE {contact_in} AND {scope_in} AND channel IN {channels}
+  FROM consent_state WHERE {contact_in} AND {scope_in} AND {channel_in}
 UNION ALL
 SELECT 'm', contact_id, scope_id, NULL, NULL, NULL, NULL, event_id, NULL, NULL
   FROM not_interested WHERE {contact_in} AND {scope_in}
 UNION ALL
 SELECT 'f', contact_id, scope_id, NULL, channel, period, scope_path, event_id, max_count,
        paused_until
-  FROM frequency_preference WHERE {contact_in} AND {scope_in} AND channel IN {channels}
+  FROM frequency_preference WHERE {contact_in} AND {scope_in} AND {channel_in}
 UNION ALL
 SELECT 'r', r.contact_id, NULL, NULL, r.channel, NULL, r.scope_path, NULL, NULL, r.sent_at
   FROM send_record r WHERE {send_contact_in} AND r.sent_at > {since} AND EXISTS (
     SELECT 1 FROM frequency_preference f WHERE f.contact_id = r.contact_id
-       AND {pref_scope_in} AND f.channel IN {channels} AND f.max_count IS NOT NULL)"""
+       AND {pref_scope_in} AND {pref_channel_in} AND f.max_count IS NOT NULL)"""
 _CONTACTS_SQL = """
 UNION ALL
 SELECT 'c', id, NULL, tenant_id, home_path, COALESCE(time_zone, phone),
@@ -560,12 +560,12 @@ SELECT 't', NULL, scope_id, id, kind, key, NULL, CASE WHEN archived_at IS NULL T
   FROM topic WHERE tenant_id = {tenant} AND key = {topic}
 UNION ALL
 SELECT 'u', contact_id, scope_id, topic_id, channel, status, NULL, event_id, NULL, NULL
-  FROM topic_consent_state WHERE {contact_in} AND {scope_in} AND channel IN {channels}
+  FROM topic_consent_state WHERE {contact_in} AND {scope_in} AND {channel_in}
    AND topic_id IN (SELECT id FROM topic WHERE tenant_id = {tenant} AND key = {topic})
 UNION ALL
 SELECT 'g', contact_id, scope_id, topic_id, channel, period, scope_path, event_id, max_count,
        paused_until
-  FROM topic_frequency WHERE {contact_in} AND {scope_in} AND channel IN {channels}
+  FROM topic_frequency WHERE {contact_in} AND {scope_in} AND {channel_in}
    AND topic_id IN (SELECT id FROM topic WHERE tenant_id = {tenant} AND key = {topic})
 UNION ALL
 SELECT 'q', r.contact_id, NULL, r.topic_id, r.channel, NULL, r.scope_path, NULL, NULL,
@@ -574,7 +574,7 @@ SELECT 'q', r.contact_id, NULL, r.topic_id, r.channel, NULL, r.scope_path, NULL,
    AND r.topic_id IN (SELECT id FROM topic WHERE tenant_id = {tenant} AND key = {topic})
    AND EXISTS (
     SELECT 1 FROM topic_frequency f WHERE f.contact_id = r.contact_id
-       AND f.topic_id = r.topic_id AND {pref_scope_in} AND f.channel IN {channels}
+       AND f.topic_id = r.topic_id AND {pref_scope_in} AND {pref_channel_in}
        AND f.max_count IS NOT NULL)"""
 #: The deciding event's source, for step T (an SMS STOP); without a topic, nothing.
 _NO_SOURCE = "CAST(NULL AS TEXT)"
@@ -588,7 +588,9 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
     """One statement, whatever the number of contacts and scopes.
 
     Sends are read only for contacts with a count cap on these scopes (the ``EXISTS``),
-    and only those of the longest window. Every branch is an index lookup by contact.
+    and only those of the longest window. Every branch is an index lookup by contact:
+    for a few contacts (a decision) by contact alone, the path and channels filtering
+    the contact's rows; for many (an audience), by (contact, scope, channel).
     With a ``topic`` key (and the ``tenant_id`` it belongs to), the topic's branches are
     added to the same statement; without one the statement is that of before topics.
     ``with_contacts`` reads each contact's row, and for a suppressed one the event that
@@ -598,13 +600,18 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
     """
     st = db.statement(read=read_only)
     cids, sids = st.uuid_list(contact_ids), st.uuid_list(path_ids)
+    # A few contacts (a decision): their rows are found by contact alone and the path's
+    # scopes and the channels filter them; no index descent per (scope, channel) pair.
+    seek = len(contact_ids) > st.SHORT_LIST
+    channels = f"({st.param(channel.value)}, {st.param(Channel.ALL.value)})"
     slots = {
         "contact_in": st.uuid_in("contact_id", cids),
-        "scope_in": st.uuid_in("scope_id", sids),
+        "scope_in": st.uuid_in("scope_id", sids, seek=seek),
+        "channel_in": f"{st.column('channel', seek=seek)} IN {channels}",
         "send_contact_in": st.uuid_in("r.contact_id", cids),
-        "pref_scope_in": st.uuid_in("f.scope_id", sids),
+        "pref_scope_in": st.uuid_in("f.scope_id", sids, seek=seek),
+        "pref_channel_in": f"{st.column('f.channel', seek=seek)} IN {channels}",
         "contact_id_in": st.uuid_in("id", cids),
-        "channels": f"({st.param(channel.value)}, {st.param(Channel.ALL.value)})",
         "since": st.param(now - max(PERIODS.values())),
         "state_source": _NO_SOURCE,
     }
