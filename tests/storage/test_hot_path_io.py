@@ -2,7 +2,8 @@
 of an open SQLite transaction on the event loop's thread, large reads on the read
 connections' threads, a statement that would wait for another process's lock on aiosqlite's
 thread; PostgreSQL connections go back to the pool without a reset round trip, and still
-without an open transaction."""
+without an open transaction; PostgreSQL's hot reads run on connections of their own, each
+statement planned once."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import pytest
 from tortoise import connections
 
 from prefcenter import db, sqlite_client
-from prefcenter.models.enums import Channel
-from prefcenter.services.consent import resolution
+from prefcenter.models.enums import Channel, Source
+from prefcenter.services.consent import changes, resolution
 from tests.conftest import BACKEND
 from tests.factories import World
 
@@ -89,6 +90,56 @@ async def test_a_released_connection_sends_no_reset_and_an_open_transaction_is_r
         async with pool.acquire() as conn:
             assert not conn.is_in_transaction()
             assert await conn.fetchval("SHOW statement_timeout") != "1234ms"
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="PostgreSQL's read connections")
+async def test_postgres_hot_reads_use_their_own_connections_with_plans_made_once(
+        world: World) -> None:
+    pool = db._read_pool
+    assert isinstance(pool, db.PgReadPool) and not pool._open
+    ada, scope = world.cid("ada"), world.sid("study_sleep")
+    before = await resolution.decide(world.system, ada, scope, Channel.EMAIL)
+    assert before.reason == "DEFAULT_ALLOWED"
+    assert len(pool._open) == 1  # the decision's facts were read on the pool's connection
+    [(mode,)] = await pool.rows("SHOW plan_cache_mode", [], 0)
+    [(search_path,)] = await pool.rows("SHOW search_path", [], 0)
+    [row] = await connections.get("default").execute_query_dict("SHOW search_path")
+    tortoise_path = row["search_path"]
+    assert mode == "force_generic_plan"
+    assert search_path == tortoise_path  # the test's own schema, as Tortoise's pool reads
+    await changes.opt_out(world.system, ada, str(world.root.id), Channel.ALL,
+                          changes.Request(source=Source.ADMIN))
+    after = await resolution.decide(world.system, ada, scope, Channel.EMAIL)
+    assert after.reason == "OPTED_OUT"  # the commit is seen by the next read at once
+    assert len(pool._open) == 1
+
+
+@pytest.mark.skipif(BACKEND != "postgres", reason="PostgreSQL's read connections")
+async def test_a_failed_or_cancelled_postgres_read_gives_its_slot_back(world: World) -> None:
+    from tortoise.exceptions import OperationalError
+
+    pool = db.PgReadPool(db._pg_connect(connections.get("default")), size=1)
+    try:
+        assert await pool.rows("SELECT $1::int", [1], 0) == [(1,)]
+        first = next(iter(pool._open))
+        with pytest.raises(OperationalError):
+            await pool.rows("SELECT no_such_column FROM contact", [], 0)
+        assert first.is_closed() and not pool._open  # never reused after a failure
+        # A new one in its slot (a lost slot would wait for ever: give up instead).
+        assert await asyncio.wait_for(pool.rows("SELECT 2", [], 0), 10) == [(2,)]
+
+        sleeping = asyncio.create_task(pool.rows("SELECT pg_sleep(30)", [], 0))
+        waiting = asyncio.create_task(pool.rows("SELECT 3", [], 0))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # one slot: the second read waits for the first
+        sleeping.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sleeping
+        assert await asyncio.wait_for(waiting, 10) == [(3,)]
+        assert len(pool._open) == 1
+    finally:
+        await pool.close()
+    assert not pool._open
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's write connection")
