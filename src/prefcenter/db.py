@@ -91,8 +91,7 @@ async def init_db(settings: Settings, *, generate_schemas: bool = False) -> None
         _read_pool = ReadPool(path, settings.sqlite_read_connections)
     elif normalize_db_url(settings.database_url).startswith("postgres://") and \
             settings.postgres_read_connections > 0:
-        _read_pool = PgReadPool(_pg_connect(connections.get("default")),
-                                settings.postgres_read_connections)
+        _read_pool = PgReadPool(connections.get("default"), settings.postgres_read_connections)
 
 
 def _pg_connect(client: Any) -> Callable[[], Awaitable[Any]]:
@@ -254,9 +253,9 @@ class ReadPool:
 
 
 class PgReadPool:
-    """PostgreSQL connections of their own for the hot path's reads outside a transaction
-    (``statement(read=True)``: decision and audience facts), beside Tortoise's pool, which
-    does everything else.
+    """PostgreSQL connections of their own for the hot path's short reads outside a
+    transaction (``statement(read=True)``: decision facts, audiences of up to
+    ``GENERIC_MAX_IDS`` contacts), beside Tortoise's pool, which does everything else.
 
     Through Tortoise's client a one-statement read also paid for its pool wrapper and for
     asyncpg's ``Pool.acquire``/``release`` (the release runs in a new, shielded task): 114
@@ -269,14 +268,23 @@ class PgReadPool:
     reused (its protocol state is unknown), and its slot goes back. Opened on demand;
     closed by ``close_db``."""
 
-    def __init__(self, connect: Callable[[], Awaitable[Any]], size: int) -> None:
-        self._connect = connect
+    #: Reads over more ids (a long audience) go through Tortoise's pool instead, planned
+    #: for their own parameters: planning is nothing beside such a read, and the plan
+    #: then fits the list's length.
+    GENERIC_MAX_IDS = 128
+
+    def __init__(self, client: Any, size: int) -> None:
+        self._client = client
+        self._connect = _pg_connect(client)
         self._stack: asyncio.LifoQueue[Any] = asyncio.LifoQueue()
         for _ in range(size):
             self._stack.put_nowait(None)
         self._open: set[Any] = set()
 
     async def rows(self, sql: str, values: list[Any], most_ids: int) -> list[Any]:
+        if most_ids > self.GENERIC_MAX_IDS:
+            _, rows = await self._client.execute_query(sql, values)
+            return list(rows)
         try:
             conn = self._stack.get_nowait()
         except asyncio.QueueEmpty:

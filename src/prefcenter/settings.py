@@ -179,10 +179,10 @@ class Settings:
     #: PostgreSQL: connections in the pool (asyncpg ``maxsize``; a ``maxsize`` in the
     #: database URL wins). More than the process can keep busy only costs the server.
     postgres_pool_size: int = 10
-    #: PostgreSQL: connections of their own for the hot path's reads outside a transaction
-    #: (decision, audience; ``db.PgReadPool``), opened on demand. 0: those reads use the
-    #: pool above.
-    postgres_read_connections: int = 4
+    #: PostgreSQL: connections of their own for the hot path's short reads outside a
+    #: transaction (decision, short audiences; ``db.PgReadPool``), opened on demand, in
+    #: addition to the pool above. 0: those reads use the pool above.
+    postgres_read_connections: int = 10
     #: While serving: freeze what start-up built out of the garbage collector's reach and
     #: collect the young generation less often (``app.gc_tuning``): +2-7% requests/s on
     #: the 50-client mix of ``bench.hotpath``.

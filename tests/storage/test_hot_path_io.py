@@ -113,12 +113,24 @@ async def test_postgres_hot_reads_use_their_own_connections_with_plans_made_once
     assert after.reason == "OPTED_OUT"  # the commit is seen by the next read at once
     assert len(pool._open) == 1
 
+    # A long audience is planned for its own parameters, on Tortoise's pool.
+    sent: list[str] = []
+    next(iter(pool._open)).add_query_logger(lambda record: sent.append(record.query))
+    ids = [ada] + [str(uuid.uuid4()) for _ in range(pool.GENERIC_MAX_IDS)]
+    many = await resolution.decide_many(world.system, scope, Channel.EMAIL, ids)
+    assert many[0].decision is not None and many[0].decision.reason == "OPTED_OUT"
+    assert [e.error for e in many[1:]] == ["NOT_FOUND"] * pool.GENERIC_MAX_IDS
+    short = await resolution.decide_many(world.system, scope, Channel.EMAIL, ids[:2])
+    assert [e.error for e in short] == [None, "NOT_FOUND"]
+    await asyncio.sleep(0.05)  # asyncpg calls its query loggers soon, not at once
+    assert len(sent) == 1  # the short one only
+
 
 @pytest.mark.skipif(BACKEND != "postgres", reason="PostgreSQL's read connections")
 async def test_a_failed_or_cancelled_postgres_read_gives_its_slot_back(world: World) -> None:
     from tortoise.exceptions import OperationalError
 
-    pool = db.PgReadPool(db._pg_connect(connections.get("default")), size=1)
+    pool = db.PgReadPool(connections.get("default"), size=1)
     try:
         assert await pool.rows("SELECT $1::int", [1], 0) == [(1,)]
         first = next(iter(pool._open))
