@@ -283,8 +283,8 @@ class PgReadPool:
 
     async def rows(self, sql: str, values: list[Any], most_ids: int) -> list[Any]:
         if most_ids > self.GENERIC_MAX_IDS:
-            _, rows = await self._client.execute_query(sql, values)
-            return list(rows)
+            _, planned = await self._client.execute_query(sql, values)
+            return list(planned)
         try:
             conn = self._stack.get_nowait()
         except asyncio.QueueEmpty:
