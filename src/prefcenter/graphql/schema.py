@@ -19,6 +19,8 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter as StrawberryNameConverter
 from strawberry.schema.schema import validate_document
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -155,6 +157,24 @@ class ValidationMemo(SchemaExtension):
         yield
 
 
+class NameConverter(StrawberryNameConverter):
+    """Strawberry's camelCase names, each worked out once per Python name.
+
+    Strawberry converts every argument's and input field's Python name again on every
+    call (``convert_arguments``): a consent change's input is about 20 conversions per
+    request (issue #20). The names are the schema's, so the memo is bounded by them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._names: dict[str, str] = {}
+
+    def apply_naming_config(self, name: str) -> str:
+        converted = self._names.get(name)
+        if converted is None:
+            converted = self._names[name] = super().apply_naming_config(name)
+        return converted
+
+
 def _expected(error: GraphQLError) -> bool:
     """A refusal or a bad request (typed ``DomainError``, GraphQL's own parse, validation
     and variable errors) rather than a fault of this server."""
@@ -203,6 +223,7 @@ def build_schema(settings: Settings | None = None, subscription: Any = None,
         subscription=subscription,
         # Long plain lists (audience) completed by a plan, not field by field (issue #20).
         execution_context_class=fastlists.ExecutionContext,
+        config=StrawberryConfig(name_converter=NameConverter()),
         extensions=[
             AuthExtension,
             lambda: ParserCache(maxsize=PARSE_CACHE_SIZE),
