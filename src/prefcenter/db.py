@@ -265,8 +265,9 @@ class PgReadPool:
     The stack holds up to ``size`` connections and, for each one not open, a ``None``
     slot: taking a slot opens a connection, so nothing waits on a connection that will
     never come back. A connection whose read failed or was cancelled is closed, never
-    reused (its protocol state is unknown), and its slot goes back. Opened on demand;
-    closed by ``close_db``."""
+    reused (its protocol state is unknown), and its slot goes back; one the server closed
+    while it was idle (a restart) is replaced before use. Opened on demand; closed by
+    ``close_db``."""
 
     #: Reads over more ids (a long audience) go through Tortoise's pool instead, planned
     #: for their own parameters: planning is nothing beside such a read, and the plan
@@ -289,6 +290,9 @@ class PgReadPool:
             conn = self._stack.get_nowait()
         except asyncio.QueueEmpty:
             conn = await self._stack.get()
+        if conn is not None and conn.is_closed():  # the server went away meanwhile
+            self._open.discard(conn)
+            conn = None
         try:
             if conn is None:
                 conn = await self._connect()

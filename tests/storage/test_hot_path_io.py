@@ -149,6 +149,17 @@ async def test_a_failed_or_cancelled_postgres_read_gives_its_slot_back(world: Wo
             await sleeping
         assert await asyncio.wait_for(waiting, 10) == [(3,)]
         assert len(pool._open) == 1
+
+        # The server ends the idle connection (a restart): the next read opens another.
+        idle = next(iter(pool._open))
+        await connections.get("default").execute_query(
+            "SELECT pg_terminate_backend($1)", [idle.get_server_pid()])
+        for _ in range(50):
+            if idle.is_closed():
+                break
+            await asyncio.sleep(0.02)
+        assert await asyncio.wait_for(pool.rows("SELECT 4", [], 0), 10) == [(4,)]
+        assert idle not in pool._open and len(pool._open) == 1
     finally:
         await pool.close()
     assert not pool._open
