@@ -451,7 +451,8 @@ _sql_log = logging.getLogger("tortoise.db_client")
 
 def statement(*, read: bool = False) -> Statement:
     """On the current connection: inside ``transaction()``, the transaction's. ``read``:
-    a read that may run on SQLite's read pool when no transaction is open."""
+    a read that may run on the read pool (SQLite's ``ReadPool``, PostgreSQL's ``PgReadPool``)
+    when no transaction is open."""
     conn = connections.get("default")
     pool = _read_pool if read and _current.get() is None and not _in_tortoise_transaction(
         conn) else None
