@@ -39,6 +39,9 @@ from tortoise.transactions import in_transaction
 from prefcenter.models import MODEL_MODULES
 from prefcenter.settings import Settings
 
+#: Where the read pools log their statements, as Tortoise's clients log theirs (once each).
+_sql_log = logging.getLogger("tortoise.db_client")
+
 
 def normalize_db_url(url: str) -> str:
     """Accept the common spellings and add the durability options we rely on."""
@@ -215,6 +218,7 @@ class ReadPool:
     async def rows(self, sql: str, values: list[Any], most_ids: int) -> list[Any]:
         """A read outside a transaction: on this thread when small (``inline``), else on
         a read connection's thread."""
+        _sql_log.debug("%s: %s", sql, values)
         if most_ids <= self.INLINE_MAX_IDS:
             rows = self.inline(sql, values)
             if rows is not None:
@@ -283,9 +287,10 @@ class PgReadPool:
         self._open: set[Any] = set()
 
     async def rows(self, sql: str, values: list[Any], most_ids: int) -> list[Any]:
-        if most_ids > self.GENERIC_MAX_IDS:
+        if most_ids > self.GENERIC_MAX_IDS:  # Tortoise's client logs it
             _, planned = await self._client.execute_query(sql, values)
             return list(planned)
+        _sql_log.debug("%s: %s", sql, values)
         try:
             conn = self._stack.get_nowait()
         except asyncio.QueueEmpty:
@@ -417,8 +422,9 @@ class Statement:
         """``name`` in a predicate; ``seek=False`` on SQLite keeps the planner from using
         the column's place in an index (unary ``+``): the rows are found by an earlier
         column (a contact's few rows) and this one filters them. A decision's statement
-        descended one index per (scope, channel) pair otherwise: 22 us against 13 us
-        (issue #20). PostgreSQL plans by statistics and needs no hint."""
+        descended one index per (scope, channel) pair otherwise: 22 us against 13 us; an
+        audience of 10,000, 108 ms against 88 ms (issue #20). PostgreSQL plans by
+        statistics and needs no hint."""
         return name if seek or not self.sqlite else f"+{name}"
 
     def uuid_in(self, column: str, placeholder: str, *, seek: bool = True) -> str:
@@ -435,7 +441,6 @@ class Statement:
         """The driver's rows as they come (index or unpack them): no per-row dict, tuple
         or model (a 10,000-contact audience reads tens of thousands of them)."""
         if self.read_pool is not None:
-            _sql_log.debug("%s: %s", sql, self.values)  # as Tortoise logs its statements
             return await self.read_pool.rows(sql, self.values, self.most_ids)
         _, rows = await self.conn.execute_query(sql, self.values)
         return rows
@@ -444,9 +449,6 @@ class Statement:
         """Run a write on the statement's connection; the number of rows it changed."""
         count, _ = await self.conn.execute_query(sql, self.values)
         return int(count)
-
-
-_sql_log = logging.getLogger("tortoise.db_client")
 
 
 def statement(*, read: bool = False) -> Statement:

@@ -588,9 +588,8 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
     """One statement, whatever the number of contacts and scopes.
 
     Sends are read only for contacts with a count cap on these scopes (the ``EXISTS``),
-    and only those of the longest window. Every branch is an index lookup by contact:
-    for a few contacts (a decision) by contact alone, the path and channels filtering
-    the contact's rows; for many (an audience), by (contact, scope, channel).
+    and only those of the longest window. Every branch is an index lookup by contact
+    alone, the path and channels filtering the contact's rows.
     With a ``topic`` key (and the ``tenant_id`` it belongs to), the topic's branches are
     added to the same statement; without one the statement is that of before topics.
     ``with_contacts`` reads each contact's row, and for a suppressed one the event that
@@ -600,17 +599,18 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
     """
     st = db.statement(read=read_only)
     cids, sids = st.uuid_list(contact_ids), st.uuid_list(path_ids)
-    # A few contacts (a decision): their rows are found by contact alone and the path's
-    # scopes and the channels filter them; no index descent per (scope, channel) pair.
-    seek = len(contact_ids) > st.SHORT_LIST
+    # Each contact's rows are found by contact alone, and the path's scopes and the
+    # channels filter them: no index descent per (scope, channel) pair. A contact has a
+    # handful of rows per table; one with rows on every scope of a big tree would be
+    # scanned whole, which is still one pass over one index range.
     channels = f"({st.param(channel.value)}, {st.param(Channel.ALL.value)})"
     slots = {
         "contact_in": st.uuid_in("contact_id", cids),
-        "scope_in": st.uuid_in("scope_id", sids, seek=seek),
-        "channel_in": f"{st.column('channel', seek=seek)} IN {channels}",
+        "scope_in": st.uuid_in("scope_id", sids, seek=False),
+        "channel_in": f"{st.column('channel', seek=False)} IN {channels}",
         "send_contact_in": st.uuid_in("r.contact_id", cids),
-        "pref_scope_in": st.uuid_in("f.scope_id", sids, seek=seek),
-        "pref_channel_in": f"{st.column('f.channel', seek=seek)} IN {channels}",
+        "pref_scope_in": st.uuid_in("f.scope_id", sids, seek=False),
+        "pref_channel_in": f"{st.column('f.channel', seek=False)} IN {channels}",
         "contact_id_in": st.uuid_in("id", cids),
         "since": st.param(now - max(PERIODS.values())),
         "state_source": _NO_SOURCE,
