@@ -90,11 +90,11 @@ async def init_db(settings: Settings, *, generate_schemas: bool = False) -> None
         await Tortoise.generate_schemas(safe=True)
     await _close_read_pool()
     path = sqlite_file(settings.database_url)
+    client = connections.get("default")
     if path is not None and settings.sqlite_read_connections > 0:
         _read_pool = ReadPool(path, settings.sqlite_read_connections)
-    elif normalize_db_url(settings.database_url).startswith("postgres://") and \
-            settings.postgres_read_connections > 0:
-        _read_pool = PgReadPool(connections.get("default"), settings.postgres_read_connections)
+    elif client.capabilities.dialect == "postgres" and settings.postgres_read_connections > 0:
+        _read_pool = PgReadPool(client, settings.postgres_read_connections)
 
 
 def _pg_connect(client: Any) -> Callable[[], Awaitable[Any]]:
