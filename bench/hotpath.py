@@ -192,6 +192,10 @@ class Tally:
             self.errors += 1
             self.sample = self.sample or body[:300].decode(errors="replace")
 
+    def per_second(self, took: float) -> float:
+        """Successful answers (2xx without GraphQL errors) per second of ``took``."""
+        return (self.count - self.non2xx - self.errors) / took
+
     def pct(self, p: float) -> float:
         data = sorted(self.latencies)
         return data[min(len(data) - 1, int(len(data) * p))] if data else float("nan")
@@ -269,8 +273,7 @@ async def rates_interleaved(kinds: list[tuple[str, str, int, list[Request]]],
             tallies, took = await load(port, lambda r=requests: rng.choice(r),
                                        args.connections, args.seconds)
             tally = next(iter(tallies.values()))
-            rounds[name].append(Rate(label, (tally.count - tally.non2xx - tally.errors) / took,
-                                     tally))
+            rounds[name].append(Rate(label, tally.per_second(took), tally))
     out: dict[str, Rate] = {}
     for name, measured in rounds.items():
         ordered = sorted(measured, key=lambda r: r.rps)
@@ -581,8 +584,7 @@ async def measure(args: argparse.Namespace, url: str, server: Server, bare: Serv
 async def auth_rate(port: int, requests: list[Request], args: argparse.Namespace) -> float:
     """Requests/s of one ``--seconds`` load of ``requests`` (only successful answers)."""
     tallies, took = await load(port, lambda: requests[0], args.connections, args.seconds)
-    tally = next(iter(tallies.values()))
-    return (tally.count - tally.non2xx - tally.errors) / took
+    return next(iter(tallies.values())).per_second(took)
 
 
 async def profile_server(args: argparse.Namespace, server: Server,
