@@ -21,12 +21,13 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import asyncpg
@@ -34,6 +35,7 @@ from tortoise import Tortoise, connections
 from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.exceptions import OperationalError
+from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from prefcenter.models import MODEL_MODULES
@@ -459,6 +461,50 @@ def statement(*, read: bool = False) -> Statement:
     pool = _read_pool if read and _current.get() is None and not _in_tortoise_transaction(
         conn) else None
     return Statement(conn, pool)
+
+
+MODEL = TypeVar("MODEL", bound=Model)
+#: Model -> the columns its ``_init_from_db`` reads, in a fixed order, and the statement's
+#: ``SELECT ... FROM`` part (``select_models``).
+_selects: dict[type[Model], tuple[tuple[str, ...], str]] = {}
+
+
+async def select_models(model: type[MODEL], where: Mapping[str, Any], *, lock: bool = False,
+                        read: bool = False) -> list[MODEL]:
+    """The rows of ``model`` whose columns equal ``where``'s values (a list or tuple: any
+    of those ids), as models exactly as the ORM's own reads make them.
+
+    For the consent changes' reads (the contact, its states, its frequency preference):
+    ``Model.filter().first()`` resolved its filters and built its query with pypika anew
+    on every call, about 30% of an ``optOut``'s service CPU for a read of one row (issue
+    #20, pyinstrument); this writes the same statement with a few f-strings. ``where``'s
+    keys are column names written in code, never input; values are bound (UUIDs as
+    text, enums by value). ``lock``: ``FOR UPDATE`` on PostgreSQL (on SQLite the write
+    transaction holds the database's write lock already). ``read``: as for
+    ``statement``."""
+    select = _selects.get(model)
+    if select is None:
+        meta = model._meta
+        names = tuple(key for key, _, _ in (
+            *meta.db_native_fields, *meta.db_default_fields, *meta.db_complex_fields))
+        quoted = ", ".join(f'"{name}"' for name in names)
+        select = _selects[model] = (  # names from the model, not input
+            names, f'SELECT {quoted} FROM "{meta.db_table}" WHERE ')  # noqa: S608
+    columns, head = select
+    st = statement(read=read)
+    terms = []
+    for column, value in where.items():
+        assert column in columns, f"{model.__name__} has no column {column}"
+        if isinstance(value, list | tuple):
+            terms.append(st.uuid_in(f'"{column}"', st.uuid_list([str(v) for v in value])))
+        else:
+            assert value is not None, "IS NULL is not written here"
+            bound = value.value if isinstance(value, Enum) else \
+                value if isinstance(value, int | str) else str(value)
+            terms.append(f'"{column}" = {st.param(bound)}')
+    sql = head + " AND ".join(terms)
+    rows = await st.rows(sql + " FOR UPDATE" if lock and not st.sqlite else sql)
+    return [model._init_from_db(**dict(zip(columns, row, strict=True))) for row in rows]
 
 
 def _in_tortoise_transaction(conn: Any) -> bool:

@@ -16,7 +16,8 @@ import pytest
 from tortoise import connections
 
 from prefcenter import db, sqlite_client
-from prefcenter.models.enums import Channel, Source
+from prefcenter.models import ConsentState, Contact
+from prefcenter.models.enums import Channel, ConsentStatus, Source
 from prefcenter.services.consent import changes, resolution
 from tests.conftest import BACKEND
 from tests.factories import World
@@ -322,3 +323,42 @@ async def test_a_point_read_outside_a_transaction_runs_inline_and_sees_the_last_
     assert sqlite_client._point_read(('SELECT 1 FROM "contact" WHERE "id"=? LIMIT ?', ["x", 1]))
     assert not sqlite_client._point_read(('SELECT 1 FROM "contact" LIMIT ?', ["x", 3]))
     assert not sqlite_client._point_read(('DELETE FROM "contact" WHERE 0 LIMIT ?', [1]))
+
+
+def _fields(model: Any) -> dict[str, Any]:
+    return {column: getattr(model, column) for column in sorted(model._meta.db_fields)}
+
+
+async def test_select_models_reads_what_the_orm_reads(world: World) -> None:
+    """The consent changes read their rows with ``db.select_models`` (no query builder):
+    the same models, field for field, as ``Model.filter``, with lists, enums, the row
+    lock of a transaction and the read pool outside one."""
+    ada = world.contacts["ada"]
+    sleep, diet, group = world.sid("study_sleep"), world.sid("study_diet"), world.sid("group")
+    request = changes.Request(source=Source.ADMIN)
+    await changes.opt_out(world.system, str(ada.id), sleep, Channel.EMAIL, request)
+    await changes.opt_out(world.system, str(ada.id), diet, Channel.ALL, request)
+    await changes.opt_in(world.system, str(ada.id), group, Channel.SMS,
+                         changes.Request(source=Source.ADMIN, evidence={"text": "Yes"}))
+
+    scopes = [sleep, diet, group, str(uuid.uuid4())]
+    ours = await db.select_models(ConsentState, {"contact_id": ada.id, "scope_id": scopes})
+    orm = await ConsentState.filter(contact_id=ada.id, scope_id__in=scopes)
+    assert len(ours) == 3
+    assert sorted(map(_fields, ours), key=str) == sorted(map(_fields, orm), key=str)
+
+    outs = await db.select_models(ConsentState, {
+        "contact_id": ada.id, "scope_id": scopes, "status": ConsentStatus.OPTED_OUT})
+    assert {(str(s.scope_id), s.channel) for s in outs} == {(sleep, Channel.EMAIL),
+                                                            (diet, Channel.ALL)}
+    one = await db.select_models(ConsentState, {
+        "contact_id": ada.id, "scope_id": sleep, "channel": Channel.EMAIL})
+    assert [_fields(s) for s in one] == [_fields(s) for s in orm if str(s.scope_id) == sleep]
+
+    async with db.transaction():
+        locked = await db.select_models(Contact, {"id": ada.id}, lock=True)
+    pooled = await db.select_models(Contact, {"id": str(ada.id)}, read=True)
+    fresh = await Contact.get(id=ada.id)
+    assert [_fields(c) for c in locked] == [_fields(c) for c in pooled] == [_fields(fresh)]
+    assert fresh.created_at.tzinfo is not None and pooled[0].created_at == fresh.created_at
+    assert await db.select_models(Contact, {"id": str(uuid.uuid4())}, read=True) == []

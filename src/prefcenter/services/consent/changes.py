@@ -162,9 +162,9 @@ async def opt_out(
     scope = path[-1]
     async with db.transaction():
         contact = await get_contact(principal, cid, lock=True)
-        current = await ConsentState.get_or_none(contact_id=contact.id, scope_id=scope.id,
-                                                 channel=channel)
-        if current is not None and current.status == ConsentStatus.OPTED_OUT:
+        current = await db.select_models(ConsentState, {
+            "contact_id": contact.id, "scope_id": scope.id, "channel": channel})
+        if current and current[0].status == ConsentStatus.OPTED_OUT:
             return Change(contact, scope, changed=False, message="Already opted out here.")
         event = await _write_state(principal, contact, scope, channel,
                                    ConsentStatus.OPTED_OUT, request)
@@ -178,9 +178,9 @@ async def blocking_opt_out(
     above = [str(s.id) for s in path[:-1]]
     if not above:
         return None
-    return _highest_opt_out_above(
-        await ConsentState.filter(contact_id=contact.id, scope_id__in=above,
-                                  status=ConsentStatus.OPTED_OUT), path, channel)
+    return _highest_opt_out_above(await db.select_models(ConsentState, {
+        "contact_id": contact.id, "scope_id": above, "status": ConsentStatus.OPTED_OUT}),
+        path, channel)
 
 
 def _highest_opt_out_above(states: Sequence[ConsentState], path: Sequence[Scope],
@@ -237,8 +237,8 @@ async def opt_in(
         contact = await get_contact(principal, cid, lock=True)
         # One read for both checks: the opt-outs above (refuse_if_blocked) and the states
         # here.
-        on_path = await ConsentState.filter(contact_id=contact.id,
-                                            scope_id__in=[str(s.id) for s in path])
+        on_path = await db.select_models(ConsentState, {
+            "contact_id": contact.id, "scope_id": [s.id for s in path]})
         _refuse(path, _highest_opt_out_above(on_path, path, channel))
         here = [s for s in on_path if str(s.scope_id) == str(scope.id)]
         same = {s.channel: s for s in here}
@@ -327,8 +327,9 @@ async def set_frequency(
     scope = path[-1]
     async with db.transaction():
         contact = await get_contact(principal, cid, lock=True)
-        existing = await FrequencyPreference.get_or_none(contact_id=contact.id,
-                                                         scope_id=scope.id, channel=channel)
+        found = await db.select_models(FrequencyPreference, {
+            "contact_id": contact.id, "scope_id": scope.id, "channel": channel})
+        existing = found[0] if found else None
         now = utcnow()
         if clear:
             if existing is None:

@@ -108,9 +108,9 @@ async def request_opt_back_in(
     path = await path_of(scope)
     async with db.transaction():
         contact = await lock_contact(str(contact.id))
-        here = [s for s in await ConsentState.filter(contact_id=contact.id, scope_id=scope.id,
-                                                     status=ConsentStatus.OPTED_OUT)
-                if changes.covers(s.channel, channel)]
+        here = [s for s in await db.select_models(ConsentState, {
+                    "contact_id": contact.id, "scope_id": scope.id,
+                    "status": ConsentStatus.OPTED_OUT}) if changes.covers(s.channel, channel)]
         await changes.refuse_if_blocked(contact, path, channel, "ask to opt back in there.")
         if not here:
             raise DomainError("The contact is not opted out here: there is nothing to opt "
@@ -278,8 +278,8 @@ async def check_can_opt_in(contact: Contact, scope: Scope, path: Sequence[Scope]
                             channel: Channel) -> ConsentState | None:
     """Refuse what ``changes.opt_in`` refuses; the OPTED_IN state when already in."""
     await changes.refuse_if_blocked(contact, path, channel)
-    here = {s.channel: s for s in await ConsentState.filter(contact_id=contact.id,
-                                                              scope_id=scope.id)}
+    here = {s.channel: s for s in await db.select_models(ConsentState, {
+        "contact_id": contact.id, "scope_id": scope.id})}
     if any(s.status == ConsentStatus.OPTED_OUT and changes.covers(s.channel, channel)
            for s in here.values()):
         raise DomainError("The contact opted out here; opting back in needs its "

@@ -254,10 +254,16 @@ async def get_contact(
     principal: Principal, contact_id: str, *, lock: bool = False, field: str = "contactId"
 ) -> Contact:
     cid = parse_uuid(contact_id, field, "contact")
-    contact = await (contact_for_update(cid) if lock else Contact.filter(id=cid).first())
+    contact = await (contact_for_update(cid) if lock else _contact(cid))
     if contact is None or not authz.contact_visible(principal, contact):
         raise NotFound("No such contact.", field=field)
     return contact
+
+
+async def _contact(contact_id: str) -> Contact | None:
+    """The contact by id (outside a transaction: on the read pool, ``db.statement``)."""
+    found = await db.select_models(Contact, {"id": contact_id}, read=True)
+    return found[0] if found else None
 
 
 async def lock_contact(contact_id: Any) -> Contact:
@@ -271,15 +277,9 @@ async def lock_contact(contact_id: Any) -> Contact:
 async def contact_for_update(contact_id: Any) -> Contact | None:
     """The contact by id, row-locked for the rest of the transaction (``FOR UPDATE`` on
     PostgreSQL; on SQLite the transaction holds the write lock already); None if absent.
-
-    Every consent change starts here. One hand-written statement instead of the ORM's
-    ``select_for_update().filter().first()``: Tortoise resolved the filter and built the
-    query anew each time, about a tenth of a write's CPU under the 50-client mix (issue
-    #20); the row becomes a model exactly as the ORM's own reads make it."""
-    st = db.statement()
-    sql = f'SELECT * FROM "contact" WHERE "id" = {st.param(str(contact_id))}'  # noqa: S608
-    rows = await st.rows(sql if st.sqlite else sql + " FOR UPDATE")
-    return Contact._init_from_db(**dict(rows[0])) if rows else None
+    Every consent change starts here (``db.select_models``: not the ORM's query builder)."""
+    found = await db.select_models(Contact, {"id": contact_id}, lock=True)
+    return found[0] if found else None
 
 
 async def search_contacts(
