@@ -84,8 +84,12 @@ PERIODS: dict[Period, timedelta] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Decision:
+    """One answer of the resolution. Not ``frozen``: an audience builds one per contact, and
+    a frozen dataclass sets each field through ``object.__setattr__`` (1.7 against 0.6 us,
+    issue #20); nothing changes a decision once made (``replace`` makes another)."""
+
     contact_id: str
     scope_id: str
     channel: Channel
@@ -769,8 +773,10 @@ async def decide(
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AudienceEntry:
+    """One contact of ``decide_many`` (not frozen: as ``Decision``)."""
+
     contact_id: str
     decision: Decision | None
     error: str | None = None
