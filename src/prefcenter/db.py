@@ -478,11 +478,10 @@ async def select_models(model: type[MODEL], where: Mapping[str, Any], *, lock: b
     ``Model.filter().first()`` resolved its filters and built its query with pypika anew
     on every call: 40% of an ``optOut``'s service time went to one read of one row, of
     which a tenth was SQL (issue #20, pyinstrument); this writes the same statement with
-    a few f-strings. ``where``'s
-    keys are column names written in code, never input; values are bound (UUIDs as
-    text, enums by value). ``lock``: ``FOR UPDATE`` on PostgreSQL (on SQLite the write
-    transaction holds the database's write lock already). ``read``: as for
-    ``statement``."""
+    a few f-strings. ``where``'s keys are column names written in code, never input;
+    values are bound (UUIDs as text, enums by value). ``lock``: ``FOR UPDATE`` on
+    PostgreSQL (on SQLite the write transaction holds the database's write lock already).
+    ``read``: as for ``statement``."""
     select = _selects.get(model)
     if select is None:
         meta = model._meta
