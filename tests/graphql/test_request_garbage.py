@@ -1,0 +1,118 @@
+"""A request's objects are freed as soon as it is answered (issue #20).
+
+graphql-core gives every execution context helpers made of its own bound methods: a
+reference cycle that held each request's whole graph (the GraphQL context, the HTTP
+request, its scope and headers: about 60 objects) until the cyclic garbage collector ran.
+Under load that was a collection every few milliseconds (``fastlists._helpers``)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import weakref
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prefcenter.graphql import fastlists
+from tests.factories import World
+
+DECISION = """query($c: ID!, $s: ID!) { decision(contactId: $c, scopeId: $s, channel: EMAIL) {
+  allowed reason decidedBy { id name } } }"""
+AUDIENCE = """query($s: ID!, $ids: [ID!]!) { audience(scopeId: $s, channel: EMAIL,
+  contactIds: $ids) { contactId error decision { allowed reason decidedBy { id } } } }"""
+OPT_OUT = """mutation($i: ConsentChangeInput!) { optOut(input: $i) {
+  __typename ... on OperationError { code } } }"""
+
+
+async def _asgi_post(app: Any, body: dict[str, Any], key: str | None) -> dict[str, Any]:
+    """One POST /graphql through the ASGI app itself: nothing of a client's in between."""
+    raw = json.dumps(body).encode()
+    headers = [(b"host", b"testserver"), (b"content-type", b"application/json"),
+               (b"content-length", str(len(raw)).encode())]
+    if key:
+        headers.append((b"authorization", f"Bearer {key}".encode()))
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/graphql", "raw_path": b"/graphql",
+             "query_string": b"", "root_path": "", "headers": headers,
+             "client": ("203.0.113.7", 4711), "server": ("testserver", 80), "state": {}}
+    messages = [{"type": "http.request", "body": raw, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop() if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 200, sent
+    answer: dict[str, Any] = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    return answer
+
+
+@contextmanager
+def cyclic_garbage() -> Iterator[list[Any]]:
+    """What only the cyclic collector could free of what ran inside (collector off)."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    found: list[Any] = []
+    try:
+        yield found
+        gc.collect()
+        found.extend(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if was_enabled:
+            gc.enable()
+
+
+def _kinds(objects: list[Any]) -> list[tuple[str, int]]:
+    return Counter(type(o).__qualname__ for o in objects).most_common(12)
+
+
+async def test_answered_requests_leave_nothing_for_the_cyclic_collector(
+        world: World, app: Any) -> None:
+    key = world.keys["owner"]
+    ada, bob, scope = world.cid("ada"), world.cid("bob"), world.sid("study_sleep")
+    requests: list[tuple[dict[str, Any], str | None]] = [
+        ({"query": "{ __typename }"}, None),
+        ({"query": "{ __typename }"}, key),
+        ({"query": DECISION, "variables": {"c": ada, "s": scope}}, key),
+        ({"query": AUDIENCE, "variables": {"s": scope, "ids": [ada, bob]}}, key),
+        ({"query": OPT_OUT, "variables": {"i": {"contactId": bob, "scopeId": scope,
+                                                "channel": "EMAIL"}}}, key),
+    ]
+    for body, credential in requests:  # first use: caches filled, plans built
+        await _asgi_post(app, body, credential)
+    with cyclic_garbage() as garbage:
+        answers = [await _asgi_post(app, body, credential)
+                   for _ in range(5) for body, credential in requests]
+    assert all("errors" not in a for a in answers), answers
+    assert answers[2]["data"]["decision"]["reason"] == "DEFAULT_ALLOWED"
+    assert answers[4]["data"]["optOut"]["__typename"] != "OperationError"
+    assert not garbage, _kinds(garbage)
+
+
+async def test_the_helpers_reach_the_execution_only_while_it_lives(world: World) -> None:
+    """The resolver helpers hold the execution context weakly: no cycle through them, and
+    ``track`` still reaches the context while the execution runs."""
+    tracked: list[Any] = []
+
+    class Probe:
+        def track_async_work(self, values: Any) -> None:
+            tracked.append(values)
+
+    probe = Probe()
+    helpers = fastlists._helpers(probe)  # type: ignore[arg-type]
+    helpers.track([1])
+    assert tracked == [[1]]
+    alive = weakref.ref(probe)
+    del probe
+    assert alive() is None  # the helpers did not keep it: freed by reference counting
+    helpers.track([2])  # the execution is over: nothing left to track
+    assert tracked == [[1]]
