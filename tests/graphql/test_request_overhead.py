@@ -1,9 +1,12 @@
-"""A request's objects are freed as soon as it is answered (issue #20).
+"""What every GraphQL request costs besides its own work (issue #20).
 
-graphql-core gives every execution context helpers made of its own bound methods: a
-reference cycle that held each request's whole graph (the GraphQL context, the HTTP
-request, its scope and headers: about 60 objects) until the cyclic garbage collector ran.
-Under load that was a collection every few milliseconds (``fastlists._helpers``)."""
+- Its objects are freed as soon as it is answered: graphql-core gives every execution
+  context helpers made of its own bound methods, a reference cycle that held each
+  request's whole graph (the GraphQL context, the HTTP request, its scope and headers:
+  about 60 objects) until the cyclic garbage collector ran; under load that was a
+  collection every few milliseconds (``fastlists._helpers``).
+- Its controller's dependencies are resolved in line: Litestar resolves a level of several
+  in an anyio task group, a task each (``app._response``)."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from litestar._kwargs import kwargs_model
 
 from prefcenter.graphql import fastlists
 from tests.factories import World
@@ -69,6 +74,25 @@ def cyclic_garbage() -> Iterator[list[Any]]:
         gc.garbage.clear()
         if was_enabled:
             gc.enable()
+
+
+async def test_a_request_resolves_the_controllers_dependencies_without_tasks(
+        world: World, app: Any, monkeypatch: Any) -> None:
+    groups: list[Any] = []
+    make = kwargs_model.create_task_group
+
+    def counted() -> Any:
+        groups.append(make())
+        return groups[-1]
+
+    monkeypatch.setattr(kwargs_model, "create_task_group", counted)
+    key = world.keys["owner"]
+    decision = await _asgi_post(app, {"query": DECISION, "variables": {
+        "c": world.cid("ada"), "s": world.sid("study_sleep")}}, key)
+    anonymous = await _asgi_post(app, {"query": "{ __typename }"}, None)
+    assert decision["data"]["decision"]["reason"] == "DEFAULT_ALLOWED"  # the key's context
+    assert anonymous == {"data": {"__typename": "Query"}}
+    assert groups == []
 
 
 def _kinds(objects: list[Any]) -> list[tuple[str, int]]:
