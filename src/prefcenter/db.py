@@ -482,15 +482,7 @@ async def select_models(model: type[MODEL], where: Mapping[str, Any], *, lock: b
     values are bound (UUIDs as text, enums by value). ``lock``: ``FOR UPDATE`` on
     PostgreSQL (on SQLite the write transaction holds the database's write lock already).
     ``read``: as for ``statement``."""
-    select = _selects.get(model)
-    if select is None:
-        meta = model._meta
-        names = tuple(key for key, _, _ in (
-            *meta.db_native_fields, *meta.db_default_fields, *meta.db_complex_fields))
-        quoted = ", ".join(f'"{name}"' for name in names)
-        select = _selects[model] = (  # names from the model, not input
-            names, f'SELECT {quoted} FROM "{meta.db_table}" WHERE ')  # noqa: S608
-    columns, head = select
+    columns, _ = _model_select(model)
     st = statement(read=read)
     terms = []
     for column, value in where.items():
@@ -502,9 +494,32 @@ async def select_models(model: type[MODEL], where: Mapping[str, Any], *, lock: b
             bound = value.value if isinstance(value, Enum) else \
                 value if isinstance(value, int | str) else str(value)
             terms.append(f'"{column}" = {st.param(bound)}')
-    sql = head + " AND ".join(terms)
+    return await query_models(model, st, " AND ".join(terms), lock=lock)
+
+
+async def query_models(model: type[MODEL], st: Statement, where: str, *,
+                       lock: bool = False) -> list[MODEL]:
+    """``SELECT`` every column of ``model`` ``WHERE where`` on ``st``, as models exactly as
+    the ORM's own reads make them. ``where`` is SQL written in code whose values are
+    ``st``'s parameters; ``lock`` as in ``select_models``."""
+    columns, head = _model_select(model)
+    sql = head + where
     rows = await st.rows(sql + " FOR UPDATE" if lock and not st.sqlite else sql)
     return [model._init_from_db(**dict(zip(columns, row, strict=True))) for row in rows]
+
+
+def _model_select(model: type[Model]) -> tuple[tuple[str, ...], str]:
+    """The columns ``model._init_from_db`` reads, in a fixed order, and ``SELECT ... FROM
+    ... WHERE`` of them (once per model)."""
+    select = _selects.get(model)
+    if select is None:
+        meta = model._meta
+        names = tuple(key for key, _, _ in (
+            *meta.db_native_fields, *meta.db_default_fields, *meta.db_complex_fields))
+        quoted = ", ".join(f'"{name}"' for name in names)
+        select = _selects[model] = (  # names from the model, not input
+            names, f'SELECT {quoted} FROM "{meta.db_table}" WHERE ')  # noqa: S608
+    return select
 
 
 def _in_tortoise_transaction(conn: Any) -> bool:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from tortoise import connections
 
-from prefcenter import db, sqlite_client
-from prefcenter.models import ConsentState, Contact
+from prefcenter import caches, db, sqlite_client
+from prefcenter.models import ConsentState, Contact, Scope
 from prefcenter.models.enums import Channel, ConsentStatus, Source
 from prefcenter.services.consent import changes, resolution
 from tests.conftest import BACKEND
@@ -210,6 +210,11 @@ async def test_a_transaction_runs_inline_and_waits_for_another_process_off_the_l
         assert len(seen) == 1 and (await Contact.get(id=ada)).name == "Ada L."
         client._connection.commit_ms = 0.0
 
+        # A transaction that fails: its ROLLBACK runs inline too, and nothing of it stays.
+        with pytest.raises(RuntimeError, match="undo"):
+            await _rename_then_fail(ada)
+        assert len(seen) == 1 and (await Contact.get(id=ada)).name == "Ada L."
+
         # Another process holds the write lock: the write waits on the thread, the loop runs.
         other = sqlite3.connect(db.sqlite_file(database_url) or "", isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
@@ -226,6 +231,12 @@ async def test_a_transaction_runs_inline_and_waits_for_another_process_off_the_l
         assert (await Contact.get(id=ada)).suppressed_at is not None
     finally:
         client._connection._waiting = original
+
+
+async def _rename_then_fail(contact_id: str) -> None:
+    async with db.transaction():
+        await Contact.filter(id=contact_id).update(name="never")
+        raise RuntimeError("undo")
 
 
 async def _suppress(contact_id: str, at: Any) -> None:
@@ -372,3 +383,30 @@ async def test_select_models_reads_what_the_orm_reads(world: World) -> None:
     assert [_fields(c) for c in locked] == [_fields(c) for c in pooled] == [_fields(fresh)]
     assert fresh.created_at.tzinfo is not None and pooled[0].created_at == fresh.created_at
     assert await db.select_models(Contact, {"id": str(uuid.uuid4())}, read=True) == []
+
+
+async def test_a_scope_path_is_read_on_the_read_connections(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not on the writer's connection (SQLite: its thread, holding the writers' lock)."""
+    pool = db._read_pool
+    assert pool is not None
+    read: list[str] = []
+    rows = pool.rows
+
+    async def spy(sql: str, values: Any, most_ids: int) -> Any:
+        read.append(sql)
+        return await rows(sql, values, most_ids)
+
+    monkeypatch.setattr(pool, "rows", spy)
+    caches.clear_all()
+    sid = world.sid("study_sleep")
+    path = await resolution.cached_path(sid)
+    assert path is not None and len(read) == 1 and "WITH RECURSIVE" in read[0]
+    target = await Scope.get(id=sid)
+    expected = [await Scope.get(id=i) for i in target.ancestor_ids()]
+    assert [(s.id, s.name, s.kind, s.path, s.parent_id, s.settings, s.policies)
+            for s in path] == [(s.id, s.name, s.kind, s.path, s.parent_id, s.settings,
+                                s.policies) for s in expected]
+    assert len(path) >= 3 and path[-1].id == target.id
+    assert await resolution.cached_path(sid) is path and len(read) == 1  # then cached
+    assert await resolution.cached_path(str(uuid.uuid4())) is None and len(read) == 2
