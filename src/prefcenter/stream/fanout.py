@@ -193,9 +193,12 @@ def make_publisher(plugin: ChannelsPlugin) -> Publisher:
         for event in committed:
             by_tenant[str(event.tenant_id)].append(event)
         for tenant_id, items in by_tenant.items():
-            await asyncio.wait_for(plugin.wait_published(encode(tenant_id, items),
-                                                         [channel_for(tenant_id)]),
-                                   PUBLISH_TIMEOUT_SECONDS)
+            # In this task: ``asyncio.wait_for`` (Python 3.11) runs the publication in a
+            # task of its own and waits for it, three turns of the event loop before the
+            # change's answer is sent; under the 50-client mix each turn is milliseconds
+            # (issue #20: writes p50 110 ms against reads 21 ms).
+            async with asyncio.timeout(PUBLISH_TIMEOUT_SECONDS):
+                await plugin.wait_published(encode(tenant_id, items), [channel_for(tenant_id)])
 
     return publish
 
