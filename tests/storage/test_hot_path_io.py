@@ -410,3 +410,29 @@ async def test_a_scope_path_is_read_on_the_read_connections(
     assert len(path) >= 3 and path[-1].id == target.id
     assert await resolution.cached_path(sid) is path and len(read) == 1  # then cached
     assert await resolution.cached_path(str(uuid.uuid4())) is None and len(read) == 2
+
+
+def test_paths_keep_their_index_by_identity_within_a_bound(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decisions go from scope to scope: each (immutable) path keeps its index and routes,
+    the oldest dropped past ``KNOWN_PATHS``; a new path object (a re-read scope) gets its
+    own, never another's."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(resolution, "KNOWN_PATHS", 2)
+    monkeypatch.setattr(resolution, "_known_paths", {})
+
+    def path(*ids: str) -> tuple[Any, ...]:
+        return tuple(SimpleNamespace(id=i) for i in ids)
+
+    a, b, c = path("r", "a"), path("r", "b"), path("r", "c")
+    index_a = resolution._path_index(a)
+    assert index_a == {"r": 0, "a": 1, -1: "a"}
+    assert resolution._path_index(b) == {"r": 0, "b": 1, -1: "b"}
+    assert resolution._path_index(a) is index_a  # kept
+    assert resolution._path_index(c)[-1] == "c"
+    assert len(resolution._known_paths) == 2 and id(a) not in resolution._known_paths
+    again = path("r", "a")  # the same scopes read anew: its own entry
+    assert resolution._path_index(again) == index_a
+    assert resolution._path_index(again) is not index_a
+    assert resolution._path_index([*a]) is not resolution._path_index([*a])  # lists: never

@@ -164,29 +164,44 @@ class _Route:
         return self._quiet
 
 
-_last_path: tuple[Sequence[Scope] | None, dict[Any, Any], dict[Channel, _Route]] = (
-    None, {}, {})
+#: The paths met last (by identity: ``cached_path``'s tuples, shared until they expire) ->
+#: (the path, held so its id is not reused; its index; its routes by channel). Oldest out
+#: first past ``KNOWN_PATHS``.
+_known_paths: dict[int, tuple[Sequence[Scope], dict[Any, Any], dict[Channel, _Route]]] = {}
+#: How many paths keep their index and routes (a path is a handful of scopes).
+KNOWN_PATHS = 1024
+
+
+def _path_entry(path: Sequence[Scope]
+                ) -> tuple[Sequence[Scope], dict[Any, Any], dict[Channel, _Route]]:
+    """The path's index (scope id -> position on the path, and -1 -> the target's id) and
+    its routes, worked out once per (immutable) path. An audience resolves every contact
+    on one path; a stream of decisions goes from scope to scope: keeping only the last
+    path's, each such decision worked out its path's policy and quiet hours anew, a
+    fifth of its resolution's CPU (py-spy, issue #20)."""
+    entry = _known_paths.get(id(path))
+    if entry is not None and entry[0] is path:
+        return entry
+    index: dict[Any, Any] = {str(s.id): i for i, s in enumerate(path)}
+    index[-1] = str(path[-1].id)
+    entry = (path, index, {})
+    if isinstance(path, tuple):
+        if len(_known_paths) >= KNOWN_PATHS:
+            del _known_paths[next(iter(_known_paths))]
+        _known_paths[id(path)] = entry
+    return entry
 
 
 def _path_index(path: Sequence[Scope]) -> dict[Any, Any]:
-    """Scope id -> position on the path (and -1 -> the target's id). An audience resolves
-    every contact on one path, so the last (immutable) path's index is kept."""
-    global _last_path
-    if _last_path[0] is path:
-        return _last_path[1]
-    index: dict[Any, Any] = {str(s.id): i for i, s in enumerate(path)}
-    index[-1] = str(path[-1].id)
-    if isinstance(path, tuple):
-        _last_path = (path, index, {})
-    return index
+    """Scope id -> position on the path (and -1 -> the target's id)."""
+    return _path_entry(path)[1]
 
 
 def _route(path: Sequence[Scope], channel: Channel) -> _Route:
-    """The path's ``_Route`` for ``channel``, kept with the last (immutable) path's index.
-    The policy is computed from the path as given, so a changed scope (a new cached path)
-    gets a new route."""
-    index = _path_index(path)
-    routes = _last_path[2] if _last_path[0] is path else {}
+    """The path's ``_Route`` for ``channel``, kept with the (immutable) path's index. The
+    policy is computed from the path as given, so a changed scope (a new cached path) gets
+    a new route."""
+    _, index, routes = _path_entry(path)
     route = routes.get(channel)
     if route is None:
         policy, where = effective_policy(path, channel)
