@@ -62,6 +62,8 @@ async def test_request_operation_and_sql_spans_nest(
     assert all(s.context.trace_id == request_span.context.trace_id for s in sql)
     assert any(s.parent is not None and s.parent.span_id == op.context.span_id for s in sql)
     assert all("db.statement" in s.attributes for s in sql)
+    # The decision's facts, read on the hot path's read connections, have their span too.
+    assert any("FROM consent_state" in str(s.attributes["db.statement"]) for s in sql)
     # Credentials never land in a span.
     key = world.keys["owner"]
     assert not any(key in str(v) for s in spans for v in (s.attributes or {}).values())

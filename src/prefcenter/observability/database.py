@@ -1,11 +1,13 @@
 """SQL statements counted and timed (metrics), and a span each (traces).
 
-Tortoise has no query hook, so when metrics or traces are on, ``install`` wraps the
-``execute_*`` methods of the SQLite and asyncpg clients (transactions inherit them) once
-per process; the wrapper reads the module's current metrics flag and tracer, so
-``uninstall``-free re-configuration (several apps in one test process) stays correct.
-Nested calls (a method implemented with another) are counted once. Off, nothing is
-wrapped and statements run exactly as before.
+Tortoise has no query hook, so when metrics or traces are on, ``install`` wraps, once per
+process, the ``execute_*`` methods of the SQLite and asyncpg clients (transactions inherit
+them) and the ``rows`` of the hot path's read connections (``db.ReadPool``,
+``db.PgReadPool``: the reads of ``decision``, ``audience`` and the scope paths). The
+wrapper reads the module's current metrics flag and tracer, so ``uninstall``-free
+re-configuration (several apps in one test process) stays correct. Nested calls (a method
+implemented with another) are counted once. Off, nothing is wrapped and statements run
+exactly as before.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from prefcenter import db
 from prefcenter.observability import metrics
 
 _METHODS = ("execute_query", "execute_query_dict", "execute_insert", "execute_many",
@@ -31,7 +34,14 @@ def statement_kind(sql: str) -> str:
     return word if word in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH") else "OTHER"
 
 
-def _wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+#: The read connections' classes and their dialect (they have no ``capabilities``).
+_READ_POOLS: tuple[tuple[type, str], ...] = ((db.ReadPool, "sqlite"),
+                                             (db.PgReadPool, "postgres"))
+
+
+def _wrap(method: Callable[..., Any], dialect: str | None = None) -> Callable[..., Any]:
+    """``dialect``: for a class without Tortoise's ``capabilities``."""
+
     @functools.wraps(method)
     async def observed(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
         if (not _metrics and _tracer is None) or _inside.get():
@@ -42,7 +52,8 @@ def _wrap(method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             if _tracer is not None:
                 with _tracer.start_as_current_span(f"db {kind}", attributes={
-                        "db.system": self.capabilities.dialect, "db.statement": query[:2000],
+                        "db.system": dialect or self.capabilities.dialect,
+                        "db.statement": query[:2000],
                         "db.operation": kind}):
                     return await method(self, query, *args, **kwargs)
             return await method(self, query, *args, **kwargs)
@@ -78,4 +89,6 @@ def install(*, count: bool, tracer: Any) -> None:
         for name in _METHODS:
             if name in vars(cls):
                 setattr(cls, name, _wrap(vars(cls)[name]))
+    for pool, dialect in _READ_POOLS:
+        pool.rows = _wrap(vars(pool)["rows"], dialect)  # type: ignore[attr-defined]
     _installed = True
