@@ -162,7 +162,7 @@ async def test_answered_requests_leave_nothing_for_the_cyclic_collector(
     assert not garbage, _kinds(garbage)
 
 
-async def test_the_helpers_reach_the_execution_only_while_it_lives(world: World) -> None:
+def test_the_helpers_reach_the_execution_only_while_it_lives() -> None:
     """The resolver helpers hold the execution context weakly: no cycle through them, and
     ``track`` still reaches the context while the execution runs."""
     tracked: list[Any] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -417,8 +418,6 @@ def test_paths_keep_their_index_by_identity_within_a_bound(
     """Decisions go from scope to scope: each (immutable) path keeps its index and routes,
     the oldest dropped past ``KNOWN_PATHS``; a new path object (a re-read scope) gets its
     own, never another's."""
-    from types import SimpleNamespace
-
     monkeypatch.setattr(resolution, "KNOWN_PATHS", 2)
     monkeypatch.setattr(resolution, "_known_paths", {})
 
