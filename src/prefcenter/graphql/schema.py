@@ -32,6 +32,7 @@ from prefcenter.graphql import (
     fastlists,
     frontend,
     keys,
+    lean,
     optin,
     quiet_hours,
     scopes,
@@ -217,7 +218,7 @@ def build_schema(settings: Settings | None = None, subscription: Any = None,
     # would make every request a cache miss.
     limits = [*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
               *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules]
-    return Schema(
+    schema = Schema(
         query=query,
         mutation=mutation,
         subscription=subscription,
@@ -235,6 +236,8 @@ def build_schema(settings: Settings | None = None, subscription: Any = None,
             *observers,
         ],
     )
+    lean.install(schema)  # root fields without Strawberry's per-call wrapping (issue #20)
+    return schema
 
 
 def _subscription_type() -> Any:
