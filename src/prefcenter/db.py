@@ -409,16 +409,38 @@ class Statement:
 
     def param(self, value: Any) -> str:
         self.values.append(value)
-        return f"?{len(self.values)}" if self.sqlite else f"${len(self.values)}"
+        return self._placeholder(len(self.values))
+
+    def _placeholder(self, number: int) -> str:
+        return f"?{number}" if self.sqlite else f"${number}"
 
     def uuid_list(self, ids: Sequence[str]) -> str:
         """A placeholder holding ``ids``, for ``uuid_in``."""
+        first = len(self.values) + 1
+        self.bind_ids(ids)
+        if self.sqlite and len(ids) <= self.SHORT_LIST:
+            return "(" + ", ".join(f"?{n}" for n in range(first, len(self.values) + 1)) + ")"
+        return self._placeholder(first)
+
+    def bind_ids(self, ids: Sequence[str]) -> None:
+        """``uuid_list``'s values without its text, for a statement whose text is known
+        (``list_shape`` says which texts are the same)."""
         self.most_ids = max(self.most_ids, len(ids))
         if self.sqlite and len(ids) <= self.SHORT_LIST:
-            return "(" + ", ".join(self.param(i) for i in ids) + ")"
-        if self.sqlite:
-            return self.param(json.dumps(list(ids)))
-        return self.param(list(ids))
+            self.values.extend(ids)
+        elif self.sqlite:
+            self.values.append(json.dumps(list(ids)))
+        else:
+            self.values.append(list(ids))
+
+    def bind(self, *values: Any) -> None:
+        """``param``'s values without their text (as ``bind_ids``)."""
+        self.values.extend(values)
+
+    def list_shape(self, count: int) -> int:
+        """What of an id list's length its ``uuid_list`` text depends on: the length of a
+        short SQLite list (one placeholder per id), else nothing (-1)."""
+        return count if self.sqlite and count <= self.SHORT_LIST else -1
 
     def column(self, name: str, *, seek: bool = True) -> str:
         """``name`` in a predicate; ``seek=False`` on SQLite keeps the planner from using

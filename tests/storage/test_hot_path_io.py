@@ -450,3 +450,52 @@ async def test_timestamps_are_parsed_in_c_and_read_back_exactly(world: World) ->
     assert read[0].created_at == contact.created_at
     assert read[0].created_at.utcoffset() == timedelta(0)
     assert read[0].created_at.microsecond == contact.created_at.microsecond
+
+
+async def test_a_facts_statement_is_written_once_per_shape(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``load_facts`` keeps each statement text by its shape and binds only the values
+    afterwards: the facts read with a kept text are those read with a new one, for a
+    decision, a short and a long audience, a topic and a suppressed contact; a binding
+    that no longer follows the text is refused the first time its shape is built."""
+    ada, bob = world.cid("ada"), world.cid("bob")
+    request = changes.Request(source=Source.ADMIN)
+    await changes.opt_out(world.system, ada, world.sid("study_sleep"), Channel.EMAIL, request)
+    path = await resolution.cached_path(world.sid("study_sleep"))
+    assert path is not None
+    path_ids = [str(s.id) for s in path]
+    now = resolution.utcnow()
+    many = [ada, bob] + [str(uuid.uuid4()) for _ in range(40)]  # json_each on SQLite
+    calls: list[dict[str, Any]] = [
+        {"contact_ids": [ada], "with_contacts": True, "read_only": True},
+        {"contact_ids": [ada, bob], "with_contacts": True, "read_only": True},
+        {"contact_ids": many, "with_contacts": True, "read_only": True},
+        {"contact_ids": [ada], "topic": "news", "tenant_id": world.tenant_id},
+        {"contact_ids": [bob], "suppression": True},
+    ]
+
+    async def read(kwargs: dict[str, Any]) -> Any:
+        return await resolution.load_facts(path_ids=path_ids, channel=Channel.EMAIL,
+                                           now=now, **kwargs)
+
+    # SQLite writes one placeholder per id of a short list; PostgreSQL binds any list whole.
+    shapes = len(calls) if BACKEND == "sqlite" else 3
+    resolution._facts_texts.clear()
+    first = [await read(kwargs) for kwargs in calls]
+    assert len(resolution._facts_texts) == shapes
+    again = [await read(kwargs) for kwargs in calls]
+    assert again == first
+    assert [s.status for s in first[0].states[ada]] == [ConsentStatus.OPTED_OUT]
+    assert set(first[2].contacts) == {ada, bob}
+    assert len(resolution._facts_texts) == shapes
+
+    resolution._facts_texts.clear()
+    bind = resolution._bind_facts
+
+    def without_the_channel(st: db.Statement, *args: Any) -> None:
+        bind(st, *args)
+        del st.values[-3]
+
+    monkeypatch.setattr(resolution, "_bind_facts", without_the_channel)
+    with pytest.raises(RuntimeError, match="do not follow"):
+        await read(calls[0])

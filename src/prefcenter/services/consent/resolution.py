@@ -614,39 +614,30 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
     ``with_contacts`` reads each contact's row, and for a suppressed one the event that
     suppressed it (``Facts.suppressions``); ``suppression`` reads only that event (for a
     caller that has the contact and knows it is suppressed). The first of ``path_ids``
-    is the tenant's root.
+    is the tenant's root. The text is built once per shape (``_facts_texts``).
     """
+    assert topic is None or tenant_id is not None, "a topic key is a key within a tenant"
     st = db.statement(read=read_only)
-    cids, sids = st.uuid_list(contact_ids), st.uuid_list(path_ids)
-    # Each contact's rows are found by contact alone, and the path's scopes and the
-    # channels filter them: no index descent per (scope, channel) pair. A contact has a
-    # handful of rows per table; one with rows on every scope of a big tree would be
-    # scanned whole, which is still one pass over one index range.
-    channels = f"({st.param(channel.value)}, {st.param(Channel.ALL.value)})"
-    slots = {
-        "contact_in": st.uuid_in("contact_id", cids),
-        "scope_in": st.uuid_in("scope_id", sids, seek=False),
-        "channel_in": f"{st.column('channel', seek=False)} IN {channels}",
-        "send_contact_in": st.uuid_in("r.contact_id", cids),
-        "pref_scope_in": st.uuid_in("f.scope_id", sids, seek=False),
-        "pref_channel_in": f"{st.column('f.channel', seek=False)} IN {channels}",
-        "contact_id_in": st.uuid_in("id", cids),
-        "since": st.param(now - max(PERIODS.values())),
-        "state_source": _NO_SOURCE,
-    }
-    sql = _FACTS_SQL + (_CONTACTS_SQL if with_contacts else
-                        _SUPPRESSION_SQL if suppression else "")
-    if with_contacts or suppression:
-        slots["suppression_event"] = _SUPPRESSION_EVENT.format(
-            root=st.param(path_ids[0]), suppressed=st.param(Action.SUPPRESSED.value),
-            email=st.param(Channel.EMAIL.value), all=st.param(Channel.ALL.value))
-    if topic is not None:
-        assert tenant_id is not None, "a topic key means something only within a tenant"
-        slots["state_source"] = _EVENT_SOURCE
-        slots["tenant"], slots["topic"] = st.param(tenant_id), st.param(topic)
-        sql += _TOPIC_SQL
-    # Only placeholders and fixed column names are put into the text (db.Statement).
-    rows = await st.rows(sql.format(**slots))
+    with_suppression = with_contacts or suppression
+    shape = (st.sqlite, st.list_shape(len(contact_ids)), st.list_shape(len(path_ids)),
+             with_contacts, suppression, topic is not None)
+    sql = _facts_texts.get(shape)
+    if sql is None:
+        sql = _facts_text(st, contact_ids, path_ids, channel, now, with_contacts=with_contacts,
+                          suppression=suppression, topic=topic, tenant_id=tenant_id)
+        # The text and the values must come out in the same order: checked once per shape.
+        check = db.Statement(st.conn)
+        _bind_facts(check, contact_ids, path_ids, channel, now, with_suppression, topic,
+                    tenant_id)
+        if check.values != st.values:
+            raise RuntimeError("load_facts: the values do not follow the statement's text")
+        if len(_facts_texts) >= FACTS_TEXTS:
+            _facts_texts.clear()
+        _facts_texts[shape] = sql
+    else:
+        _bind_facts(st, contact_ids, path_ids, channel, now, with_suppression, topic,
+                    tenant_id)
+    rows = await st.rows(sql)
     facts = Facts()
     as_dt = db.as_datetime
     states, mutes, freqs, sends = facts.states, facts.mutes, facts.freqs, facts.sends
@@ -685,6 +676,62 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
             assert sent_at is not None
             facts.topic_sends[cid].append(SendFact(t3, Channel(t1), sent_at, str(tid)))
     return facts
+
+
+#: A facts statement's text by its shape (the dialect, the lengths of short SQLite id lists,
+#: what is read besides the facts): the text depends on nothing else, and building it was
+#: about a fifth of ``load_facts``'s Python (issue #20). A handful of shapes occur; the
+#: bound is a guard.
+_facts_texts: dict[tuple[Any, ...], str] = {}
+FACTS_TEXTS = 512
+
+
+def _bind_facts(st: db.Statement, contact_ids: Sequence[str], path_ids: Sequence[str],
+                channel: Channel, now: datetime, with_suppression: bool, topic: str | None,
+                tenant_id: str | None) -> None:
+    """``load_facts``'s values, in the order ``_facts_text`` numbers them."""
+    st.bind_ids(contact_ids)
+    st.bind_ids(path_ids)
+    st.bind(channel.value, Channel.ALL.value, now - max(PERIODS.values()))
+    if with_suppression:
+        st.bind(path_ids[0], Action.SUPPRESSED.value, Channel.EMAIL.value, Channel.ALL.value)
+    if topic is not None:
+        st.bind(tenant_id, topic)
+
+
+def _facts_text(st: db.Statement, contact_ids: Sequence[str], path_ids: Sequence[str],
+                channel: Channel, now: datetime, *, with_contacts: bool, suppression: bool,
+                topic: str | None, tenant_id: str | None) -> str:
+    """``load_facts``'s statement, its values bound on ``st``."""
+    cids, sids = st.uuid_list(contact_ids), st.uuid_list(path_ids)
+    # Each contact's rows are found by contact alone, and the path's scopes and the
+    # channels filter them: no index descent per (scope, channel) pair. A contact has a
+    # handful of rows per table; one with rows on every scope of a big tree would be
+    # scanned whole, which is still one pass over one index range.
+    channels = f"({st.param(channel.value)}, {st.param(Channel.ALL.value)})"
+    slots = {
+        "contact_in": st.uuid_in("contact_id", cids),
+        "scope_in": st.uuid_in("scope_id", sids, seek=False),
+        "channel_in": f"{st.column('channel', seek=False)} IN {channels}",
+        "send_contact_in": st.uuid_in("r.contact_id", cids),
+        "pref_scope_in": st.uuid_in("f.scope_id", sids, seek=False),
+        "pref_channel_in": f"{st.column('f.channel', seek=False)} IN {channels}",
+        "contact_id_in": st.uuid_in("id", cids),
+        "since": st.param(now - max(PERIODS.values())),
+        "state_source": _NO_SOURCE,
+    }
+    sql = _FACTS_SQL + (_CONTACTS_SQL if with_contacts else
+                        _SUPPRESSION_SQL if suppression else "")
+    if with_contacts or suppression:
+        slots["suppression_event"] = _SUPPRESSION_EVENT.format(
+            root=st.param(path_ids[0]), suppressed=st.param(Action.SUPPRESSED.value),
+            email=st.param(Channel.EMAIL.value), all=st.param(Channel.ALL.value))
+    if topic is not None:
+        slots["state_source"] = _EVENT_SOURCE
+        slots["tenant"], slots["topic"] = st.param(tenant_id), st.param(topic)
+        sql += _TOPIC_SQL
+    # Only placeholders and fixed column names are put into the text (db.Statement).
+    return sql.format(**slots)
 
 
 async def _facts(
