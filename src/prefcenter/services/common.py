@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -66,8 +67,16 @@ async def by_ids(model: Any, keys: Sequence[K], key: Callable[[Any], K]) -> list
     return [found.get(k) for k in keys]
 
 
+#: An id exactly as ``str(uuid.UUID(...))`` writes it: such ids need no parsing.
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def parse_uuid(value: str, field: str, what: str = "object") -> str:
-    """A well-formed id, or the same NotFound an unknown id gets."""
+    """A well-formed id (as ``str(uuid.UUID(...))`` writes it), or the same NotFound an
+    unknown id gets. An id already written so (every id this API gives out) is returned as
+    it is: parsing and writing it again cost a ``decision`` two UUID objects (issue #20)."""
+    if value.__class__ is str and CANONICAL_UUID.fullmatch(value):
+        return value
     try:
         return str(uuid.UUID(str(value)))
     except (ValueError, AttributeError, TypeError):

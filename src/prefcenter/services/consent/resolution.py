@@ -13,7 +13,6 @@ answer are exactly those of before.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -27,7 +26,7 @@ from prefcenter.errors import DomainError, ErrorCode, Invalid, NotFound
 from prefcenter.models import Contact, Scope
 from prefcenter.models.enums import Action, Channel, ConsentStatus, Period, Policy, TopicKind
 from prefcenter.services.channels.registry import EMAIL_SUPPRESSED, spec
-from prefcenter.services.common import parse_uuid, utcnow
+from prefcenter.services.common import CANONICAL_UUID, parse_uuid, utcnow
 from prefcenter.services.consent import quiet_hours
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
@@ -190,6 +189,11 @@ def _path_entry(path: Sequence[Scope]
             del _known_paths[next(iter(_known_paths))]
         _known_paths[id(path)] = entry
     return entry
+
+
+def path_ids(path: Sequence[Scope]) -> list[str]:
+    """The path's scope ids, root first (from its index: no UUID written again)."""
+    return [key for key in _path_entry(path)[1] if key != -1]
 
 
 def _path_index(path: Sequence[Scope]) -> dict[Any, Any]:
@@ -743,7 +747,7 @@ async def _facts(
     dict[str, list[SendFact]],
 ]:
     """The facts of ``contact_ids`` on the scopes of ``path`` (only their ids are used)."""
-    facts = await load_facts(contact_ids, [str(s.id) for s in path], channel, now)
+    facts = await load_facts(contact_ids, path_ids(path), channel, now)
     return facts.states, facts.mutes, facts.freqs, facts.sends
 
 
@@ -771,7 +775,7 @@ async def cached_path(scope_id: str) -> tuple[Scope, ...] | None:
     connection sent this statement to its thread and held its lock for a whole turn of
     the busy event loop, 20-40 ms; every path's expiry (``max_age``) under the 50-client
     mix made writes queue behind it (issue #20: writes p50 110 ms, p99 600 ms)."""
-    sid = str(uuid.UUID(scope_id))
+    sid = scope_id if CANONICAL_UUID.fullmatch(scope_id) else str(uuid.UUID(scope_id))
     path = _paths.get(sid)
     if path is not None:
         return path
@@ -800,7 +804,7 @@ async def decide_for(
     now = now or utcnow()
     path = path or await path_of(scope)
     cid = str(contact.id)
-    facts = await load_facts([cid], [str(s.id) for s in path], channel, now, topic=topic,
+    facts = await load_facts([cid], path_ids(path), channel, now, topic=topic,
                              tenant_id=str(contact.tenant_id),
                              suppression=contact.suppressed_at is not None
                              or contact.email_suppressed)
@@ -825,7 +829,7 @@ async def decide(
         raise NotFound("No such scope.", field="scopeId")
     cid = parse_uuid(contact_id, "contactId", "contact")
     now = now or utcnow()
-    facts = await load_facts([cid], [str(s.id) for s in path], channel, now,
+    facts = await load_facts([cid], path_ids(path), channel, now,
                              with_contacts=True, read_only=True, topic=topic,
                              tenant_id=principal.tenant_id)
     contact = facts.contacts.get(cid)
@@ -836,10 +840,6 @@ async def decide(
                    sends=facts.sends[cid], now=now, **facts.topic_args(cid, topic, path),
                    suppression_event_id=facts.suppressions.get(cid)
                    ).for_principal(principal)
-
-
-#: An id exactly as ``str(uuid.UUID(...))`` writes it: such ids need no parsing.
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(slots=True)
@@ -866,7 +866,7 @@ async def decide_many(
     if path is None or not authz.scope_readable(principal, path[-1]):
         raise NotFound("No such scope.", field="scopeId")
     wanted: list[str] = []
-    canonical = _CANONICAL_UUID.fullmatch
+    canonical = CANONICAL_UUID.fullmatch
     for raw in contact_ids:
         if raw.__class__ is str and canonical(raw):  # already as str(UUID(raw)) spells it
             wanted.append(raw)
@@ -879,7 +879,7 @@ async def decide_many(
     # One statement: the contacts (by primary key; visibility checked here) with their
     # facts. Facts of contacts that turn out hidden are read and dropped: cheaper than a
     # second round trip, and nothing of them leaves this function.
-    facts = await load_facts(unique, [str(s.id) for s in path], channel, now,
+    facts = await load_facts(unique, path_ids(path), channel, now,
                              with_contacts=True, read_only=True, topic=topic,
                              tenant_id=principal.tenant_id) if unique or topic else Facts()
     if topic is not None:
