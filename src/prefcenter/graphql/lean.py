@@ -123,7 +123,7 @@ def plan_arguments(field: StrawberryField, registry: Any, config: Any
         return None
 
     def convert(raw: dict[str, Any]) -> dict[str, Any]:
-        return {python_name: convert(raw[name]) for name, python_name, convert in arguments
+        return {python_name: plan(raw[name]) for name, python_name, plan in arguments
                 if name in raw}
 
     return convert
