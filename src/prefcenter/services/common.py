@@ -68,19 +68,27 @@ async def by_ids(model: Any, keys: Sequence[K], key: Callable[[Any], K]) -> list
 
 
 #: An id exactly as ``str(uuid.UUID(...))`` writes it: such ids need no parsing.
-CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def parse_uuid(value: str, field: str, what: str = "object") -> str:
-    """A well-formed id (as ``str(uuid.UUID(...))`` writes it), or the same NotFound an
-    unknown id gets. An id already written so (every id this API gives out) is returned as
-    it is: parsing and writing it again cost a ``decision`` two UUID objects (issue #20)."""
-    if value.__class__ is str and CANONICAL_UUID.fullmatch(value):
+def canonical_uuid(value: object) -> str | None:
+    """``value`` as ``str(uuid.UUID(...))`` writes it, or None when it is no id. An id
+    already written so (every id this API gives out) is returned as it is: parsing and
+    writing it again cost a ``decision`` two UUID objects (issue #20)."""
+    if value.__class__ is str and _CANONICAL_UUID.fullmatch(value):
         return value
     try:
         return str(uuid.UUID(str(value)))
     except (ValueError, AttributeError, TypeError):
-        raise NotFound(f"No such {what}.", field=field) from None
+        return None
+
+
+def parse_uuid(value: str, field: str, what: str = "object") -> str:
+    """A well-formed id (``canonical_uuid``), or the same NotFound an unknown id gets."""
+    parsed = canonical_uuid(value)
+    if parsed is None:
+        raise NotFound(f"No such {what}.", field=field)
+    return parsed
 
 
 class KeyKind(Enum):

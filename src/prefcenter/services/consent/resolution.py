@@ -13,7 +13,6 @@ answer are exactly those of before.
 from __future__ import annotations
 
 import json
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,7 +25,7 @@ from prefcenter.errors import DomainError, ErrorCode, Invalid, NotFound
 from prefcenter.models import Contact, Scope
 from prefcenter.models.enums import Action, Channel, ConsentStatus, Period, Policy, TopicKind
 from prefcenter.services.channels.registry import EMAIL_SUPPRESSED, spec
-from prefcenter.services.common import CANONICAL_UUID, parse_uuid, utcnow
+from prefcenter.services.common import canonical_uuid, parse_uuid, utcnow
 from prefcenter.services.consent import quiet_hours
 from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.principals import Capability, Principal
@@ -775,7 +774,9 @@ async def cached_path(scope_id: str) -> tuple[Scope, ...] | None:
     connection sent this statement to its thread and held its lock for a whole turn of
     the busy event loop, 20-40 ms; every path's expiry (``max_age``) under the 50-client
     mix made writes queue behind it (issue #20: writes p50 110 ms, p99 600 ms)."""
-    sid = scope_id if CANONICAL_UUID.fullmatch(scope_id) else str(uuid.UUID(scope_id))
+    sid = canonical_uuid(scope_id)
+    if sid is None:
+        raise ValueError(f"not an id: {scope_id!r}")
     path = _paths.get(sid)
     if path is not None:
         return path
@@ -865,16 +866,7 @@ async def decide_many(
     path = await cached_path(sid)
     if path is None or not authz.scope_readable(principal, path[-1]):
         raise NotFound("No such scope.", field="scopeId")
-    wanted: list[str] = []
-    canonical = CANONICAL_UUID.fullmatch
-    for raw in contact_ids:
-        if raw.__class__ is str and canonical(raw):  # already as str(UUID(raw)) spells it
-            wanted.append(raw)
-            continue
-        try:
-            wanted.append(str(uuid.UUID(str(raw))))
-        except ValueError:
-            wanted.append("")
+    wanted = [canonical_uuid(raw) or "" for raw in contact_ids]  # "": no id, NOT_FOUND
     unique = sorted({w for w in wanted if w})
     # One statement: the contacts (by primary key; visibility checked here) with their
     # facts. Facts of contacts that turn out hidden are read and dropped: cheaper than a
