@@ -230,6 +230,17 @@ class InlineSqliteClient(SqliteClient):
         super().__init__(*args, **kwargs)
         self._lock = BargingLock()
 
+    def idle_connection(self) -> sqlite3.Connection | None:
+        """The connection itself while nothing uses it (the lock free, no transaction
+        open, not closing), for a read on the event loop's thread (``db.ReadPool.inline``
+        says why). Whoever holds the lock is the only one using the connection, inline or
+        on its thread, so a free lock means no statement of anyone is under way."""
+        wrapped = self._connection
+        if self._lock.locked() or not isinstance(wrapped, InlineConnection) or wrapped._closing:
+            return None
+        conn = wrapped._connection
+        return None if conn is None or conn.in_transaction else conn
+
     async def create_connection(self, with_db: bool) -> None:
         if self._connection:
             return

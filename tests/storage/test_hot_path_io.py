@@ -58,6 +58,55 @@ async def test_a_decision_reads_on_the_loop_thread_and_an_audience_on_the_read_t
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's read connections")
+async def test_an_idle_writer_serves_small_reads_and_never_shows_an_open_transaction(
+        world: World) -> None:
+    """Small reads run on the writer's connection while it is idle (its page cache
+    survives its own commits); while a transaction is open they go to a read connection
+    and see only what has committed."""
+    pool = db._read_pool
+    client = connections.get("default")
+    assert pool is not None and pool.writer is client
+    writer = client.idle_connection()
+    assert writer is not None
+    ada, scope = world.cid("ada"), world.sid("study_sleep")
+    table = Contact._meta.db_table
+    read = f'SELECT "name" FROM "{table}" WHERE "id" = ?'
+    await resolution.cached_path(scope)  # the scope path, read once per max_age
+    on_writer: list[str] = []
+    writer.set_trace_callback(on_writer.append)
+    try:
+        decision = await resolution.decide(world.system, ada, scope, Channel.EMAIL)
+        assert decision.reason == "DEFAULT_ALLOWED"
+        assert len(on_writer) == 1 and on_writer[0].startswith(("SELECT", "WITH"))
+
+        began, finish = asyncio.Event(), asyncio.Event()
+
+        async def change_name() -> None:
+            async with db.transaction():
+                await Contact.filter(id=ada).update(name="Not yet committed")
+                began.set()
+                await finish.wait()
+
+        task = asyncio.create_task(change_name())
+        await asyncio.wait_for(began.wait(), timeout=5)
+        assert client.idle_connection() is None  # the transaction holds it
+        on_writer.clear()
+        rows = pool.inline(read, [ada])
+        assert rows == [("Ada",)] and on_writer == []  # a read connection, the last commit
+        finish.set()
+        await asyncio.wait_for(task, timeout=5)
+        assert on_writer[-1] == "COMMIT"
+        on_writer.clear()
+
+        assert client.idle_connection() is writer
+        rows = pool.inline(read, [ada])
+        assert rows == [("Not yet committed",)] and type(rows[0]) is tuple
+        assert on_writer == [read.replace("?", f"'{ada}'")]
+    finally:
+        writer.set_trace_callback(None)
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's read connections")
 async def test_a_busy_database_sends_the_small_read_to_the_threads(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     pool = db._read_pool
