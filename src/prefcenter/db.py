@@ -225,9 +225,10 @@ class ReadPool:
         every page again from the file; the writer's cache survives its own commits. Under
         the 50-client mix a commit falls between nearly any two reads of a read
         connection: with one between each read, an audience of 100's statement took 470
-        against 360 us and a decision's 23 against 9 us. A/B under the mix: +4% req/s
-        (issue #20). A read never sees a transaction in progress: then the writer is
-        not idle, and the read connection serves it."""
+        against 360 us and a decision's 23 against 9 us, about 2.5% of a mix request;
+        A/B under the mix, four sets: -1% to +7% req/s, about +2% (issue #20). A read
+        never sees a transaction in progress: then the writer is not idle, and the read
+        connection serves it."""
         writer = self.writer.idle_connection() if self.writer is not None else None
         if writer is not None:
             cursor = writer.cursor()
