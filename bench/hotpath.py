@@ -194,6 +194,17 @@ class Tally:
             self.errors += 1
             self.sample = self.sample or body[:300].decode(errors="replace")
 
+    def absorb(self, other: Tally) -> None:
+        """Add ``other``'s answers to these (rounds of one load)."""
+        self.count += other.count
+        self.non2xx += other.non2xx
+        self.errors += other.errors
+        self.refused += other.refused
+        self.latencies += other.latencies
+        for status, n in other.statuses.items():
+            self.statuses[status] = self.statuses.get(status, 0) + n
+        self.sample = self.sample or other.sample
+
     def per_second(self, took: float) -> float:
         """Successful answers (2xx without GraphQL errors) per second of ``took``."""
         return (self.count - self.non2xx - self.errors) / took
@@ -548,15 +559,7 @@ async def measure(args: argparse.Namespace, url: str, server: Server, bare: Serv
             args.mixed_seconds / args.mixed_rounds)
         around.append(await auth_rate(port, auth_request, args))
         for kind, t in part.items():
-            into = tallies.setdefault(kind, Tally())
-            into.count += t.count
-            into.non2xx += t.non2xx
-            into.errors += t.errors
-            into.refused += t.refused
-            into.latencies += t.latencies
-            for status, n in t.statuses.items():
-                into.statuses[status] = into.statuses.get(status, 0) + n
-            into.sample = into.sample or t.sample
+            tallies.setdefault(kind, Tally()).absorb(t)
         took += part_took
         rate = sum(t.per_second(part_took) for t in part.values())
         round_rates.append(rate)

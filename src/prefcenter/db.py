@@ -40,7 +40,7 @@ from tortoise.transactions import in_transaction
 
 from prefcenter.models import MODEL_MODULES
 from prefcenter.settings import Settings
-from prefcenter.sqlite_client import InlineSqliteClient
+from prefcenter.sqlite_client import InlineSqliteClient, is_busy
 
 #: Where the read pools log their statements, as Tortoise's clients log theirs (once each).
 _sql_log = logging.getLogger("tortoise.db_client")
@@ -169,7 +169,7 @@ def _fetch_unless_busy(cursor: sqlite3.Cursor, sql: str,
     try:
         return cursor.execute(sql, values).fetchall()
     except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
+        if is_busy(exc):
             return None
         raise
 

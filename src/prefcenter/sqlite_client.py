@@ -88,7 +88,8 @@ def _point_read(args: tuple[Any, ...]) -> bool:
             and limit.__class__ is int and 0 <= limit <= POINT_ROWS)
 
 
-def _busy(exc: sqlite3.OperationalError) -> bool:
+def is_busy(exc: sqlite3.OperationalError) -> bool:
+    """SQLite refused for another connection's lock (``SQLITE_BUSY``/``SQLITE_LOCKED``)."""
     text = str(exc)
     return "locked" in text or "busy" in text
 
@@ -132,7 +133,7 @@ class InlineConnection(aiosqlite.Connection):
             try:
                 result = fn(*args, **kwargs)
             except sqlite3.OperationalError as exc:
-                if not _busy(exc):
+                if not is_busy(exc):
                     raise
                 if self._fresh and conn.in_transaction:
                     # The transaction's first statement met another process's lock. The
