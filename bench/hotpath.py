@@ -400,6 +400,18 @@ def server_memory(server: Server) -> str:
     return f"{kb.get('VmRSS', 0) / 1024:.0f}/{kb.get('VmHWM', 0) / 1024:.0f} MB"
 
 
+def server_cpu_seconds(server: Server) -> float | None:
+    """CPU time (user + system, all threads) the server process has used (Linux
+    ``/proc``), or None elsewhere."""
+    if server.process is None:
+        return None
+    try:
+        fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -551,12 +563,17 @@ async def measure(args: argparse.Namespace, url: str, server: Server, bare: Serv
     around = [await auth_rate(port, auth_request, args)]
     tallies: dict[str, Tally] = {}
     took = 0.0
+    cpu_used: float | None = 0.0
     round_rates: list[float] = []
     round_ratios: list[float] = []
     for _ in range(args.mixed_rounds):
+        cpu_before = server_cpu_seconds(server)
         part, part_took = await load(
             port, lambda: rng.choices(mixed[0], cum_weights=cumulative)[0], args.clients,
             args.mixed_seconds / args.mixed_rounds)
+        cpu_after = server_cpu_seconds(server)
+        cpu_used = None if cpu_used is None or cpu_before is None or cpu_after is None \
+            else cpu_used + cpu_after - cpu_before
         around.append(await auth_rate(port, auth_request, args))
         for kind, t in part.items():
             tallies.setdefault(kind, Tally()).absorb(t)
@@ -579,6 +596,12 @@ async def measure(args: argparse.Namespace, url: str, server: Server, bare: Serv
           f"{sum(t.non2xx for t in tallies.values())} (429: "
           f"{sum(t.refused for t in tallies.values())}), GraphQL errors "
           f"{sum(t.errors for t in tallies.values())}", flush=True)
+    if cpu_used is not None:
+        # Below 100% the server's one event loop waited on something other than the
+        # clients; on SQLite, mostly the disk: each commit's fsync (synchronous=FULL) runs
+        # on the loop's thread (sqlite_client's module doc).
+        print(f"    server CPU during the mix: {cpu_used / took:.0%} of one core "
+              f"({cpu_used / max(total, 1) * 1e6:,.0f} us a request)", flush=True)
     for kind, t in sorted(tallies.items()):
         if t.non2xx or t.errors:
             print(f"    {kind}: {t.non2xx} non-2xx {t.statuses}, {t.errors} errors: "

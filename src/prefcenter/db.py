@@ -392,7 +392,9 @@ def current_unit_of_work() -> UnitOfWork:
 
 @asynccontextmanager
 async def transaction() -> AsyncIterator[UnitOfWork]:
-    """One transaction; nested calls join the outer one."""
+    """One transaction; nested calls join the outer one. On SQLite it commits together
+    with the writers' transactions around it, off the event loop (``sqlite_client.
+    GroupCommit``); either way it returns only once its changes are on disk."""
     outer = _current.get()
     if outer is not None:
         yield outer
@@ -400,9 +402,14 @@ async def transaction() -> AsyncIterator[UnitOfWork]:
     uow = UnitOfWork()
     token = _current.set(uow)
     try:
-        async with in_transaction() as conn:
-            await _take_write_lock(conn)
-            yield uow
+        client = connections.get("default")
+        if isinstance(client, InlineSqliteClient):
+            async with client.group.unit(_take_write_lock):  # SQLite: sqlite_client.GroupCommit
+                yield uow
+        else:
+            async with in_transaction() as conn:
+                await _take_write_lock(conn)
+                yield uow
     finally:
         _current.reset(token)
     for callback in uow.callbacks:

@@ -24,7 +24,12 @@ the thread:
 memory and releases the lock (no disk, no wait). On the thread it held the lock for a turn
 of the busy loop, 20-40 ms, with writes queued behind it (issue #20).
 
-``COMMIT`` runs inline too while the disk is fast: it is one ``fsync`` of the WAL
+The application's own transactions (``db.transaction``: every consent change) commit in
+batches, on the thread, while the loop goes on: ``GroupCommit`` says how and why. What
+follows is for Tortoise's own transactions (``in_transaction()`` outside one of ours:
+registering a number, the migrations).
+
+``COMMIT`` runs inline while the disk is fast: it is one ``fsync`` of the WAL
 (0.5 ms median here under load), cheaper than the thread hop around it, and a commit on
 the thread holds the write lock for a whole turn of a busy event loop. When commits get
 slow (a moving average over ``SLOW_COMMIT_MS``: a network disk, a loaded machine) they go
@@ -56,14 +61,17 @@ scan (a count, a listing, the ledger's verification), still goes to the thread.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from typing import Any, Literal
 
 import aiosqlite
-from tortoise.backends.sqlite.client import SqliteClient
+from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionWrapper
+from tortoise.connection import get_connections
 
 #: aiosqlite (and sqlite3) operations run inline inside a transaction.
 INLINE = frozenset({"execute", "_execute_fetchall", "_execute_insert", "fetchall",
@@ -148,6 +156,28 @@ class InlineConnection(aiosqlite.Connection):
         self._fresh = False
         return await super()._execute(self._waiting, fn, *args, **kwargs)
 
+    def commit_on_thread(self, then: Callable[[BaseException | None], None]) -> None:
+        """``COMMIT`` on aiosqlite's thread, whatever the disk's speed; ``then`` runs on
+        the loop with the error or None (``GroupCommit``). A plain callback, not a task
+        awaiting a future: each of those hand-offs costs a turn of a busy loop."""
+        loop = asyncio.get_running_loop()
+        conn = self._connection
+
+        def commit() -> None:
+            try:
+                if conn is None:
+                    raise ValueError("Connection closed")
+                conn.commit()
+            except BaseException as exc:  # reported to the batch's writers
+                loop.call_soon_threadsafe(then, exc)
+            else:
+                loop.call_soon_threadsafe(then, None)
+
+        if conn is None or self._closing or not self._running:
+            then(ValueError("Connection closed"))
+            return
+        self._tx.put_nowait((None, commit))  # as aiosqlite's ``_execute`` queues a call
+
     def _commit_inline(self, commit: Callable[[], None], *, again: bool = False) -> None:
         """``again``: commits were slow; this one's time replaces the average (module doc)."""
         start = time.perf_counter()
@@ -189,6 +219,8 @@ class BargingLock(asyncio.Lock):
     def __init__(self) -> None:
         super().__init__()
         self._queue: deque[asyncio.Future[None]] = deque()
+        #: Called on every release (``GroupCommit.wake``: writers wait apart).
+        self.on_release: Callable[[], None] | None = None
 
     def locked(self) -> bool:
         return self._locked
@@ -214,6 +246,8 @@ class BargingLock(asyncio.Lock):
             raise RuntimeError("Lock is not acquired.")
         self._locked = False
         self._wake_next()
+        if self.on_release is not None:
+            self.on_release()
 
     def _wake_next(self) -> None:
         while self._queue:
@@ -223,13 +257,228 @@ class BargingLock(asyncio.Lock):
                 return
 
 
+class Batch:
+    """Transactions of several writers, each in a savepoint of one SQLite transaction,
+    committed together (``GroupCommit``)."""
+
+    __slots__ = ("accepting", "active", "changes_at_begin", "failed", "members", "units",
+                 "waiting", "wrapper")
+
+    def __init__(self, wrapper: SqliteTransactionWrapper, changes_at_begin: int) -> None:
+        self.wrapper = wrapper
+        self.changes_at_begin = changes_at_begin
+        #: Joined and not yet finished (their unit to run, or running).
+        self.active = 0
+        self.members = 0
+        #: New writers may join until the commit is under way.
+        self.accepting = True
+        #: One unit at a time on the connection.
+        self.units = asyncio.Lock()
+        #: Set when the whole transaction was lost (SQLite rolled it back itself).
+        self.failed: BaseException | None = None
+        #: One future per writer whose unit is done, for the commit's outcome (each its
+        #: own: a writer cancelled while it waits cancels only its own).
+        self.waiting: list[asyncio.Future[None]] = []
+
+
+class GroupCommit:
+    """Writers' transactions committed several at a time, the ``fsync`` off the loop.
+
+    Every commit of ``synchronous=FULL`` waits for the disk (``fsync`` of the WAL: 0.8 ms
+    under the 50-client mix, for about 12 pages a change). Run inline, that stopped the
+    event loop: 14-16% of its time in the mix (py-spy, strace; issue #20). Run on the
+    thread, the loop went on, but the one write connection stayed taken until the
+    committing task ran again, two turns of a busy loop later, so writers queued behind
+    each other (writes p50 200-270 ms under the mix).
+
+    So on SQLite ``db.transaction`` runs each writer's transaction as a unit of a
+    **batch**: one SQLite transaction, each unit in its own savepoint. The first writer
+    begins the batch (taking the client's lock and SQLite's write lock); writers that come
+    while it is open join it; their units run one after the other, as they would have one
+    transaction after another. When no unit is left to run, the batch commits once, on the
+    thread, and the loop serves other requests meanwhile. Writers that come during that
+    commit wait for it and form the next batch together. Every unit's writer gets its
+    answer only once the batch is committed: what it was told is on disk.
+
+    - A unit that fails is rolled back to its savepoint; the others commit.
+    - A failed commit fails every unit of the batch, and nothing of it is written.
+    - If SQLite itself ended the transaction (a full disk, an I/O error), the batch's
+      earlier units are lost with it: their writers get the error, none is told it
+      committed.
+    - Other connections (the read pool, other processes) see a batch's changes only once
+      it has committed. Units of one batch see the earlier units' changes, as a
+      transaction sees those of the transactions committed before it.
+    """
+
+    #: At most this many units in one batch (then it commits, and the next one forms).
+    MAX_UNITS = 64
+
+    def __init__(self, client: InlineSqliteClient) -> None:
+        self.client = client
+        self._batch: Batch | None = None
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        #: Writers woken that have not run yet.
+        self._woken = 0
+        self._savepoints = itertools.count()
+
+    @asynccontextmanager
+    async def unit(self, on_begin: Callable[[Any], Awaitable[None]]
+                   ) -> AsyncIterator[SqliteTransactionWrapper]:
+        """One writer's transaction; ``on_begin(connection)`` runs first in a batch."""
+        batch = await self._enter(on_begin)
+        try:
+            async with batch.units:
+                if batch.failed is not None:
+                    raise batch.failed
+                conn = self._connection()
+                savepoint = f"unit_{next(self._savepoints)}"
+                await conn.execute(f"SAVEPOINT {savepoint}")
+                token = get_connections().set(self.client.connection_name, batch.wrapper)
+                try:
+                    yield batch.wrapper
+                except BaseException:
+                    await self._undo(batch, savepoint)
+                    raise
+                else:
+                    await conn.execute(f"RELEASE {savepoint}")
+                    # Before the batch may close (below): it answers every future here.
+                    committed = asyncio.get_running_loop().create_future()
+                    batch.waiting.append(committed)
+                finally:
+                    get_connections().reset(token)
+        finally:
+            batch.active -= 1
+            if not batch.active:
+                if self._woken:
+                    # Writers woken for this batch run first and join; then it commits.
+                    asyncio.get_running_loop().call_soon(self._close, batch)
+                else:
+                    self._close(batch)
+        await committed
+
+    def _connection(self) -> InlineConnection:
+        conn = self.client._connection
+        assert isinstance(conn, InlineConnection)
+        return conn
+
+    async def _enter(self, on_begin: Callable[[Any], Awaitable[None]]) -> Batch:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = self._batch
+            lock = self.client._lock
+            if batch is None and not lock.locked():
+                await lock.acquire()  # free: taken at once
+                try:
+                    batch = await self._open(on_begin)
+                except BaseException:
+                    lock.release()
+                    raise
+                break
+            if batch is not None and batch.accepting and batch.failed is None \
+                    and batch.members < self.MAX_UNITS:
+                break
+            # A batch is committing, or someone else holds the connection (a read outside
+            # a transaction, a migration): wait here, not in the lock's queue, so that
+            # whoever is woken first begins the next batch and the others join it.
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                elif not waiter.cancelled():
+                    self._woken -= 1
+        batch.active += 1
+        batch.members += 1
+        return batch
+
+    async def _open(self, on_begin: Callable[[Any], Awaitable[None]]) -> Batch:
+        await self.client.create_connection(with_db=True)  # opened on first use
+        wrapper = SqliteTransactionWrapper(self.client)
+        await wrapper.begin()
+        try:
+            await on_begin(wrapper)
+        except BaseException:
+            await wrapper.rollback()
+            raise
+        raw = self._connection()._connection
+        assert raw is not None
+        self._batch = batch = Batch(wrapper, raw.total_changes)
+        return batch
+
+    async def _undo(self, batch: Batch, savepoint: str) -> None:
+        """Roll a failed unit back to its savepoint; if SQLite has ended the whole
+        transaction, the batch has failed."""
+        conn = self._connection()
+        raw = conn._connection
+        try:
+            if raw is not None and raw.in_transaction:
+                await conn.execute(f"ROLLBACK TO {savepoint}")
+                await conn.execute(f"RELEASE {savepoint}")
+                return
+        except sqlite3.Error as exc:
+            batch.failed = exc
+            return
+        batch.failed = sqlite3.OperationalError(
+            "the transaction was rolled back by the database; nothing of it was written")
+
+    def _close(self, batch: Batch) -> None:
+        if batch is not self._batch or not batch.accepting or batch.active:
+            return
+        batch.accepting = False
+        conn = self._connection()
+        raw = conn._connection
+        if batch.failed is not None:
+            self._finish(batch, batch.failed)
+        elif raw is not None and raw.total_changes == batch.changes_at_begin:
+            try:
+                raw.commit()  # nothing written: nothing to sync, so inline
+            except sqlite3.Error as exc:
+                self._finish(batch, exc)
+            else:
+                self._finish(batch, None)
+        else:
+            conn.commit_on_thread(lambda exc: self._finish(batch, exc))
+
+    def _finish(self, batch: Batch, exc: BaseException | None) -> None:
+        """On the loop, once the batch has committed (``exc`` None) or failed."""
+        try:
+            if exc is not None:
+                conn = self._connection()
+                raw = conn._connection
+                if raw is not None and raw.in_transaction and not conn._closing:
+                    with suppress(sqlite3.Error):
+                        raw.rollback()
+            for committed in batch.waiting:
+                if committed.done():
+                    continue
+                if exc is None:
+                    committed.set_result(None)
+                else:
+                    committed.set_exception(exc)
+        finally:
+            self._batch = None
+            self.client._lock.release()  # wakes the writers waiting (``wake``)
+
+    def wake(self) -> None:
+        """Wake every writer waiting for a batch (the lock was released)."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                self._woken += 1
+
+
 class InlineSqliteClient(SqliteClient):
     """Tortoise's ``SqliteClient`` on an ``InlineConnection``, with a ``BargingLock``
-    (module doc)."""
+    and writers' transactions committed in batches (``GroupCommit``; module doc)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._lock = BargingLock()
+        self.group = GroupCommit(self)
+        self._lock.on_release = self.group.wake
 
     def idle_connection(self) -> sqlite3.Connection | None:
         """The connection itself while nothing uses it (the lock free, no transaction

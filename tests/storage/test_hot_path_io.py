@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from tortoise import connections
+from tortoise.transactions import in_transaction
 
 from prefcenter import caches, db, sqlite_client
 from prefcenter.models import ConsentState, Contact, Scope
@@ -235,28 +236,42 @@ async def test_a_transaction_runs_inline_and_waits_for_another_process_off_the_l
         return original(fn, *args, **kwargs)
 
     client._connection._waiting = on_thread
+    raw = client._connection._connection
+    ran: list[tuple[str, int]] = []
+    raw.set_trace_callback(lambda sql: ran.append((sql.split()[0], threading.get_ident())))
+    loop_thread = threading.get_ident()
     try:
         async with db.transaction():
             await Contact.filter(id=ada).update(name="Ada L.")
             assert (await Contact.get(id=ada)).name == "Ada L."
             assert seen == []  # BEGIN and the transaction's statements ran inline
-        assert seen == []  # and so did COMMIT, the disk being fast
-        assert 0 < client._connection.commit_ms < sqlite_client.SLOW_COMMIT_MS
+        assert seen == []
+        # ... and its COMMIT on aiosqlite's thread, the loop going on (GroupCommit).
+        assert {t for sql, t in ran if sql != "COMMIT"} == {loop_thread}
+        assert [sql for sql, t in ran if t != loop_thread] == ["COMMIT"]
+        raw.set_trace_callback(None)
 
-        # Slow commits (a network disk) go to the thread, so the loop does not wait on it.
+        # A transaction of Tortoise's own (outside ``db.transaction``: registering a
+        # number) commits inline while the disk is fast...
+        async with in_transaction():
+            await Contact.filter(id=ada).update(name="Ada")
+        assert seen == []
+        assert 0 < client._connection.commit_ms < sqlite_client.SLOW_COMMIT_MS
+        # ... and on the thread when commits are slow (a network disk), so the loop does
+        # not wait on it.
         client._connection.commit_ms = sqlite_client.SLOW_COMMIT_MS * 10
-        async with db.transaction():
+        async with in_transaction():
             await Contact.filter(id=ada).update(name="Ada Lovelace")
         assert seen == [seen[0]] and seen[0] != threading.get_ident()
         assert (await Contact.get(id=ada)).name == "Ada Lovelace"
         # ... and come back once the disk is fast again: while commits are slow, one every
         # RETRY_INLINE_SECONDS still runs inline, and its time replaces the average.
         monkeypatch.setattr(sqlite_client, "RETRY_INLINE_SECONDS", 0.0)
-        async with db.transaction():
+        async with in_transaction():
             await Contact.filter(id=ada).update(name="Ada")
         assert len(seen) == 1  # inline
         assert 0 < client._connection.commit_ms < sqlite_client.SLOW_COMMIT_MS
-        async with db.transaction():
+        async with in_transaction():
             await Contact.filter(id=ada).update(name="Ada L.")
         assert len(seen) == 1 and (await Contact.get(id=ada)).name == "Ada L."
         client._connection.commit_ms = 0.0
@@ -281,6 +296,7 @@ async def test_a_transaction_runs_inline_and_waits_for_another_process_off_the_l
         await asyncio.wait_for(writer, timeout=10)
         assert (await Contact.get(id=ada)).suppressed_at is not None
     finally:
+        raw.set_trace_callback(None)
         client._connection._waiting = original
 
 
