@@ -11,14 +11,12 @@ from typing import Any, Protocol
 
 from tortoise.expressions import Q
 
-from prefcenter.errors import Forbidden, NotFound
+from prefcenter.errors import Forbidden, NotFound, Unauthenticated
 from prefcenter.models import Contact, Scope
 from prefcenter.services.tenancy.principals import Capability, Principal
 
 
 def require(principal: Principal | None, capability: Capability) -> Principal:
-    from prefcenter.errors import Unauthenticated
-
     if principal is None:
         raise Unauthenticated("Authentication required: send 'Authorization: Bearer <key>'.")
     if not principal.can(capability):
@@ -129,8 +127,6 @@ def reach_q(principal: Principal, field: str = "scope_path") -> Q:
 
 
 def require_any(principal: Principal | None, *capabilities: Capability) -> Principal:
-    from prefcenter.errors import Unauthenticated
-
     if principal is None:
         raise Unauthenticated("Authentication required: send 'Authorization: Bearer <key>'.")
     if not any(principal.can(c) for c in capabilities):
