@@ -308,6 +308,11 @@ class GroupCommit:
     - Other connections (the read pool, other processes) see a batch's changes only once
       it has committed. Units of one batch see the earlier units' changes, as a
       transaction sees those of the transactions committed before it.
+
+    Measured under the 50-client mix (A/B): +18% requests/s, the server at 100% of a core
+    instead of 84-93%; reads p50 40 -> 19 ms; writes p50 42 -> 70-80 ms (each waits for its
+    batch's ``fsync`` and a turn of the loop), p99 no worse. Batches held 9-13 changes.
+    One writer alone pays the hop to the thread: 1.5 -> 1.7 ms a change.
     """
 
     #: At most this many units in one batch (then it commits, and the next one forms).
@@ -431,7 +436,8 @@ class GroupCommit:
         raw = conn._connection
         if batch.failed is not None:
             self._finish(batch, batch.failed)
-        elif raw is not None and raw.total_changes == batch.changes_at_begin:
+        elif raw is not None and not conn._closing \
+                and raw.total_changes == batch.changes_at_begin:
             try:
                 raw.commit()  # nothing written: nothing to sync, so inline
             except sqlite3.Error as exc:
