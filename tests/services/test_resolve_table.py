@@ -10,7 +10,7 @@ table.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +20,7 @@ from prefcenter.models.enums import Channel, Policy, Role
 from prefcenter.services.consent.resolution import (
     EMAIL_ADDRESS,
     ContactFacts,
+    Decision,
     FrequencyFact,
     MuteFact,
     Reason,
@@ -313,3 +314,22 @@ def test_not_interested_is_masked_for_everyone_but_the_contact() -> None:
     me = Principal(kind="contact", tenant_id="t", scope_id=ROOT, scope_path=PATHS[ROOT],
                    contact_id=CONTACT)
     assert d.for_principal(me) == d
+
+
+def test_a_changed_copy_of_a_decision_keeps_every_other_field() -> None:
+    """``Decision.but`` (the masking above, caps, quiet hours) copies each field, so a
+    field added to ``Decision`` cannot be dropped from a capped or masked decision."""
+    scope = path(EMAIL, {})[-1]
+    distinct: dict[str, object] = {
+        "contact_id": CONTACT, "scope_id": LEAF, "channel": EMAIL, "allowed": True,
+        "reason": Reason.OPTED_IN, "decided_by": scope, "event_id": 7,
+        "next_allowed_at": NOW, "detail": "3 per WEEK", "expires_at": NOW + timedelta(1),
+        "topic": "news", "by_topic": True}
+    assert set(distinct) == {f.name for f in fields(Decision)}  # every field, none default
+    d = Decision(**distinct)  # type: ignore[arg-type]
+    copy = d.but(allowed=False, reason=Reason.FREQUENCY_CAP)
+    assert copy is not d and d.reason == Reason.OPTED_IN and d.allowed
+    assert {f.name: getattr(copy, f.name) for f in fields(Decision)} == {
+        **distinct, "allowed": False, "reason": Reason.FREQUENCY_CAP}
+    with pytest.raises(AttributeError):
+        d.but(reasons=Reason.OPTED_OUT)
