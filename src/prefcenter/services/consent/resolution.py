@@ -568,9 +568,10 @@ SELECT 'f', contact_id, scope_id, NULL, channel, period, scope_path, event_id, m
   FROM frequency_preference WHERE {contact_in} AND {scope_in} AND {channel_in}
 UNION ALL
 SELECT 'r', r.contact_id, NULL, NULL, r.channel, NULL, r.scope_path, NULL, NULL, r.sent_at
-  FROM send_record r WHERE {send_contact_in} AND r.sent_at > {since} AND EXISTS (
-    SELECT 1 FROM frequency_preference f WHERE f.contact_id = r.contact_id
-       AND {pref_scope_in} AND {pref_channel_in} AND f.max_count IS NOT NULL)"""
+  FROM send_record r WHERE r.contact_id IN (
+    SELECT f.contact_id FROM frequency_preference f WHERE {pref_contact_in}
+       AND {pref_scope_in} AND {pref_channel_in} AND f.max_count IS NOT NULL)
+   AND r.sent_at > {since}"""
 _CONTACTS_SQL = """
 UNION ALL
 SELECT 'c', id, NULL, tenant_id, home_path, COALESCE(time_zone, phone),
@@ -628,9 +629,13 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
                      tenant_id: str | None = None, suppression: bool = False) -> Facts:
     """One statement, whatever the number of contacts and scopes.
 
-    Sends are read only for contacts with a count cap on these scopes (the ``EXISTS``),
-    and only those of the longest window. Every branch is an index lookup by contact
-    alone, the path and channels filtering the contact's rows.
+    Sends are read only for contacts with a count cap on these scopes, and only those of
+    the longest window: the capped contacts are found first, then their sends (as the
+    bare SQL of ``bench.hotpath`` does). Looking for sends of every contact and then
+    checking each send's cap (``EXISTS``) sought the sends' index once per contact: an
+    audience of 10,000 took 25 against 21 ms for that branch (issue #20). Every branch
+    is an index lookup by contact alone, the path and channels filtering the contact's
+    rows.
     With a ``topic`` key (and the ``tenant_id`` it belongs to), the topic's branches are
     added to the same statement; without one the statement is that of before topics.
     ``with_contacts`` reads each contact's row, and for a suppressed one the event that
@@ -739,6 +744,7 @@ def _facts_text(st: db.Statement, contact_ids: Sequence[str], path_ids: Sequence
         "scope_in": st.uuid_in("scope_id", sids, seek=False),
         "channel_in": f"{st.column('channel', seek=False)} IN {channels}",
         "send_contact_in": st.uuid_in("r.contact_id", cids),
+        "pref_contact_in": st.uuid_in("f.contact_id", cids),
         "pref_scope_in": st.uuid_in("f.scope_id", sids, seek=False),
         "pref_channel_in": f"{st.column('f.channel', seek=False)} IN {channels}",
         "contact_id_in": st.uuid_in("id", cids),
