@@ -37,6 +37,7 @@ own ``collect_subfields``, which the plan is built from.
 
 from __future__ import annotations
 
+import keyword
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -260,8 +261,8 @@ class _ObjectCode:
         self.items.append(f"{key!r}: {value!r}")
 
     def attribute(self, key: str, attribute: str, complete: Builder) -> None:
-        if not attribute.isidentifier():
-            raise _NoPlan
+        if not attribute.isidentifier() or keyword.iskeyword(attribute):
+            raise _NoPlan  # not written into the source as ``value.<attribute>``
         self._value(key, f"value.{attribute}", complete)
 
     def resolved(self, key: str, resolver: Callable[..., Any], complete: Builder) -> None:
