@@ -598,8 +598,8 @@ async def measure(args: argparse.Namespace, url: str, server: Server, bare: Serv
           f"{sum(t.errors for t in tallies.values())}", flush=True)
     if cpu_used is not None:
         # Below 100% the server's one event loop waited on something other than the
-        # clients; on SQLite, mostly the disk: each commit's fsync (synchronous=FULL) runs
-        # on the loop's thread (sqlite_client's module doc).
+        # clients: on SQLite it did, for each commit's fsync (synchronous=FULL), until
+        # commits moved off the loop (sqlite_client.GroupCommit).
         print(f"    server CPU during the mix: {cpu_used / took:.0%} of one core "
               f"({cpu_used / max(total, 1) * 1e6:,.0f} us a request)", flush=True)
     for kind, t in sorted(tallies.items()):
