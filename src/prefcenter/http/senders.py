@@ -39,6 +39,7 @@ from prefcenter.http.ratelimit import note_auth_failure
 from prefcenter.services.channels.email import feedback
 from prefcenter.services.people import gdpr
 from prefcenter.services.senders import exports, imports
+from prefcenter.services.tenancy import authz
 from prefcenter.services.tenancy.auth import principal_from_bearer
 from prefcenter.services.tenancy.principals import Principal
 from prefcenter.settings import Settings
@@ -65,7 +66,7 @@ async def principal_of(request: AnyRequest) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
-        raise Unauthenticated("Authentication required: send 'Authorization: Bearer <key>'.")
+        raise Unauthenticated(authz.AUTHENTICATION_REQUIRED)
     return await principal_from_bearer(credential)
 
 

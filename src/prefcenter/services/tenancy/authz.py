@@ -15,10 +15,19 @@ from prefcenter.errors import Forbidden, NotFound, Unauthenticated
 from prefcenter.models import Contact, Scope
 from prefcenter.services.tenancy.principals import Capability, Principal
 
+#: What a caller without a credential is told (services and HTTP routes alike).
+AUTHENTICATION_REQUIRED = "Authentication required: send 'Authorization: Bearer <key>'."
+
+
+def signed_in(principal: Principal | None) -> Principal:
+    """The caller, or ``Unauthenticated`` when there is none."""
+    if principal is None:
+        raise Unauthenticated(AUTHENTICATION_REQUIRED)
+    return principal
+
 
 def require(principal: Principal | None, capability: Capability) -> Principal:
-    if principal is None:
-        raise Unauthenticated("Authentication required: send 'Authorization: Bearer <key>'.")
+    principal = signed_in(principal)
     if not principal.can(capability):
         raise Forbidden(f"This credential may not do that (needs {capability.value}).")
     return principal
@@ -127,8 +136,7 @@ def reach_q(principal: Principal, field: str = "scope_path") -> Q:
 
 
 def require_any(principal: Principal | None, *capabilities: Capability) -> Principal:
-    if principal is None:
-        raise Unauthenticated("Authentication required: send 'Authorization: Bearer <key>'.")
+    principal = signed_in(principal)
     if not any(principal.can(c) for c in capabilities):
         raise Forbidden("This credential may not do that.")
     return principal
