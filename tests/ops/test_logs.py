@@ -45,5 +45,5 @@ async def test_json_lines_carry_the_request_context(tmp_path: Path, database_url
     assert who["status"] == 200 and who["route"] == "/graphql" and who["level"] == "INFO"
     assert access[new_id]["route"] == "/graphql" and "tenant_id" not in access[new_id]
     assert any(line["route"] == "/u/{token}" for line in access.values())
-    assert key not in text and key.split("_")[-1] not in text
+    assert key not in text and key.split("_", 2)[2] not in text  # the secret may hold "_"
     assert "secret-link-token-abc" not in text
