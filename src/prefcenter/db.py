@@ -496,6 +496,19 @@ class Statement:
             return f"{column} IN (SELECT value FROM json_each({placeholder}))"  # noqa: S608
         return f"{column} = ANY({placeholder}::uuid[])"
 
+    def uuid_join(self, column: str, placeholder: str) -> tuple[str, str]:
+        """``uuid_in`` for a table read by ``column`` alone: (what goes before the table
+        in its ``FROM``, the predicate). The ids must be distinct: each finds its rows.
+
+        On SQLite a long list is joined (``json_each(?1) AS ids CROSS JOIN t WHERE
+        t.c = ids.value``: each id seeks the table's index) instead of being tested with
+        ``IN (SELECT value FROM json_each(?1))``, which first copies the list into a
+        temporary index, once per branch of a statement. An audience of 10,000 read its
+        facts in 76 against 94 ms (issue #20). Elsewhere it is ``uuid_in``."""
+        if self.sqlite and not placeholder.startswith("("):
+            return f"json_each({placeholder}) AS ids CROSS JOIN ", f"{column} = ids.value"
+        return "", self.uuid_in(column, placeholder)
+
     async def rows(self, sql: str) -> Sequence[Sequence[Any]]:
         """The driver's rows as they come (index or unpack them): no per-row dict, tuple
         or model (a 10,000-contact audience reads tens of thousands of them)."""

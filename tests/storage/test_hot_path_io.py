@@ -20,8 +20,11 @@ from tortoise.transactions import in_transaction
 
 from prefcenter import caches, db, sqlite_client
 from prefcenter.models import ConsentState, Contact, Scope
-from prefcenter.models.enums import Channel, ConsentStatus, Source
-from prefcenter.services.consent import changes, resolution
+from prefcenter.models.enums import Channel, ConsentStatus, Period, Source, TopicKind
+from prefcenter.services.consent import changes, resolution, topics
+from prefcenter.services.people import contacts
+from prefcenter.services.senders import suppression
+from prefcenter.services.tenancy.principals import Principal
 from tests.conftest import BACKEND
 from tests.factories import World
 
@@ -564,3 +567,75 @@ async def test_a_facts_statement_is_written_once_per_shape(
     monkeypatch.setattr(resolution, "_bind_facts", without_the_channel)
     with pytest.raises(RuntimeError, match="do not follow"):
         await read(calls[0])
+
+
+async def test_a_long_list_reads_the_same_facts_as_each_contact_alone(world: World) -> None:
+    """On SQLite a long id list is joined (``Statement.uuid_join``), a short one written
+    placeholder by placeholder: every kind of fact (decisions, Not Interested, caps and
+    their sends, a topic's decisions, caps and sends, suppressions) of 42 contacts read in
+    one statement is what each contact's own statement reads, and so is each decision of
+    the audience. A repeated id is refused: a join would read its sends twice."""
+    req = changes.Request(source=Source.ADMIN, evidence={"text": "Signed", "document": "d"})
+    group, sleep = world.sid("group"), world.sid("study_sleep")
+    await topics.create_topic(world.system, group, key="news", name="News",
+                              kind=TopicKind.MARKETING)
+    root = await suppression.root_of(world.tenant_id)
+    ids = []
+    for i in range(42):
+        cid = str((await contacts.create_contact(world.system, email=f"l{i}@long.example")).id)
+        ids.append(cid)
+        kind = i % 7
+        if kind == 0:
+            await changes.opt_out(world.system, cid, group, Channel.EMAIL, req)
+        elif kind == 1:
+            me = Principal(kind="contact", tenant_id=world.tenant_id, scope_id=group,
+                           scope_path=world.scopes["group"].path, contact_id=cid)
+            await changes.set_not_interested(me, cid, sleep, True,
+                                             changes.Request(source=Source.EMAIL_LINK))
+        elif kind == 2:
+            await changes.set_frequency(world.system, cid, group, req, max_count=1,
+                                        period=Period.WEEK)
+            await changes.record_send(world.system, cid, sleep, Channel.EMAIL)
+        elif kind == 3:
+            await topics.opt_out(world.system, cid, group, "news", Channel.EMAIL, req)
+        elif kind == 4:
+            await topics.set_frequency(world.system, cid, group, "news", req,
+                                       channel=Channel.EMAIL, max_count=1, period=Period.WEEK)
+            await changes.record_send(world.system, cid, sleep, Channel.EMAIL, topic="news")
+        elif kind == 5:
+            async with db.transaction():
+                await suppression.suppress(await Contact.get(id=cid), root, actor="test",
+                                           source=Source.ADMIN, reason="bounced")
+    path = await resolution.cached_path(sleep)
+    assert path is not None
+    path_ids, now = [str(s.id) for s in path], resolution.utcnow()
+    for topic in (None, "news"):
+        together = await resolution.load_facts(
+            ids, path_ids, Channel.EMAIL, now, with_contacts=True, read_only=True,
+            topic=topic, tenant_id=world.tenant_id)
+        for cid in ids:
+            alone = await resolution.load_facts(
+                [cid], path_ids, Channel.EMAIL, now, with_contacts=True, read_only=True,
+                topic=topic, tenant_id=world.tenant_id)
+            assert alone.contacts[cid] == together.contacts[cid]
+            for part in ("states", "mutes", "freqs", "sends", "topic_states", "topic_freqs",
+                         "topic_sends"):
+                assert getattr(alone, part).get(cid, []) == \
+                    getattr(together, part).get(cid, []), (part, cid)
+            assert alone.suppressions.get(cid) == together.suppressions.get(cid)
+        read = {part: sum(len(v) for v in getattr(together, part).values())
+                for part in ("states", "mutes", "freqs", "sends", "topic_states",
+                             "topic_freqs", "topic_sends")}
+        assert read["states"] >= 6 and read["mutes"] == 6 and read["freqs"] == 6
+        assert read["sends"] == 6  # sends are read for contacts with a general count cap
+        assert len(together.suppressions) == 6
+        if topic:
+            assert read["topic_states"] == 6 and read["topic_freqs"] == 6
+            assert read["topic_sends"] == 6
+        entries = await resolution.decide_many(world.system, sleep, Channel.EMAIL, ids,
+                                               topic=topic)
+        for entry in entries:
+            assert entry.decision == await resolution.decide(
+                world.system, entry.contact_id, sleep, Channel.EMAIL, topic=topic), entry
+    with pytest.raises(ValueError, match="each contact once"):
+        await resolution.load_facts([*ids, ids[0]], path_ids, Channel.EMAIL, now)

@@ -578,34 +578,34 @@ def topic_not_offered(key: str) -> DomainError:
 _FACTS_SQL = """\
 SELECT 's', contact_id, scope_id, CAST(NULL AS UUID), channel, status, {state_source},
        event_id, CAST(NULL AS INTEGER), pending_until
-  FROM consent_state WHERE {contact_in} AND {scope_in} AND {channel_in}
+  FROM {ids}consent_state WHERE {contact_in} AND {scope_in} AND {channel_in}
 UNION ALL
 SELECT 'm', contact_id, scope_id, NULL, NULL, NULL, NULL, event_id, NULL, NULL
-  FROM not_interested WHERE {contact_in} AND {scope_in}
+  FROM {ids}not_interested WHERE {contact_in} AND {scope_in}
 UNION ALL
 SELECT 'f', contact_id, scope_id, NULL, channel, period, scope_path, event_id, max_count,
        paused_until
-  FROM frequency_preference WHERE {contact_in} AND {scope_in} AND {channel_in}
+  FROM {ids}frequency_preference WHERE {contact_in} AND {scope_in} AND {channel_in}
 UNION ALL
 SELECT 'r', r.contact_id, NULL, NULL, r.channel, NULL, r.scope_path, NULL, NULL, r.sent_at
   FROM send_record r WHERE r.contact_id IN (
-    SELECT f.contact_id FROM frequency_preference f WHERE {pref_contact_in}
+    SELECT f.contact_id FROM {ids}frequency_preference f WHERE {pref_contact_in}
        AND {pref_scope_in} AND {pref_channel_in} AND f.max_count IS NOT NULL)
    AND r.sent_at > {since}"""
 _CONTACTS_SQL = """
 UNION ALL
-SELECT 'c', id, NULL, tenant_id, home_path, COALESCE(time_zone, phone),
+SELECT 'c', contact.id, NULL, tenant_id, home_path, COALESCE(time_zone, phone),
        CAST(quiet_hours AS TEXT),
        CASE WHEN email_suppressed_at IS NULL THEN 0 ELSE 1 END,
        CASE WHEN suppressed_at IS NULL AND email_suppressed_at IS NULL THEN NULL
             ELSE {suppression_event} END, suppressed_at
-  FROM contact WHERE {contact_id_in}"""
+  FROM {ids}contact WHERE {contact_id_in}"""
 #: ``decide_for`` (a writer, with the contact already read): the suppressing event alone,
 #: added only when that contact is suppressed.
 _SUPPRESSION_SQL = """
 UNION ALL
-SELECT 'x', id, NULL, NULL, NULL, NULL, NULL, NULL, {suppression_event}, NULL
-  FROM contact WHERE {contact_id_in}"""
+SELECT 'x', contact.id, NULL, NULL, NULL, NULL, NULL, NULL, {suppression_event}, NULL
+  FROM {ids}contact WHERE {contact_id_in}"""
 #: The event that suppressed a contact row (``contact``): its latest SUPPRESSED event at
 #: the tenant's root (where every suppression is recorded: ``ledger.suppressed``), on
 #: ALL when the whole contact is suppressed, else on EMAIL. An index lookup by
@@ -622,17 +622,17 @@ SELECT 't', NULL, scope_id, id, kind, key, NULL, CASE WHEN archived_at IS NULL T
   FROM topic WHERE tenant_id = {tenant} AND key = {topic}
 UNION ALL
 SELECT 'u', contact_id, scope_id, topic_id, channel, status, NULL, event_id, NULL, NULL
-  FROM topic_consent_state WHERE {contact_in} AND {scope_in} AND {channel_in}
+  FROM {ids}topic_consent_state WHERE {contact_in} AND {scope_in} AND {channel_in}
    AND topic_id IN (SELECT id FROM topic WHERE tenant_id = {tenant} AND key = {topic})
 UNION ALL
 SELECT 'g', contact_id, scope_id, topic_id, channel, period, scope_path, event_id, max_count,
        paused_until
-  FROM topic_frequency WHERE {contact_in} AND {scope_in} AND {channel_in}
+  FROM {ids}topic_frequency WHERE {contact_in} AND {scope_in} AND {channel_in}
    AND topic_id IN (SELECT id FROM topic WHERE tenant_id = {tenant} AND key = {topic})
 UNION ALL
 SELECT 'q', r.contact_id, NULL, r.topic_id, r.channel, NULL, r.scope_path, NULL, NULL,
        r.sent_at
-  FROM send_record r WHERE {send_contact_in} AND r.sent_at > {since}
+  FROM {ids}send_record r WHERE {send_contact_in} AND r.sent_at > {since}
    AND r.topic_id IN (SELECT id FROM topic WHERE tenant_id = {tenant} AND key = {topic})
    AND EXISTS (
     SELECT 1 FROM topic_frequency f WHERE f.contact_id = r.contact_id
@@ -647,7 +647,7 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
                      now: datetime, *, with_contacts: bool = False,
                      read_only: bool = False, topic: str | None = None,
                      tenant_id: str | None = None, suppression: bool = False) -> Facts:
-    """One statement, whatever the number of contacts and scopes.
+    """One statement, whatever the number of contacts and scopes; ``contact_ids`` distinct.
 
     Sends are read only for contacts with a count cap on these scopes, and only those of
     the longest window: the capped contacts are found first, then their sends (as the
@@ -664,6 +664,8 @@ async def load_facts(contact_ids: Sequence[str], path_ids: Sequence[str], channe
     is the tenant's root. The text is built once per shape (``_facts_texts``).
     """
     assert topic is None or tenant_id is not None, "a topic key is a key within a tenant"
+    if len(set(contact_ids)) != len(contact_ids):
+        raise ValueError("load_facts: each contact once (Statement.uuid_join)")
     st = db.statement(read=read_only)
     with_suppression = with_contacts or suppression
     shape = (st.sqlite, st.list_shape(len(contact_ids)), st.list_shape(len(path_ids)),
@@ -759,15 +761,19 @@ def _facts_text(st: db.Statement, contact_ids: Sequence[str], path_ids: Sequence
     # handful of rows per table; one with rows on every scope of a big tree would be
     # scanned whole, which is still one pass over one index range.
     channels = f"({st.param(channel.value)}, {st.param(Channel.ALL.value)})"
+    # Every table is read by contact: ``{ids}`` before it and its ``*contact_in`` predicate
+    # (``Statement.uuid_join``: a long SQLite list is joined, not tested with IN).
+    ids, contact_in = st.uuid_join("contact_id", cids)
     slots = {
-        "contact_in": st.uuid_in("contact_id", cids),
+        "ids": ids,
+        "contact_in": contact_in,
         "scope_in": st.uuid_in("scope_id", sids, seek=False),
         "channel_in": f"{st.column('channel', seek=False)} IN {channels}",
-        "send_contact_in": st.uuid_in("r.contact_id", cids),
-        "pref_contact_in": st.uuid_in("f.contact_id", cids),
+        "send_contact_in": st.uuid_join("r.contact_id", cids)[1],
+        "pref_contact_in": st.uuid_join("f.contact_id", cids)[1],
         "pref_scope_in": st.uuid_in("f.scope_id", sids, seek=False),
         "pref_channel_in": f"{st.column('f.channel', seek=False)} IN {channels}",
-        "contact_id_in": st.uuid_in("id", cids),
+        "contact_id_in": st.uuid_join("contact.id", cids)[1],
         "since": st.param(now - max(PERIODS.values())),
         "state_source": _NO_SOURCE,
     }
